@@ -1,0 +1,13 @@
+"""segsr: semantic-guided super-resolution of remote-sensing imagery on basicsr.
+
+Importing the package patches basicsr for current torch/torchvision and fills
+basicsr's registries with every arch, dataset and model defined here.
+"""
+
+from segsr import compat
+
+compat.apply()
+
+from segsr import archs, data, models  # noqa: E402,F401  (registration side effects)
+
+__version__ = '0.1.0'
