@@ -1,0 +1,79 @@
+"""The embedded demo dataset: crops of the photographs that scikit-image ships, with MATLAB-bicubic LR."""
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import skimage
+from basicsr.utils.matlab_functions import imresize
+from tqdm import tqdm
+
+TRAIN_SOURCES = (
+    'astronaut', 'chelsea', 'coffee', 'rocket', 'motorcycle_left', 'grass', 'gravel', 'brick', 'moon', 'retina',
+)
+VAL_SOURCES = ('camera', 'coins', 'ihc')
+SCALES = (2, 3, 4)
+CROP = 96  # divisible by every demo scale
+TRAIN_CROPS_PER_IMAGE = 10
+VAL_CROPS_PER_IMAGE = 2
+
+
+def read_skimage_photo(name: str) -> np.ndarray:
+    """A scikit-image sample as 8-bit BGR, gray ones repeated over three channels."""
+    folder = Path(skimage.data.__file__).parent
+    path = next(folder.glob(f'{name}.*'))
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f'scikit-image sample {path} cannot be read')
+    return img
+
+
+def crop_positions(height: int, width: int, count: int) -> list[tuple[int, int]]:
+    """Evenly spread, deterministic top-left corners of ``count`` crops.
+
+    Crops keep off the outer fifth of each photograph, where some samples are flat black.
+    """
+    cols = int(np.ceil(np.sqrt(count * width / height)))
+    rows = int(np.ceil(count / cols))
+    margin_y, margin_x = height // 5, width // 5
+    ys = np.linspace(margin_y, height - CROP - margin_y, rows).round().astype(int)
+    xs = np.linspace(margin_x, width - CROP - margin_x, cols).round().astype(int)
+    return [(int(y), int(x)) for y in ys for x in xs][:count]
+
+
+def bicubic_downscale(hr: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB-style bicubic (basicsr's imresize), saved as 8-bit like the published LR test sets."""
+    lr = imresize(hr.astype(np.float64) / 255.0, 1 / scale)
+    return np.clip(np.round(lr * 255.0), 0, 255).astype(np.uint8)
+
+
+def write_png(path: Path, img: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.stem}.tmp.png')
+    if not cv2.imwrite(str(tmp), img):
+        raise OSError(f'cannot write {tmp}')
+    os.replace(tmp, path)
+
+
+def build_demo_dataset(out_dir: str | os.PathLike) -> dict[str, int]:
+    """Write HR crops, LR_x{2,3,4} and meta files under ``out_dir``; return the image count per split."""
+    out_dir = Path(out_dir)
+    counts = {}
+    for split, sources, per_image in (('train', TRAIN_SOURCES, TRAIN_CROPS_PER_IMAGE),
+                                      ('val', VAL_SOURCES, VAL_CROPS_PER_IMAGE)):
+        names = []
+        for source in tqdm(sources, desc=f'demo {split}', unit='photo'):
+            photo = read_skimage_photo(source)
+            for index, (y, x) in enumerate(crop_positions(*photo.shape[:2], per_image)):
+                name = f'{source}_{index:02d}.png'
+                hr = photo[y:y + CROP, x:x + CROP]
+                write_png(out_dir / 'HR' / split / name, hr)
+                for scale in SCALES:
+                    write_png(out_dir / f'LR_x{scale}' / split / name, bicubic_downscale(hr, scale))
+                names.append(name)
+        meta = out_dir / 'meta' / f'{split}.txt'
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        meta.write_text(''.join(f'{name}\n' for name in names))
+        counts[split] = len(names)
+    return counts

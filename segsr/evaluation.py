@@ -1,0 +1,134 @@
+"""Evaluation: PSNR/SSIM per image, per class and on average, printed and written under results/<name>/."""
+
+import logging
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from basicsr.data import build_dataloader
+from basicsr.models import build_model
+from basicsr.utils import get_env_info, get_root_logger, get_time_str, make_exp_dirs
+from basicsr.utils.options import dict2str
+
+from segsr.data.loaders import build_checked_dataset
+from segsr.options import parse_command_line, setup_options
+from segsr.utils.errors import SegSRError
+from segsr.utils.report import format_table, write_csv, write_json
+
+
+def default_metrics(scale: int) -> dict:
+    """The protocol of the SR literature: Y channel, a border of ``scale`` pixels cropped."""
+    return {
+        'psnr': {'type': 'calculate_psnr', 'crop_border': scale, 'test_y_channel': True},
+        'ssim': {'type': 'calculate_ssim', 'crop_border': scale, 'test_y_channel': True},
+    }
+
+
+def complete_val_options(opt: dict) -> None:
+    val = opt.setdefault('val', {}) or {}
+    opt['val'] = val
+    val.setdefault('metrics', default_metrics(opt['scale']))
+    val.setdefault('save_img', False)
+    val.setdefault('pbar', True)
+
+
+def describe_protocol(metrics_opt: dict) -> dict:
+    """What the numbers mean: RGB papers and Y-channel papers are not comparable."""
+    first = next(iter(metrics_opt.values()), {})
+    channel = 'Y' if first.get('test_y_channel') else 'RGB'
+    crop = int(first.get('crop_border', 0))
+    return {'channel': channel, 'crop_border': crop, 'text': f'{channel} channel, {crop}-pixel border cropped'}
+
+
+def count_parameters(net: torch.nn.Module) -> tuple[int, int]:
+    params = list(net.parameters())
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+
+
+def average_rows(rows: list[dict], metrics: list[str]) -> dict:
+    return {metric: sum(row[metric] for row in rows) / len(rows) for metric in metrics}
+
+
+def per_class_rows(rows: list[dict], metrics: list[str]) -> list[dict]:
+    groups = defaultdict(list)
+    for row in rows:
+        groups[row['class']].append(row)
+    return [{'class': name, 'images': len(group), **average_rows(group, metrics)}
+            for name, group in sorted(groups.items())]
+
+
+def report_dataset(opt: dict, dataset_name: str, rows: list[dict], model) -> dict:
+    """Print the tables for one test set and write them as CSV and JSON; return the JSON payload."""
+    logger = get_root_logger()
+    metrics = [key for key in rows[0] if key not in ('image', 'class')]
+    protocol = describe_protocol(opt['val']['metrics'])
+    average = average_rows(rows, metrics)
+    columns = ['image'] + (['class'] if 'class' in rows[0] else []) + metrics
+    logger.info('\n' + format_table(rows, columns, title=f'{dataset_name}: per image ({protocol["text"]})'))
+    classes = per_class_rows(rows, metrics) if 'class' in rows[0] else []
+    if classes:
+        logger.info('\n' + format_table(classes, ['class', 'images'] + metrics, title=f'{dataset_name}: per class'))
+    logger.info('\n' + format_table([{'dataset': dataset_name, 'images': len(rows), **average}],
+                                    ['dataset', 'images'] + metrics, title=f'{dataset_name}: average'))
+    for metric in opt['val']['metrics']:
+        if f'bicubic_{metric}' in average:
+            gain = average[metric] - average[f'bicubic_{metric}']
+            logger.info(f'{dataset_name}: {metric.upper()} {average[metric]:.4f} vs bicubic '
+                        f'{average[f"bicubic_{metric}"]:.4f} ({gain:+.4f})')
+
+    results_root = Path(opt['path']['results_root'])
+    write_csv(results_root / f'{dataset_name}.csv',
+              rows + [{'image': 'AVERAGE', **average}], columns)
+    total, trainable = count_parameters(model.get_bare_model(model.net_g))
+    payload = {
+        'name': opt['name'],
+        'network': opt['network_g']['type'],
+        'scale': opt['scale'],
+        'dataset': dataset_name,
+        'protocol': protocol,
+        'weights': opt['path'].get('pretrain_network_g'),
+        'params': total,
+        'trainable_params': trainable,
+        'num_images': len(rows),
+        'average': average,
+        'per_class': classes,
+        'images': rows,
+    }
+    write_json(results_root / f'{dataset_name}.json', payload)
+    logger.info(f'Results written to {results_root / dataset_name}.csv and .json')
+    return payload
+
+
+def evaluate(opt: dict) -> list[dict]:
+    if not opt['path'].get('pretrain_network_g'):
+        raise SegSRError('path.pretrain_network_g is not set; point it at the trained weights '
+                         '(experiments/<name>/models/net_g_latest.pth)')
+    complete_val_options(opt)
+    make_exp_dirs(opt)
+    log_file = Path(opt['path']['log']) / f"test_{opt['name']}_{get_time_str()}.log"
+    logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO, log_file=str(log_file))
+    logger.info(get_env_info())
+    logger.info(dict2str(opt))
+
+    loaders = []
+    for phase, dataset_opt in opt['datasets'].items():
+        dataset = build_checked_dataset(dataset_opt, phase)
+        logger.info(f'Test set {dataset_opt["name"]}: {len(dataset)} images.')
+        loaders.append(build_dataloader(dataset, dataset_opt, num_gpu=opt['num_gpu'], dist=False, sampler=None,
+                                        seed=opt['manual_seed']))
+    model = build_model(opt)
+    payloads = []
+    for loader in loaders:
+        name = loader.dataset.opt['name']
+        model.validation(loader, current_iter=0, tb_logger=None, save_img=opt['val']['save_img'])
+        payloads.append(report_dataset(opt, name, model.validation_rows[name], model))
+    return payloads
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_command_line(is_train=False, argv=argv)
+    try:
+        evaluate(setup_options(args, is_train=False))
+    except SegSRError as err:
+        sys.exit(f'error: {err}')

@@ -1,0 +1,141 @@
+"""The training/evaluation model: basicsr's SRModel, device-agnostic and with self-describing checkpoints."""
+
+from collections import OrderedDict
+from copy import deepcopy
+from os import path as osp
+
+import torch
+from basicsr.metrics import calculate_metric
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger, imwrite, tensor2img
+from basicsr.utils.dist_util import master_only
+from basicsr.utils.matlab_functions import imresize
+from basicsr.utils.registry import MODEL_REGISTRY
+from torch.nn.parallel import DataParallel, DistributedDataParallel
+from tqdm import tqdm
+
+from segsr.utils.checkpoint import atomic_torch_save, load_checkpoint, load_state_dict_checked, select_state_dict
+
+
+def bicubic_upscale(lq: torch.Tensor, scale: int) -> torch.Tensor:
+    """MATLAB-style bicubic upscaling of a (1, C, H, W) batch: the reference every SR result is compared to."""
+    return imresize(lq[0].detach().float().cpu(), scale).clamp_(0, 1).unsqueeze(0)
+
+
+@MODEL_REGISTRY.register()
+class SegSRModel(SRModel):
+    """SRModel that runs the same on CPU, one GPU and several, and records per-image validation results.
+
+    Checkpoints hold ``params``/``params_ema`` plus the ``network_g`` options, so a weights file alone
+    rebuilds its network; every file is written atomically.
+    """
+
+    def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
+        net = net.to(self.device)
+        find_unused = self.opt.get('find_unused_parameters', False)
+        if self.opt['dist']:
+            device_ids = [self.device.index if self.device.index is not None else torch.cuda.current_device()] \
+                if self.device.type == 'cuda' else None
+            net = DistributedDataParallel(net, device_ids=device_ids, find_unused_parameters=find_unused)
+        elif self.opt['num_gpu'] > 1:
+            net = DataParallel(net)
+        return net
+
+    def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True,
+                     param_key: str | None = 'params') -> None:
+        checkpoint = load_checkpoint(load_path)
+        state_dict = select_state_dict(checkpoint, param_key, load_path)
+        get_root_logger().info(f'Loading {type(self.get_bare_model(net)).__name__} from {load_path} [{param_key}].')
+        load_state_dict_checked(self.get_bare_model(net), state_dict, strict, load_path)
+
+    @master_only
+    def save_network(self, net, net_label: str, current_iter: int, param_key='params') -> None:
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        checkpoint = {
+            key: {name: tensor.cpu() for name, tensor in self.get_bare_model(module).state_dict().items()}
+            for module, key in zip(nets, keys, strict=True)
+        }
+        network_opt = self.opt.get(f'network_{net_label.removeprefix("net_")}')
+        if network_opt is not None:
+            checkpoint[f'network_{net_label.removeprefix("net_")}'] = deepcopy(network_opt)
+        iteration = 'latest' if current_iter == -1 else current_iter
+        atomic_torch_save(checkpoint, osp.join(self.opt['path']['models'], f'{net_label}_{iteration}.pth'))
+
+    @master_only
+    def save_training_state(self, epoch: int, current_iter: int) -> None:
+        if current_iter == -1:
+            return
+        state = {
+            'epoch': epoch,
+            'iter': current_iter,
+            'optimizers': [optimizer.state_dict() for optimizer in self.optimizers],
+            'schedulers': [scheduler.state_dict() for scheduler in self.schedulers],
+        }
+        atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    def nondist_validation(self, dataloader, current_iter: int, tb_logger, save_img: bool) -> None:
+        dataset_name = dataloader.dataset.opt['name']
+        val_opt = self.opt['val']
+        metrics_opt = val_opt.get('metrics') or {}
+        compare_bicubic = val_opt.get('compare_bicubic', False)
+        scale = self.opt['scale']
+        if metrics_opt:
+            self._initialize_best_metric_results(dataset_name)
+
+        rows = []
+        for val_data in tqdm(dataloader, desc=f'Validate {dataset_name}', unit='image',
+                             disable=not val_opt.get('pbar', True), leave=False):
+            img_name = osp.splitext(osp.basename(val_data['lq_path'][0]))[0]
+            self.feed_data(val_data)
+            self.test()
+            sr_img = tensor2img([self.output.detach().cpu()])
+            row = OrderedDict(image=img_name)
+            if 'class' in val_data:
+                row['class'] = val_data['class'][0]
+            if hasattr(self, 'gt'):
+                gt_img = tensor2img([self.gt.detach().cpu()])
+                for metric, metric_opt in metrics_opt.items():
+                    row[metric] = float(calculate_metric({'img': sr_img, 'img2': gt_img}, metric_opt))
+                if compare_bicubic:
+                    bicubic_img = tensor2img([bicubic_upscale(self.lq, scale)])
+                    for metric, metric_opt in metrics_opt.items():
+                        row[f'bicubic_{metric}'] = float(
+                            calculate_metric({'img': bicubic_img, 'img2': gt_img}, metric_opt))
+                del self.gt
+            if save_img:
+                imwrite(sr_img, self._image_path(dataset_name, img_name, current_iter))
+            rows.append(row)
+            del self.lq, self.output
+
+        if not hasattr(self, 'validation_rows'):
+            self.validation_rows = {}
+        self.validation_rows[dataset_name] = rows
+        if not metrics_opt or not rows:
+            return
+        self.metric_results = {metric: sum(row[metric] for row in rows) / len(rows) for metric in metrics_opt}
+        for metric, value in self.metric_results.items():
+            self._update_best_metric_result(dataset_name, metric, value, current_iter)
+        self._log_validation(dataset_name, rows, current_iter, tb_logger)
+
+    def _image_path(self, dataset_name: str, img_name: str, current_iter: int) -> str:
+        visualization = self.opt['path']['visualization']
+        if self.opt['is_train']:
+            return osp.join(visualization, img_name, f'{img_name}_{current_iter}.png')
+        suffix = self.opt['val'].get('suffix') or self.opt['name']
+        return osp.join(visualization, dataset_name, f'{img_name}_{suffix}.png')
+
+    def _log_validation(self, dataset_name: str, rows: list[dict], current_iter: int, tb_logger) -> None:
+        lines = [f'Validation {dataset_name} ({len(rows)} images)']
+        for metric, value in self.metric_results.items():
+            line = f'\t # {metric}: {value:.4f}'
+            bicubic_key = f'bicubic_{metric}'
+            if bicubic_key in rows[0]:
+                line += f' (bicubic {sum(row[bicubic_key] for row in rows) / len(rows):.4f})'
+            best = self.best_metric_results[dataset_name][metric]
+            line += f'\tBest: {best["val"]:.4f} @ {best["iter"]} iter'
+            lines.append(line)
+        get_root_logger().info('\n'.join(lines))
+        if tb_logger:
+            for metric, value in self.metric_results.items():
+                tb_logger.add_scalar(f'metrics/{dataset_name}/{metric}', value, current_iter)

@@ -1,0 +1,188 @@
+"""Command line and YAML options, read and checked before any work starts.
+
+The YAML format is basicsr's, so HAT and SeG-SR configs run unchanged. Differences from
+``basicsr.utils.options.parse_options``: no CUDA call unless GPUs are asked for, every problem a
+user can fix is a one-line :class:`SegSRError`, and ``--root`` decides where experiments go.
+"""
+
+import argparse
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from basicsr.utils.dist_util import get_dist_info
+from basicsr.utils.options import _postprocess_yml_value, ordered_yaml
+
+from segsr.utils.dist import init_dist
+from segsr.utils.errors import SegSRError
+from segsr.utils.registries import check_registered_types
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# Folders the project knows how to build, and the command that builds each.
+DATA_BUILDERS = {
+    'demo': 'python scripts/make_demo_data.py',
+}
+DATAROOT_KEYS = ('dataroot_gt', 'dataroot_lq', 'meta_info_file')
+
+
+def parse_command_line(is_train: bool, argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a super-resolution network.' if is_train else
+                                     'Evaluate a super-resolution network (PSNR/SSIM).')
+    parser.add_argument('-opt', required=True, help='path to the option YAML file')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none', help='job launcher')
+    parser.add_argument('--auto_resume', action='store_true', help='resume from the newest training state')
+    parser.add_argument('--debug', action='store_true', help='log every iteration, validate and save often')
+    parser.add_argument('--local_rank', type=int, default=0, help='set by older launchers; unused')
+    parser.add_argument('--force_yml', nargs='+', default=None, metavar='KEY:SUB=VALUE',
+                        help='override options, e.g. train:total_iter=100')
+    parser.add_argument('--root', default=None,
+                        help='folder that receives experiments/, results/ and tb_logger/ (default: project root)')
+    return parser.parse_args(argv)
+
+
+def read_yaml(path: str | os.PathLike) -> dict:
+    """Read an option file, turning a missing file or a syntax error into a one-line message."""
+    path = Path(path)
+    if not path.is_file():
+        raise SegSRError(f'option file {path} does not exist; pass an existing YAML file with -opt '
+                         f'(examples are in {PROJECT_ROOT / "options"})')
+    try:
+        with path.open() as f:
+            opt = yaml.load(f, Loader=ordered_yaml()[0])
+    except yaml.YAMLError as err:
+        mark = getattr(err, 'problem_mark', None)
+        where = f' at line {mark.line + 1}, column {mark.column + 1}' if mark else ''
+        problem = getattr(err, 'problem', None) or str(err).splitlines()[0]
+        raise SegSRError(f'option file {path} is not valid YAML{where}: {problem}; fix the syntax there') from None
+    if not isinstance(opt, dict):
+        raise SegSRError(f'option file {path} must hold a mapping of options, not {type(opt).__name__}')
+    return opt
+
+
+def apply_overrides(opt: dict, overrides: list[str]) -> None:
+    """Apply ``a:b:c=value`` overrides to existing keys."""
+    for entry in overrides:
+        if '=' not in entry:
+            raise SegSRError(f'--force_yml entry "{entry}" has no "="; write it as section:key=value')
+        keys, value = (part.strip() for part in entry.split('=', 1))
+        *parents, leaf = keys.split(':')
+        node = opt
+        for key in parents:
+            if not isinstance(node.get(key), dict):
+                raise SegSRError(f'--force_yml entry "{entry}": section "{key}" does not exist in the options')
+            node = node[key]
+        node[leaf] = _postprocess_yml_value(value)
+
+
+def resolve_path(path: str, root: Path) -> str:
+    """Relative paths are taken from the working directory, then from the project root."""
+    expanded = Path(os.path.expanduser(path))
+    if expanded.is_absolute() or expanded.exists():
+        return str(expanded)
+    candidate = root / expanded
+    return str(candidate) if candidate.exists() else str(expanded)
+
+
+def data_builder_hint(path: str) -> str:
+    parts = Path(path).parts
+    for folder, command in DATA_BUILDERS.items():
+        if 'datasets' in parts and folder in parts:
+            return f'build it with `{command}`'
+    if 'datasets' in parts:
+        name = parts[parts.index('datasets') + 1] if parts.index('datasets') + 1 < len(parts) else '<name>'
+        return (f'prepare it with `python scripts/prepare_dataset.py {name} --src <downloaded archive> '
+                f'--out datasets/{name}` (see datasets/README.md)')
+    return 'fix the path in the options file'
+
+
+def check_dataroots(opt: dict) -> None:
+    for phase, dataset in opt.get('datasets', {}).items():
+        for key in DATAROOT_KEYS:
+            path = dataset.get(key)
+            if path is not None and not Path(path).exists():
+                raise SegSRError(f'datasets.{phase}.{key}: {path} does not exist; {data_builder_hint(path)}')
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed python, numpy and torch; torch's seed covers CUDA lazily, with no CUDA call on CPU runs."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _require(opt: dict, key: str, source: str) -> Any:
+    if key not in opt:
+        raise SegSRError(f'option file {source} has no "{key}" key; add it (see options/train/demo_HAT_SRx4.yml)')
+    return opt[key]
+
+
+def setup_options(args: argparse.Namespace, is_train: bool) -> dict:
+    """Read, complete and check the options; join the process group when a launcher is given."""
+    opt = read_yaml(args.opt)
+    if args.force_yml:
+        apply_overrides(opt, args.force_yml)
+    name = _require(opt, 'name', args.opt)
+    _require(opt, 'datasets', args.opt)
+    opt.setdefault('path', {})
+    opt.setdefault('logger', {})
+
+    if opt.get('num_gpu', 0) == 'auto':
+        opt['num_gpu'] = torch.cuda.device_count()
+    opt['num_gpu'] = int(opt.get('num_gpu', 0))
+
+    check_registered_types(opt)
+
+    opt['dist'] = args.launcher != 'none'
+    if opt['dist']:
+        init_dist(args.launcher, use_gpu=opt['num_gpu'] > 0)
+    opt['rank'], opt['world_size'] = get_dist_info()
+
+    seed = opt.get('manual_seed')
+    if seed is None:
+        seed = random.randint(1, 10000)
+        opt['manual_seed'] = seed
+    set_random_seed(seed + opt['rank'])
+
+    opt['auto_resume'] = args.auto_resume
+    opt['is_train'] = is_train
+    if args.debug and not name.startswith('debug'):
+        opt['name'] = name = f'debug_{name}'
+
+    root = Path(args.root).resolve() if args.root else PROJECT_ROOT
+    opt['root_path'] = str(root)
+    for phase, dataset in opt['datasets'].items():
+        dataset['phase'] = phase.split('_')[0]
+        if 'scale' in opt:
+            dataset['scale'] = opt['scale']
+        for key in DATAROOT_KEYS:
+            if dataset.get(key) is not None:
+                dataset[key] = resolve_path(dataset[key], PROJECT_ROOT)
+    for key, value in opt['path'].items():
+        if value is not None and ('resume_state' in key or 'pretrain_network' in key):
+            opt['path'][key] = resolve_path(value, PROJECT_ROOT)
+    check_dataroots(opt)
+
+    if is_train:
+        experiments_root = root / 'experiments' / name
+        opt['path'].update(
+            experiments_root=str(experiments_root),
+            models=str(experiments_root / 'models'),
+            training_states=str(experiments_root / 'training_states'),
+            log=str(experiments_root),
+            visualization=str(experiments_root / 'visualization'),
+        )
+        if 'debug' in name:
+            if 'val' in opt:
+                opt['val']['val_freq'] = 8
+            opt['logger']['print_freq'] = 1
+            opt['logger']['save_checkpoint_freq'] = 8
+    else:
+        results_root = root / 'results' / name
+        opt['path'].update(results_root=str(results_root), log=str(results_root),
+                           visualization=str(results_root / 'visualization'))
+    return opt

@@ -1,0 +1,98 @@
+"""Checkpoint files: written atomically, read safely, and named for basicsr's layout."""
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from segsr.utils.errors import SegSRError
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """Save through a temporary file in the same folder, so a killed job never leaves a truncated file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 'cpu') -> dict:
+    """Load a checkpoint with torch's safe (weights-only) unpickler and a one-line error when unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise SegSRError(f'checkpoint {path} does not exist; check the path in your options or on the command line')
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt files
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SegSRError(
+            f'checkpoint {path} cannot be read ({reason}); it is truncated or not a torch checkpoint: '
+            'use another file or re-save it'
+        ) from None
+
+
+def select_state_dict(checkpoint: dict, param_key: str | None, path: str | os.PathLike) -> dict:
+    """Pick ``params_ema``/``params`` from a basicsr checkpoint, falling back to ``params``."""
+    if param_key is None:
+        return checkpoint
+    if param_key in checkpoint:
+        return checkpoint[param_key]
+    if 'params' in checkpoint:
+        return checkpoint['params']
+    if all(isinstance(value, torch.Tensor) for value in checkpoint.values()):
+        return checkpoint
+    raise SegSRError(
+        f'checkpoint {path} has no "{param_key}" or "params" entry (keys: {", ".join(sorted(checkpoint))}); '
+        'set path.param_key_g to one of those keys'
+    )
+
+
+def describe_key_mismatch(missing: list[str], unexpected: list[str], limit: int = 5) -> str:
+    """Summarise state-dict key differences on one line."""
+
+    def listing(keys: list[str]) -> str:
+        shown = ', '.join(keys[:limit])
+        return f'{shown} (+{len(keys) - limit} more)' if len(keys) > limit else shown
+
+    parts = []
+    if missing:
+        parts.append(f'missing {len(missing)} keys: {listing(missing)}')
+    if unexpected:
+        parts.append(f'unexpected {len(unexpected)} keys: {listing(unexpected)}')
+    return '; '.join(parts)
+
+
+def load_state_dict_checked(net: torch.nn.Module, state_dict: dict, strict: bool, source: str) -> None:
+    """``load_state_dict`` whose failures name the missing and unexpected keys and the fix, on one line."""
+    state_dict = {key.removeprefix('module.'): value for key, value in state_dict.items()}
+    own = net.state_dict()
+    shape_errors = [
+        f'{key} {tuple(value.shape)} vs network {tuple(own[key].shape)}'
+        for key, value in state_dict.items()
+        if key in own and hasattr(value, 'shape') and value.shape != own[key].shape
+    ]
+    if shape_errors:
+        raise SegSRError(
+            f'checkpoint {source} does not fit the network: shape mismatch in {len(shape_errors)} tensors, e.g. '
+            f'{"; ".join(shape_errors[:3])}; build the network with the options the checkpoint was trained with'
+        )
+    try:
+        net.load_state_dict(state_dict, strict=strict)
+    except RuntimeError:
+        missing = sorted(set(own) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(own))
+        mismatch = describe_key_mismatch(missing, unexpected)
+        raise SegSRError(
+            f'checkpoint {source} does not fit the network ({mismatch}); '
+            'use a checkpoint of this architecture, or set path.strict_load_g: false to load the matching keys only'
+        ) from None
