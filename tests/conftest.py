@@ -1,0 +1,80 @@
+"""Shared fixtures: the demo dataset built once per session, and option files written per test."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+import segsr  # noqa: F401  (patches basicsr before any test imports it)
+from segsr.data.demo import build_demo_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY_EDSR = {
+    'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'upscale': 4,
+    'res_scale': 1, 'img_range': 255.0, 'rgb_mean': [0.4488, 0.4371, 0.4040],
+}
+
+
+@pytest.fixture(scope='session')
+def demo_data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp('demo')
+    build_demo_dataset(out)
+    return out
+
+
+def train_options(data: Path, name: str, network: dict | None = None, total_iter: int = 2) -> dict:
+    """A minimal training configuration on the demo data, validating and saving every ``total_iter`` steps."""
+    return {
+        'name': name, 'model_type': 'SegSRModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 0,
+        'datasets': {
+            'train': {
+                'name': 'demo_train', 'type': 'PairedImageDataset',
+                'dataroot_gt': str(data / 'HR' / 'train'), 'dataroot_lq': str(data / 'LR_x4' / 'train'),
+                'meta_info_file': str(data / 'meta' / 'train.txt'), 'filename_tmpl': '{}',
+                'io_backend': {'type': 'disk'}, 'gt_size': 32, 'use_hflip': True, 'use_rot': True,
+                'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 1,
+            },
+            'val': {
+                'name': 'demo_val', 'type': 'PairedImageDataset',
+                'dataroot_gt': str(data / 'HR' / 'val'), 'dataroot_lq': str(data / 'LR_x4' / 'val'),
+                'filename_tmpl': '{}', 'io_backend': {'type': 'disk'},
+            },
+        },
+        'network_g': dict(network or TINY_EDSR),
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'train': {
+            'ema_decay': 0.999,
+            'optim_g': {'type': 'Adam', 'lr': 1e-3, 'weight_decay': 0, 'betas': [0.9, 0.99]},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
+            'total_iter': total_iter, 'warmup_iter': -1,
+            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'},
+        },
+        'val': {
+            'val_freq': total_iter, 'save_img': False, 'pbar': False, 'compare_bicubic': True,
+            'metrics': {
+                'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True},
+                'ssim': {'type': 'calculate_ssim', 'crop_border': 4, 'test_y_channel': True},
+            },
+        },
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': total_iter, 'use_tb_logger': True},
+    }
+
+
+def eval_options(data: Path, name: str, weights: Path, network: dict | None = None) -> dict:
+    return {
+        'name': name, 'model_type': 'SegSRModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 0,
+        'datasets': {'test_1': {
+            'name': 'demo_val', 'type': 'PairedImageDataset',
+            'dataroot_gt': str(data / 'HR' / 'val'), 'dataroot_lq': str(data / 'LR_x4' / 'val'),
+            'filename_tmpl': '{}', 'io_backend': {'type': 'disk'},
+        }},
+        'network_g': dict(network or TINY_EDSR),
+        'path': {'pretrain_network_g': str(weights), 'param_key_g': 'params_ema', 'strict_load_g': True},
+        'val': {'save_img': True, 'pbar': False, 'compare_bicubic': True},
+    }
+
+
+def write_yaml(path: Path, options: dict) -> Path:
+    path.write_text(yaml.safe_dump(options, sort_keys=False))
+    return path
