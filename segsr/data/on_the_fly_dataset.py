@@ -1,0 +1,85 @@
+"""HR-only training data: the LR is made from each HR crop on the fly, as SeG-SR trains."""
+
+import os
+import random
+
+import numpy as np
+from basicsr.data.data_util import paths_from_folder
+from basicsr.data.transforms import augment, mod_crop
+from basicsr.utils import FileClient, imfrombytes, img2tensor
+from basicsr.utils.registry import DATASET_REGISTRY
+from torch.utils import data
+
+from segsr.data.bicubic import bicubic_downscale, quantize
+from segsr.data.classes import image_class, load_manifest
+from segsr.utils.errors import SegSRError
+
+
+def read_meta_info(meta_info_file: str) -> list[str]:
+    """File names from a basicsr meta_info_file: the first field of each non-empty line."""
+    with open(meta_info_file, encoding='utf-8') as handle:
+        return [line.split()[0] for line in handle if line.strip()]
+
+
+def random_crop(img: np.ndarray, size: int, path: str) -> np.ndarray:
+    h, w = img.shape[:2]
+    if h < size or w < size:
+        raise SegSRError(f'{path} is {w}x{h}, smaller than gt_size {size}; lower gt_size or remove the image')
+    top, left = random.randint(0, h - size), random.randint(0, w - size)
+    return img[top:top + size, left:left + size]
+
+
+@DATASET_REGISTRY.register()
+class RSOnTheFlyDataset(data.Dataset):
+    """HR images only; LR = MATLAB-style bicubic (basicsr imresize) of the augmented HR crop.
+
+    Options: dataroot_gt, meta_info_file (optional), gt_size, use_hflip, use_rot, scale,
+    quantize_lr (round LR to 8-bit levels, as saved test LR are), io_backend, phase.
+    Outside training the whole image is used, modcropped to the scale.
+    """
+
+    def __init__(self, opt: dict):
+        super().__init__()
+        self.opt = opt
+        self.scale = int(opt['scale'])
+        self.quantize_lr = bool(opt.get('quantize_lr', False))
+        self.io_backend_opt = dict(opt['io_backend'])
+        self.file_client = None
+        if self.io_backend_opt['type'] == 'lmdb':
+            raise SegSRError('RSOnTheFlyDataset reads image files; set io_backend type to disk')
+        gt_folder = opt['dataroot_gt']
+        if opt.get('meta_info_file'):
+            self.paths = [os.path.join(gt_folder, name) for name in read_meta_info(opt['meta_info_file'])]
+        else:
+            self.paths = sorted(paths_from_folder(gt_folder))
+        missing = [path for path in self.paths if not os.path.isfile(path)]
+        if missing:
+            raise SegSRError(f'{len(missing)} listed HR images are missing, e.g. {missing[0]}; '
+                             'check dataroot_gt and meta_info_file, or re-run scripts/prepare_dataset.py')
+        if self.is_train and opt['gt_size'] % self.scale:
+            raise SegSRError(f'gt_size {opt["gt_size"]} is not a multiple of scale {self.scale}; change gt_size')
+        self.manifest = load_manifest(gt_folder)
+
+    @property
+    def is_train(self) -> bool:
+        return self.opt.get('phase') == 'train'
+
+    def __getitem__(self, index: int) -> dict:
+        if self.file_client is None:
+            self.file_client = FileClient(self.io_backend_opt.pop('type'), **self.io_backend_opt)
+        gt_path = self.paths[index]
+        img_gt = imfrombytes(self.file_client.get(gt_path, 'gt'), float32=True)
+        if self.is_train:
+            img_gt = random_crop(img_gt, self.opt['gt_size'], gt_path)
+            img_gt = augment(img_gt, self.opt.get('use_hflip', True), self.opt.get('use_rot', True))
+        else:
+            img_gt = mod_crop(img_gt, self.scale)
+        img_lq = bicubic_downscale(np.ascontiguousarray(img_gt), self.scale)
+        if self.quantize_lr:
+            img_lq = quantize(img_lq)
+        img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
+        return {'lq': img_lq, 'gt': img_gt, 'lq_path': gt_path, 'gt_path': gt_path,
+                'class': image_class(gt_path, self.manifest)}
+
+    def __len__(self) -> int:
+        return len(self.paths)

@@ -1,0 +1,60 @@
+"""Pre-made LR/HR pairs (the prepared LR_x{s} and HR folders), with a class label per image."""
+
+import numpy as np
+from basicsr.data.paired_image_dataset import PairedImageDataset
+from basicsr.data.transforms import augment, paired_random_crop
+from basicsr.utils import FileClient, bgr2ycbcr, imfrombytes, img2tensor
+from basicsr.utils.registry import DATASET_REGISTRY
+from torchvision.transforms.functional import normalize
+
+from segsr.data.classes import image_class, load_manifest
+from segsr.utils.errors import SegSRError
+
+
+def match_gt_to_lq(img_gt: np.ndarray, img_lq: np.ndarray, scale: int, gt_path: str, lq_path: str) -> np.ndarray:
+    """Crop the GT to LR * scale (modcrop), after checking that the LR was made from this GT at this scale."""
+    (h_gt, w_gt), (h_lq, w_lq) = img_gt.shape[:2], img_lq.shape[:2]
+    if (h_lq, w_lq) != (h_gt // scale, w_gt // scale):
+        raise SegSRError(
+            f'{lq_path} is {w_lq}x{h_lq} but {gt_path} ({w_gt}x{h_gt}) at scale {scale} needs '
+            f'{w_gt // scale}x{h_gt // scale}; point dataroot_lq at the LR_x{scale} folder or set scale to match')
+    return img_gt[:h_lq * scale, :w_lq * scale]
+
+
+@DATASET_REGISTRY.register()
+class RSPairedImageDataset(PairedImageDataset):
+    """basicsr's PairedImageDataset, for HR kept at full size next to LR made from modcrop(HR).
+
+    Same options as PairedImageDataset. Differences: the GT is cropped to LR * scale in every
+    phase (so HR sizes that are not multiples of the scale work for training too), items are in
+    file-name order without a meta_info_file, a pair whose
+    sizes do not fit the scale raises a one-line SegSRError, and each item has a ``class`` label
+    (from the dataset's manifest.json, else from the file name).
+    """
+
+    def __init__(self, opt: dict):
+        super().__init__(opt)
+        if not opt.get('meta_info_file'):  # basicsr keeps the folder's arbitrary listing order
+            self.paths.sort(key=lambda pair: pair['gt_path'])
+        self.manifest = load_manifest(opt['dataroot_gt'])
+
+    def __getitem__(self, index: int) -> dict:
+        if self.file_client is None:
+            self.file_client = FileClient(self.io_backend_opt.pop('type'), **self.io_backend_opt)
+        scale = self.opt['scale']
+        gt_path, lq_path = self.paths[index]['gt_path'], self.paths[index]['lq_path']
+        img_gt = imfrombytes(self.file_client.get(gt_path, 'gt'), float32=True)
+        img_lq = imfrombytes(self.file_client.get(lq_path, 'lq'), float32=True)
+        img_gt = match_gt_to_lq(img_gt, img_lq, scale, gt_path, lq_path)
+        if self.opt['phase'] == 'train':
+            img_gt, img_lq = paired_random_crop(img_gt, img_lq, self.opt['gt_size'], scale, gt_path)
+            img_gt, img_lq = augment([img_gt, img_lq], self.opt['use_hflip'], self.opt['use_rot'])
+        if self.opt.get('color') == 'y':
+            img_gt = bgr2ycbcr(img_gt, y_only=True)[..., None]
+            img_lq = bgr2ycbcr(img_lq, y_only=True)[..., None]
+        img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
+        if self.mean is not None or self.std is not None:
+            normalize(img_lq, self.mean, self.std, inplace=True)
+            normalize(img_gt, self.mean, self.std, inplace=True)
+        return {'lq': img_lq, 'gt': img_gt, 'lq_path': lq_path, 'gt_path': gt_path,
+                'class': image_class(gt_path, self.manifest)}

@@ -1,0 +1,87 @@
+"""Turning one source image into its HR file and every LR_x{s} file.
+
+HR is the source image at the dataset's nominal size (an off-size image is resized to it,
+or kept), centre-cropped where the dataset asks for it, and never modcropped: each
+LR_x{s} is made from modcrop(HR, s), and datasets crop the GT to LR * s when they read it.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from segsr.data.bicubic import make_lr_uint8
+from segsr.data.prepare.sources import read_member
+from segsr.utils.files import atomic_write_bytes
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    src: str
+    member: str
+    out: str
+    name: str
+    size: int
+    crop: int | None
+    scales: tuple[int, ...]
+    keep_off_size: bool
+
+    def outputs(self) -> dict[str, Path]:
+        folders = ['HR'] + [f'LR_x{scale}' for scale in self.scales]
+        return {folder: Path(self.out) / folder / self.name for folder in folders}
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    name: str
+    member: str
+    source_size: tuple[int, int] | None = None
+    size: tuple[int, int] | None = None
+    error: str | None = None
+
+
+def decode(data: bytes) -> np.ndarray:
+    """8-bit, 3-channel BGR, whatever the file's own format."""
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError('cannot be decoded as an image')
+    return img
+
+
+def centre_crop(img: np.ndarray, side: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    top, left = max(h - side, 0) // 2, max(w - side, 0) // 2
+    return img[top:top + side, left:left + side]
+
+
+def make_hr(img: np.ndarray, job: ImageJob) -> np.ndarray:
+    if img.shape[:2] != (job.size, job.size) and not job.keep_off_size:
+        img = cv2.resize(img, (job.size, job.size), interpolation=cv2.INTER_CUBIC)
+    if job.crop is not None:
+        img = centre_crop(img, job.crop)
+    return img
+
+
+def encode_png(img: np.ndarray) -> bytes:
+    ok, buffer = cv2.imencode('.png', img)
+    if not ok:
+        raise ValueError('PNG encoding failed')
+    return buffer.tobytes()
+
+
+def process_image(job: ImageJob) -> ImageResult:
+    """Write whichever outputs of one image are missing; a bad file becomes an error result, not an exception."""
+    try:
+        source = decode(read_member(job.src, job.member))
+        hr = make_hr(source, job)
+        if min(hr.shape[:2]) < max(job.scales):
+            raise ValueError(f'{hr.shape[1]}x{hr.shape[0]} is smaller than scale {max(job.scales)}')
+        for folder, path in job.outputs().items():
+            if path.exists():
+                continue
+            img = hr if folder == 'HR' else make_lr_uint8(hr, int(folder.removeprefix('LR_x')))
+            atomic_write_bytes(path, encode_png(img))
+    except Exception as err:  # noqa: BLE001  (any unreadable file is reported at the end instead)
+        return ImageResult(job.name, job.member, error=f'{type(err).__name__}: {err}')
+    return ImageResult(job.name, job.member, source.shape[:2], hr.shape[:2])
