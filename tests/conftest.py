@@ -29,14 +29,14 @@ def train_options(data: Path, name: str, network: dict | None = None, total_iter
         'name': name, 'model_type': 'SegSRModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 0,
         'datasets': {
             'train': {
-                'name': 'demo_train', 'type': 'PairedImageDataset',
+                'name': 'demo_train', 'type': 'RSPairedImageDataset',
                 'dataroot_gt': str(data / 'HR' / 'train'), 'dataroot_lq': str(data / 'LR_x4' / 'train'),
                 'meta_info_file': str(data / 'meta' / 'train.txt'), 'filename_tmpl': '{}',
                 'io_backend': {'type': 'disk'}, 'gt_size': 32, 'use_hflip': True, 'use_rot': True,
                 'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 1,
             },
             'val': {
-                'name': 'demo_val', 'type': 'PairedImageDataset',
+                'name': 'demo_val', 'type': 'RSPairedImageDataset',
                 'dataroot_gt': str(data / 'HR' / 'val'), 'dataroot_lq': str(data / 'LR_x4' / 'val'),
                 'filename_tmpl': '{}', 'io_backend': {'type': 'disk'},
             },
@@ -65,7 +65,7 @@ def eval_options(data: Path, name: str, weights: Path, network: dict | None = No
     return {
         'name': name, 'model_type': 'SegSRModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 0,
         'datasets': {'test_1': {
-            'name': 'demo_val', 'type': 'PairedImageDataset',
+            'name': 'demo_val', 'type': 'RSPairedImageDataset',
             'dataroot_gt': str(data / 'HR' / 'val'), 'dataroot_lq': str(data / 'LR_x4' / 'val'),
             'filename_tmpl': '{}', 'io_backend': {'type': 'disk'},
         }},

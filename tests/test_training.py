@@ -68,7 +68,7 @@ def test_test_py_tables_match_basicsr_metrics_on_saved_images(demo_data, tmp_pat
     assert payload['protocol'] == {'channel': 'Y', 'crop_border': 4, 'text': 'Y channel, 4-pixel border cropped'}
     assert payload['num_images'] == len(payload['images']) == 6
     csv_lines = (results / 'demo_val.csv').read_text().splitlines()
-    assert csv_lines[0].split(',')[:3] == ['image', 'psnr', 'ssim']
+    assert csv_lines[0].split(',')[:4] == ['image', 'class', 'psnr', 'ssim']
     assert csv_lines[-1].startswith('AVERAGE')
 
     psnrs = []
@@ -80,7 +80,9 @@ def test_test_py_tables_match_basicsr_metrics_on_saved_images(demo_data, tmp_pat
         assert row['ssim'] == pytest.approx(calculate_ssim(sr, gt, crop_border=4, test_y_channel=True), abs=1e-9)
         psnrs.append(psnr)
     assert payload['average']['psnr'] == pytest.approx(sum(psnrs) / len(psnrs), abs=1e-9)
-    assert float(csv_lines[-1].split(',')[1]) == pytest.approx(payload['average']['psnr'], abs=1e-9)
+    assert float(csv_lines[-1].split(',')[2]) == pytest.approx(payload['average']['psnr'], abs=1e-9)
+    classes = {entry['class']: entry for entry in payload['per_class']}
+    assert set(classes) == {'camera', 'coins', 'ihc'} and all(entry['images'] == 2 for entry in classes.values())
 
 
 @pytest.mark.slow

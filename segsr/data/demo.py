@@ -6,8 +6,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import skimage
-from basicsr.utils.matlab_functions import imresize
 from tqdm import tqdm
+
+from segsr.data.bicubic import make_lr_uint8
+from segsr.utils.files import atomic_write_bytes, write_text_if_changed
 
 TRAIN_SOURCES = (
     'astronaut', 'chelsea', 'coffee', 'rocket', 'motorcycle_left', 'grass', 'gravel', 'brick', 'moon', 'retina',
@@ -42,18 +44,11 @@ def crop_positions(height: int, width: int, count: int) -> list[tuple[int, int]]
     return [(int(y), int(x)) for y in ys for x in xs][:count]
 
 
-def bicubic_downscale(hr: np.ndarray, scale: int) -> np.ndarray:
-    """MATLAB-style bicubic (basicsr's imresize), saved as 8-bit like the published LR test sets."""
-    lr = imresize(hr.astype(np.float64) / 255.0, 1 / scale)
-    return np.clip(np.round(lr * 255.0), 0, 255).astype(np.uint8)
-
-
 def write_png(path: Path, img: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.stem}.tmp.png')
-    if not cv2.imwrite(str(tmp), img):
-        raise OSError(f'cannot write {tmp}')
-    os.replace(tmp, path)
+    ok, encoded = cv2.imencode('.png', img)
+    if not ok:
+        raise OSError(f'cannot encode {path}')
+    atomic_write_bytes(path, encoded.tobytes())
 
 
 def build_demo_dataset(out_dir: str | os.PathLike) -> dict[str, int]:
@@ -70,10 +65,8 @@ def build_demo_dataset(out_dir: str | os.PathLike) -> dict[str, int]:
                 hr = photo[y:y + CROP, x:x + CROP]
                 write_png(out_dir / 'HR' / split / name, hr)
                 for scale in SCALES:
-                    write_png(out_dir / f'LR_x{scale}' / split / name, bicubic_downscale(hr, scale))
+                    write_png(out_dir / f'LR_x{scale}' / split / name, make_lr_uint8(hr, scale))
                 names.append(name)
-        meta = out_dir / 'meta' / f'{split}.txt'
-        meta.parent.mkdir(parents=True, exist_ok=True)
-        meta.write_text(''.join(f'{name}\n' for name in names))
+        write_text_if_changed(out_dir / 'meta' / f'{split}.txt', ''.join(f'{name}\n' for name in names))
         counts[split] = len(names)
     return counts

@@ -1,9 +1,11 @@
 """Result tables: printed for people, written as CSV and JSON for scripts."""
 
 import csv
+import io
 import json
 import os
-from pathlib import Path
+
+from segsr.utils.files import atomic_write_bytes
 
 
 def format_table(rows: list[dict], columns: list[str], title: str = '') -> str:
@@ -21,24 +23,13 @@ def format_table(rows: list[dict], columns: list[str], title: str = '') -> str:
     return '\n'.join(lines)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f'.{path.name}.tmp')
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_csv(path: str | os.PathLike, rows: list[dict], columns: list[str]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp')
-    with tmp.open('w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction='ignore')
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    buffer = io.StringIO(newline='')
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction='ignore')
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, buffer.getvalue().encode('utf-8'))
 
 
 def write_json(path: str | os.PathLike, payload: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(path, json.dumps(payload, indent=2) + '\n')
+    atomic_write_bytes(path, (json.dumps(payload, indent=2) + '\n').encode('utf-8'))
