@@ -181,23 +181,24 @@ def quiet_open_clip():
         logging.disable(previous)
 
 
-def load_clip(model_name: str = 'ViT-B-16', pretrained: str | None = 'openai', quick_gelu: str | bool = 'auto',
+def load_clip(model: str = 'ViT-B-16', pretrained: str | None = 'openai', quick_gelu: str | bool = 'auto',
               with_text: bool = False, mean: list[float] | None = None, std: list[float] | None = None) -> LoadedCLIP:
     """An open_clip CLIP whose image tower (and text tower if asked) carries the requested weights."""
+    model_name = model
     model_config(model_name)
     weights, tag_cfg = locate_weights(model_name, pretrained)
     state_dict, torchscript = read_checkpoint(weights) if weights is not None else ({}, False)
     use_quick_gelu = choose_quick_gelu(quick_gelu, model_name, tag_cfg, weights, torchscript)
     with quiet_open_clip():
-        model = open_clip.create_model(model_name, pretrained=None, quick_gelu=use_quick_gelu)
+        clip_model = open_clip.create_model(model_name, pretrained=None, quick_gelu=use_quick_gelu)
     if weights is not None:
         vision_state = {k[len('visual.'):]: v for k, v in state_dict.items() if k.startswith('visual.')}
-        load_vision_weights(model.visual, vision_state, model_name, weights)
+        load_vision_weights(clip_model.visual, vision_state, model_name, weights)
         if with_text:
-            load_text_weights(model, state_dict, weights)
-    preprocess = open_clip.get_model_preprocess_cfg(model)
+            load_text_weights(clip_model, state_dict, weights)
+    preprocess = open_clip.get_model_preprocess_cfg(clip_model)
     return LoadedCLIP(
-        model=model.eval(),
+        model=clip_model.eval(),
         model_name=model_name,
         mean=tuple(mean or tag_cfg.get('mean') or preprocess['mean']),
         std=tuple(std or tag_cfg.get('std') or preprocess['std']),
