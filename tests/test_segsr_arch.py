@@ -248,3 +248,22 @@ def test_cpu_and_cuda_agree(clip_file):
         cpu = net(lr)
         gpu = net.cuda()(lr.cuda()).cpu()
     assert torch.allclose(cpu, gpu, atol=1e-4)
+
+
+def test_visualize_guidance_writes_png(clip_file, tmp_path):
+    import cv2
+    import numpy as np
+
+    from scripts.visualize_guidance import main
+
+    net = build(clip_file)
+    options = {'type': 'SEGSR', 'upscale': 4, 'backbone': dict(TINY_HAT),
+               'sfem': {'model': TINY_CLIP_MODEL, 'pretrained': str(clip_file), 'lora': LORA},
+               'slm': {'num_heads': 4}, 'lmm': {'hidden': 8}}
+    checkpoint = tmp_path / 'net_g_latest.pth'
+    torch.save({'params': net.state_dict(), 'params_ema': net.state_dict(), 'network_g': options}, checkpoint)
+    image = tmp_path / 'hr.png'
+    cv2.imwrite(str(image), (np.random.default_rng(0).random((40, 36, 3)) * 255).astype(np.uint8))
+    out = main(['--checkpoint', str(checkpoint), '--image', str(image), '--hr', '--out', str(tmp_path / 'g.png')])
+    written = cv2.imread(str(out))
+    assert written is not None and written.shape[0] > 100 and written.shape[1] > 4 * 100
