@@ -13,35 +13,11 @@ from segsr.archs.lora import LoRASelfAttention, is_lora_parameter_name
 from segsr.archs.segsr_arch import SEGSR
 from segsr.archs.sfem_arch import SFEM
 from segsr.utils.errors import SegSRError
-from segsr.utils.padding import pad_to_multiple
 
-# isort: off
-from basicsr.utils.registry import ARCH_REGISTRY  # after segsr, which patches basicsr first
-# isort: on
-
-
-@ARCH_REGISTRY.register()
-class StandInSR(torch.nn.Module):
-    def __init__(self, upscale=4, num_feat=12, num_stages=2, pad_multiple=4):
-        super().__init__()
-        self.upscale, self.num_features, self.num_stages = upscale, num_feat, num_stages
-        self.pad_multiple = pad_multiple
-        self.head = torch.nn.Conv2d(3, num_feat, 3, padding=1)
-        self.stages = torch.nn.ModuleList(torch.nn.Conv2d(num_feat, num_feat, 3, padding=1) for _ in range(num_stages))
-        self.tail = torch.nn.Sequential(torch.nn.Conv2d(num_feat, 3 * upscale**2, 3, padding=1),
-                                        torch.nn.PixelShuffle(upscale))
-
-    def forward(self, x, stage_hook=None):
-        h, w = x.shape[-2:]
-        feat = self.head(pad_to_multiple(x, self.pad_multiple))
-        for i, stage in enumerate(self.stages):
-            feat = stage(feat)
-            if stage_hook is not None:
-                feat = stage_hook(i, feat)
-        return self.tail(feat)[..., :h * self.upscale, :w * self.upscale]
-
-
-TINY_HAT = {'type': 'StandInSR'}
+TINY_HAT = {
+    'type': 'HAT', 'img_size': 16, 'embed_dim': 12, 'depths': [1, 1], 'num_heads': [2, 2], 'window_size': 4,
+    'compress_ratio': 3, 'squeeze_factor': 4, 'mlp_ratio': 1.0, 'upsampler': 'pixelshuffle', 'resi_connection': '1conv',
+}
 LORA = {'rank': 4, 'alpha': 4, 'dropout': 0.0}
 
 
