@@ -1,12 +1,13 @@
 """TIFF and GeoTIFF scenes through rasterio, read and written by window so a scene never sits in memory whole."""
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
 import rasterio
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
@@ -21,7 +22,9 @@ class RasterSource:
 
     def __init__(self, path: Path):
         try:
-            self.dataset = rasterio.open(path)
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore', NotGeoreferencedWarning)  # plain TIFFs are welcome
+                self.dataset = rasterio.open(path)
         except RasterioIOError as error:
             raise SegSRError(
                 f'cannot read raster {path} ({str(error).splitlines()[0]}): pass a readable TIFF'
@@ -82,14 +85,16 @@ def refined_georeference(source: RasterSource, scale: int) -> dict:
     """The source's CRS with pixels ``scale`` times smaller; empty for a source without georeference."""
     if not source.georeferenced:
         return {}
-    return {'crs': source.dataset.crs, 'transform': source.dataset.transform * Affine.scale(1 / scale)}
+    return {'crs': source.dataset.crs, 'transform': source.dataset.transform @ Affine.scale(1 / scale)}
 
 
 class RasterSink:
     """Writes full-width strips, gathered into whole rows of blocks so compressed blocks are written once."""
 
     def __init__(self, path: Path, profile: dict, write_mask: bool = False):
-        self.dataset = rasterio.open(path, 'w', **profile)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', NotGeoreferencedWarning)  # outputs of plain TIFFs and PNGs
+            self.dataset = rasterio.open(path, 'w', **profile)
         self.write_mask = write_mask
         self.pending: list[tuple[np.ndarray, np.ndarray | None]] = []
         self.pending_rows = 0

@@ -123,8 +123,8 @@ def keep_off_nodata(values: np.ndarray, nodata: float) -> np.ndarray:
     """Valid pixels must not read as nodata: nudge those that landed on it by one step."""
     if values.dtype.kind not in 'iu':
         return values
-    step = 1 if nodata < np.iinfo(values.dtype).max else -1
-    return np.where(values == nodata, values + step, values).astype(values.dtype)
+    neighbour = nodata + 1 if nodata < np.iinfo(values.dtype).max else nodata - 1
+    return np.where(values == nodata, values.dtype.type(neighbour), values)
 
 
 def output_paths(path: Path, output_dir: Path, guidance: bool) -> tuple[Path, Path | None]:
