@@ -1,0 +1,145 @@
+"""Speed and peak memory of HAT with SDPA attention against the explicit softmax reference.
+
+Each measurement runs in a fresh process so that peak memory is its own: on CUDA the peak of
+torch.cuda.max_memory_allocated above what the model and input already hold, on CPU the growth
+of the process's maximum resident set size (getrusage ru_maxrss) over the same baseline.
+
+    python scripts/benchmark_hat.py --device cuda
+    python scripts/benchmark_hat.py --device cpu --batch 1 --size 32 --repeats 2
+"""
+
+import argparse
+import multiprocessing
+import resource
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import torch
+from tqdm import tqdm
+
+CONFIGS = {
+    'paper': dict(
+        embed_dim=180,
+        depths=(6,) * 6,
+        num_heads=(6,) * 6,
+        window_size=16,
+        compress_ratio=3,
+        squeeze_factor=30,
+        conv_scale=0.01,
+        overlap_ratio=0.5,
+        mlp_ratio=2,
+        upscale=4,
+        img_size=64,
+        upsampler='pixelshuffle',
+    ),
+    'small': dict(
+        embed_dim=60,
+        depths=(4, 4),
+        num_heads=(6, 6),
+        window_size=8,
+        compress_ratio=3,
+        squeeze_factor=30,
+        conv_scale=0.01,
+        overlap_ratio=0.5,
+        mlp_ratio=2,
+        upscale=4,
+        img_size=64,
+        upsampler='pixelshuffle',
+    ),
+}
+IMPLS = ('sdpa', 'explicit')
+PHASES = ('forward', 'forward+backward')
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--batch', type=int, default=4, help='images per batch (paper: 4)')
+    parser.add_argument('--size', type=int, default=64, help='LR height and width (paper: 64)')
+    parser.add_argument('--configs', nargs='+', default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--repeats', type=int, default=5)
+    return parser.parse_args()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def _max_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def measure(config: str, impl: str, phase: str, args: argparse.Namespace) -> tuple[float, float]:
+    """Median seconds per step and peak extra memory in bytes for one config, path and phase."""
+    import segsr  # noqa: F401  (registers HAT; imported in the worker process)
+    from segsr.archs.hat_arch import HAT
+
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = HAT(**CONFIGS[config], attn_impl=impl).to(device)
+    x = torch.rand(args.batch, 3, args.size, args.size, device=device)
+    training = phase == 'forward+backward'
+    model.train(training)
+
+    def step() -> None:
+        with torch.set_grad_enabled(training):
+            out = model(x)
+            if training:
+                out.mean().backward()
+                model.zero_grad(set_to_none=True)
+
+    _sync(device)
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+        baseline = torch.cuda.memory_allocated(device)
+    else:
+        baseline = _max_rss_bytes()
+    for _ in range(args.warmup):
+        step()
+    times = []
+    for _ in range(args.repeats):
+        _sync(device)
+        start = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    peak = torch.cuda.max_memory_allocated(device) if device.type == 'cuda' else _max_rss_bytes()
+    return seconds, peak - baseline
+
+
+def main() -> None:
+    args = parse_args()
+    jobs = [(c, i, p) for c in args.configs for i in IMPLS for p in PHASES]
+    results = {}
+    context = multiprocessing.get_context('spawn')
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=1) as pool:
+        for job in tqdm(jobs, desc='benchmark', unit='run'):
+            results[job] = pool.submit(measure, *job, args).result()
+
+    memory = 'torch.cuda.max_memory_allocated' if args.device.startswith('cuda') else 'ru_maxrss growth'
+    print(
+        f'\nHAT x4, device {args.device}, batch {args.batch}, LR {args.size}x{args.size}, '
+        f'median of {args.repeats} timed steps after {args.warmup} warm-up; peak memory = {memory} above model+input'
+    )
+    header = f'{"config":<7} {"attention":<17} {"forward ms":>11} {"fwd+bwd ms":>11} {"fwd MiB":>9} {"fwd+bwd MiB":>12}'
+    print(header)
+    print('-' * len(header))
+    mib = 2**20
+    for config in args.configs:
+        rows = {impl: [results[(config, impl, p)] for p in PHASES] for impl in IMPLS}
+        for impl, ((t_f, m_f), (t_b, m_b)) in rows.items():
+            print(f'{config:<7} {impl:<17} {t_f * 1e3:>11.1f} {t_b * 1e3:>11.1f} {m_f / mib:>9.1f} {m_b / mib:>12.1f}')
+        (sf, smf), (sb, smb) = rows['sdpa']
+        (ef, emf), (eb, emb) = rows['explicit']
+        print(
+            f'{config:<7} {"explicit / sdpa":<17} {ef / sf:>11.2f} {eb / sb:>11.2f} '
+            f'{emf / max(smf, 1):>9.2f} {emb / max(smb, 1):>12.2f}'
+        )
+
+
+if __name__ == '__main__':
+    main()
