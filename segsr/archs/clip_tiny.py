@@ -1,0 +1,28 @@
+"""A tiny random CLIP checkpoint (open_clip format) for the CPU demo and the tests.
+
+The architecture is ``segsr-tiny-vit`` (clip_configs/segsr-tiny-vit.json): a 2-block, 2-head ViT
+of width 32 on 8-pixel patches, with a 1-block text tower; the file weighs about 7 MB.
+"""
+
+import os
+from pathlib import Path
+
+import open_clip
+import torch
+
+from segsr.archs.clip_loader import quiet_open_clip
+
+TINY_CLIP_MODEL = 'segsr-tiny-vit'
+
+
+def write_tiny_clip_checkpoint(path: str | Path, seed: int = 0) -> Path:
+    """Save random ``segsr-tiny-vit`` weights as an open_clip state dict; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    with quiet_open_clip():
+        model = open_clip.create_model(TINY_CLIP_MODEL, pretrained=None)
+    partial = path.with_name(path.name + '.part')
+    torch.save(model.state_dict(), partial)
+    os.replace(partial, path)
+    return path

@@ -1,0 +1,101 @@
+"""SEGSR: semantic guidance from CLIP (SFEM -> SLM) modulating every stage of an SR backbone (LMM)."""
+
+import inspect
+from copy import deepcopy
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from basicsr.utils.registry import ARCH_REGISTRY
+
+from segsr.archs.clip_loader import load_clip
+from segsr.archs.lmm_arch import LMM
+from segsr.archs.sfem_arch import SFEM
+from segsr.archs.slm_arch import SLM, check_scale
+from segsr.utils.errors import SegSRError
+from segsr.utils.padding import pad_to_multiple
+
+BACKBONE_API = ('num_stages', 'num_features', 'pad_multiple', 'upscale')
+CLIP_SOURCE_KEYS = ('model', 'pretrained', 'quick_gelu', 'mean', 'std')
+
+
+def build_backbone(options: dict, upscale: int) -> nn.Module:
+    """Any registered SR arch with the stage-hook interface (see HAT's docstring)."""
+    options = deepcopy(options)
+    name = options.pop('type', None)
+    if name is None or name not in ARCH_REGISTRY:
+        raise SegSRError(f'network_g.backbone.type is {name!r}; give a registered SR arch such as HAT')
+    options.setdefault('upscale', upscale)
+    if options['upscale'] != upscale:
+        raise SegSRError(f"network_g.backbone.upscale {options['upscale']} differs from network_g.upscale {upscale}; "
+                         'make them equal')
+    backbone = ARCH_REGISTRY.get(name)(**options)
+    missing = [a for a in BACKBONE_API if not hasattr(backbone, a)]
+    if missing or 'stage_hook' not in inspect.signature(backbone.forward).parameters:
+        raise SegSRError(f'backbone {name} lacks the stage-hook interface ({", ".join(missing) or "stage_hook"}); '
+                         'give a backbone with num_stages, num_features, pad_multiple, upscale, forward(x, stage_hook)')
+    return backbone
+
+
+def read_backbone_state(path: str | Path) -> dict:
+    """The network weights of a basicsr checkpoint: ``params_ema`` if present, else ``params``, else the file."""
+    state = torch.load(path, map_location='cpu', weights_only=True)
+    for key in ('params_ema', 'params'):
+        if key in state:
+            state = state[key]
+            break
+    return {k.removeprefix('module.'): v for k, v in state.items()}
+
+
+@ARCH_REGISTRY.register()
+class SEGSR(nn.Module):
+    """A semantically guided SR network: ``backbone`` (e.g. HAT) with one LMM after each of its stages.
+
+    The LR image is padded once to the backbone's ``pad_multiple``; SFEM and SLM compute one
+    guidance map per stage on the padded image; the backbone's ``stage_hook`` applies LMM i with
+    map i; the output is cropped back to ``upscale`` times the input size. ``sfem``, ``slm`` and
+    ``lmm`` are option dicts of those modules (see docs/segsr.md). ``backbone_checkpoint`` loads
+    published weights of the unguided backbone (strictly, for the backbone's keys).
+    """
+
+    def __init__(self, backbone: dict, sfem: dict | None = None, slm: dict | None = None, lmm: dict | None = None,
+                 upscale: int = 4, backbone_checkpoint: str | None = None):
+        super().__init__()
+        check_scale(upscale)
+        self.upscale = upscale
+        self.backbone = build_backbone(backbone, upscale)
+        if backbone_checkpoint:
+            self.load_backbone_checkpoint(backbone_checkpoint)
+
+        sfem, slm = dict(sfem or {}), dict(slm or {})
+        text_init = slm.pop('text_init', None)
+        clip = load_clip(**{k: sfem[k] for k in CLIP_SOURCE_KEYS if k in sfem}, with_text=bool(text_init))
+        self.sfem = SFEM(**sfem, scale=upscale, loaded_clip=clip)
+        self.slm = SLM(self.sfem.embed_dim, self.backbone.num_stages, upscale, self.sfem.patch_size,
+                       text_init=text_init, loaded_clip=clip, **slm)
+        self.lmm = nn.ModuleList(LMM(self.backbone.num_features, self.slm.num_local, **(lmm or {}))
+                                 for _ in range(self.backbone.num_stages))
+
+    def load_backbone_checkpoint(self, path: str | Path) -> None:
+        if not Path(path).is_file():
+            raise SegSRError(f'backbone checkpoint {path} does not exist; fix network_g.backbone_checkpoint')
+        try:
+            self.backbone.load_state_dict(read_backbone_state(path), strict=True)
+        except RuntimeError as err:
+            detail = ' '.join(str(err).split())[:300]
+            raise SegSRError(f'backbone checkpoint {path} does not fit network_g.backbone ({detail}); '
+                             'use the options the checkpoint was trained with') from None
+
+    def forward(self, x: torch.Tensor, return_maps: bool = False):
+        """(B, 3, H, W) in [0, 1] -> (B, 3, sH, sW); with ``return_maps`` also the per-stage guidance maps."""
+        height, width = x.shape[-2:]
+        padded = pad_to_multiple(x, self.backbone.pad_multiple)
+        image_embedding, patch_embeddings = self.sfem(padded)
+        maps = self.slm(image_embedding, patch_embeddings, padded.shape[-2:])
+        out = self.backbone(padded, stage_hook=lambda stage, feat: self.lmm[stage](feat, maps[stage]))
+        out = out[..., :height * self.upscale, :width * self.upscale]
+        return (out, maps) if return_maps else out
+
+    def merge_lora(self) -> None:
+        """Fold the CLIP adapters into the frozen weights for faster inference."""
+        self.sfem.merge_lora()

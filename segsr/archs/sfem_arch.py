@@ -1,0 +1,129 @@
+"""SFEM: semantic features of the LR image from a frozen open_clip image tower with LoRA adapters."""
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch.utils.checkpoint import checkpoint
+
+from segsr.archs.clip_loader import LoadedCLIP, load_clip
+from segsr.archs.lora import attach_lora, is_lora_parameter_name, merge_lora, unmerge_lora
+from segsr.utils.errors import SegSRError
+
+TOWER_DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
+DEFAULT_LORA = {'rank': 32, 'alpha': 32, 'dropout': 0.05, 'targets': ['q', 'k', 'v', 'c_fc', 'c_proj']}
+
+
+def tower_dtype(name: str) -> torch.dtype:
+    if name not in TOWER_DTYPES:
+        raise SegSRError(f"sfem.dtype is '{name}'; use one of {list(TOWER_DTYPES)}")
+    return TOWER_DTYPES[name]
+
+
+def interpolate_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Class-token position plus the square patch-position grid resized (bicubic, 2-D) to ``grid``."""
+    cls_pos, patch_pos = pos_embed[:1], pos_embed[1:]
+    side = math.isqrt(patch_pos.shape[0])
+    if (side, side) == grid:
+        return pos_embed
+    patch_pos = patch_pos.float().reshape(1, side, side, -1).permute(0, 3, 1, 2)
+    patch_pos = F.interpolate(patch_pos, size=grid, mode='bicubic', align_corners=False)
+    patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1).to(pos_embed.dtype)
+    return torch.cat([cls_pos, patch_pos], dim=0)
+
+
+@ARCH_REGISTRY.register()
+class SFEM(nn.Module):
+    """Global and dense CLIP embeddings of an LR image, both L2-normalised in the joint space.
+
+    The LR image is upsampled bilinearly by ``scale`` (so CLIP sees about the HR size), its size
+    snapped to a multiple of the patch size, and normalised with the model's own mean and std.
+    The tower is frozen; only the LoRA adapters train. Frozen weights are left out of the state
+    dict when they can be rebuilt from ``pretrained`` (``store_frozen: false``, the default).
+
+    Options: ``model`` (open_clip name), ``pretrained`` (tag, file or null), ``quick_gelu``
+    (auto/true/false), ``lora`` (rank, alpha, dropout, targets; rank 0 = no adapters), ``dtype``
+    of the frozen tower, ``grad_checkpointing`` of its blocks, ``mean``/``std`` overrides.
+    ``loaded_clip`` reuses a model already built by :func:`load_clip` (not a YAML option).
+    """
+
+    def __init__(self, model: str = 'ViT-B-16', pretrained: str | None = 'openai', quick_gelu: str | bool = 'auto',
+                 scale: int = 4, lora: dict | None = None, dtype: str = 'float32', store_frozen: bool = False,
+                 grad_checkpointing: bool = False, mean: list[float] | None = None, std: list[float] | None = None,
+                 loaded_clip: LoadedCLIP | None = None):
+        super().__init__()
+        clip = loaded_clip or load_clip(model, pretrained, quick_gelu, mean=mean, std=std)
+        self.tower = clip.model.visual
+        self.quick_gelu = clip.quick_gelu
+        self.scale = scale
+        self.grad_checkpointing = grad_checkpointing
+        self.patch_size = self.tower.patch_size[0]
+        self.embed_dim = self.tower.output_dim
+        self.num_heads = self.tower.transformer.resblocks[0].attn.num_heads
+        self.register_buffer('mean', torch.tensor(clip.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer('std', torch.tensor(clip.std).view(1, 3, 1, 1), persistent=False)
+
+        self.tower.requires_grad_(False)
+        self.tower.to(tower_dtype(dtype))
+        lora_opt = {**DEFAULT_LORA, **(lora or {})}
+        unknown = set(lora_opt) - set(DEFAULT_LORA)
+        if unknown:
+            raise SegSRError(f'unknown sfem.lora keys {sorted(unknown)}; use {sorted(DEFAULT_LORA)}')
+        attach_lora(self.tower, **lora_opt)
+        self.trainable = any(p.requires_grad for p in self.parameters())
+
+        if not store_frozen and clip.weights is not None:
+            self._frozen_keys = [f'tower.{k}' for k in self.tower.state_dict() if not is_lora_parameter_name(k)]
+            self.register_state_dict_post_hook(_drop_frozen)
+            self.register_load_state_dict_pre_hook(_fill_frozen)
+
+    def clip_input_size(self, height: int, width: int) -> tuple[int, int]:
+        p = self.patch_size
+        return max(1, round(height * self.scale / p)) * p, max(1, round(width * self.scale / p)) * p
+
+    def embed(self, image: torch.Tensor) -> torch.Tensor:
+        """Patch tokens with the class token prepended, positions interpolated to the grid, ln_pre."""
+        tower = self.tower
+        x = tower.conv1(image)
+        grid = x.shape[-2:]
+        x = x.flatten(2).transpose(1, 2)
+        cls = tower.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1) + interpolate_pos_embed(tower.positional_embedding, tuple(grid)).to(x.dtype)
+        return tower.ln_pre(x)
+
+    def forward(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns the global embedding (B, C) and the dense patch embeddings (B, C, gh, gw)."""
+        size = self.clip_input_size(*lr.shape[-2:])
+        image = F.interpolate(lr, size=size, mode='bilinear', align_corners=False)
+        image = ((image - self.mean) / self.std).to(self.tower.conv1.weight.dtype)
+        track = torch.is_grad_enabled() and self.trainable
+        with torch.set_grad_enabled(track):
+            x = self.embed(image)
+            for block in self.tower.transformer.resblocks:
+                x = checkpoint(block, x, use_reentrant=False) if track and self.grad_checkpointing else block(x)
+            x = self.tower.ln_post(x) @ self.tower.proj
+        x = F.normalize(x.float(), dim=-1)
+        grid_h, grid_w = size[0] // self.patch_size, size[1] // self.patch_size
+        dense = x[:, 1:].transpose(1, 2).reshape(x.shape[0], -1, grid_h, grid_w)
+        return x[:, 0], dense
+
+    def merge_lora(self) -> None:
+        merge_lora(self.tower)
+
+    def unmerge_lora(self) -> None:
+        unmerge_lora(self.tower)
+
+
+def _drop_frozen(module: SFEM, state_dict: dict, prefix: str, local_metadata: dict) -> None:
+    for key in module._frozen_keys:
+        state_dict.pop(prefix + key, None)
+
+
+def _fill_frozen(module: SFEM, state_dict: dict, prefix: str, *args) -> None:
+    """Frozen weights absent from a checkpoint keep the values rebuilt from their source."""
+    module.unmerge_lora()
+    current = {f'tower.{k}': v for k, v in module.tower.state_dict(keep_vars=True).items()}
+    for key in module._frozen_keys:
+        state_dict.setdefault(prefix + key, current[key].detach())
