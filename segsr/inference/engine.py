@@ -56,9 +56,15 @@ class TileUpscaler:
             if not self.guidance:
                 return self.network(inputs).float(), []
             image, maps = self.network(inputs, return_maps=True)
-        size = image.shape[-2:]
-        maps = [m.unsqueeze(1) if m.ndim == 3 else m for m in maps]
-        return image.float(), [F.interpolate(m.float(), size=size, mode='bilinear', align_corners=False) for m in maps]
+        return image.float(), [self._map_to_output(m, inputs.shape[-2:], image.shape[-2:]) for m in maps]
+
+    @staticmethod
+    def _map_to_output(guidance: torch.Tensor, input_size: torch.Size, output_size: torch.Size) -> torch.Tensor:
+        """A map on the (possibly padded) input grid, cropped to the input and resized to the output."""
+        guidance = guidance.unsqueeze(1) if guidance.ndim == 3 else guidance
+        if guidance.shape[-2] >= input_size[0] and guidance.shape[-1] >= input_size[1]:
+            guidance = guidance[..., : input_size[0], : input_size[1]]
+        return F.interpolate(guidance.float(), size=output_size, mode='bilinear', align_corners=False)
 
     def __call__(self, tiles: np.ndarray) -> np.ndarray:
         image, maps = self._forward(torch.from_numpy(np.ascontiguousarray(tiles)).to(self.device))
