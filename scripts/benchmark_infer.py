@@ -1,0 +1,140 @@
+"""Tiled inference throughput (tiles/s) and peak memory for large synthetic GeoTIFF scenes.
+
+Each scene runs in a fresh process, so its peak resident memory (and peak CUDA memory) is its own.
+The scenes show how the peak follows the tile size and the scene width, not the scene height.
+
+    python scripts/benchmark_infer.py                 # CPU, and CUDA when present
+    python scripts/benchmark_infer.py --sizes 2048x2048 1024x1024 --devices cpu
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import numpy as np  # noqa: E402
+import rasterio  # noqa: E402
+import torch  # noqa: E402
+from rasterio.transform import from_origin  # noqa: E402
+from rasterio.windows import Window  # noqa: E402
+
+import segsr  # noqa: E402,F401  (basicsr compat and registration)
+
+SMALL_EDSR = {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 16, 'num_block': 2, 'upscale': 4}
+
+
+def write_scene(path: Path, height: int, width: int) -> None:
+    """A uint8 RGB GeoTIFF written 256 rows at a time, with texture at several frequencies."""
+    profile = {
+        'driver': 'GTiff', 'height': height, 'width': width, 'count': 3, 'dtype': 'uint8', 'tiled': True,
+        'crs': 'EPSG:32633', 'transform': from_origin(500000, 5000000, 10, 10), 'compress': 'deflate',
+    }
+    rng = np.random.default_rng(0)
+    with rasterio.open(path, 'w', **profile) as dataset:
+        for row in range(0, height, 256):
+            rows = min(256, height - row)
+            y, x = np.mgrid[row : row + rows, 0:width]
+            base = 128 + 60 * np.sin(x / 37.0) * np.cos(y / 23.0)
+            block = base[None] + rng.normal(0, 12, (3, rows, width))
+            dataset.write(np.clip(block, 0, 255).astype(np.uint8), window=Window(0, row, width, rows))
+
+
+def run_child(args: argparse.Namespace) -> None:
+    """Runs one scene and prints one JSON line with its numbers."""
+    from segsr.inference.checkpoint import input_channels, load_network
+    from segsr.inference.engine import TileUpscaler
+    from segsr.inference.runner import RadiometryOptions, TilingOptions, upscale_files
+    from segsr.inference.tiling import count_tiles
+
+    device = torch.device(args.device)
+    network, options = load_network(args.weights)
+    upscaler = TileUpscaler(network, input_channels(options), device, bf16=args.bf16, guidance=False)
+    baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+    with rasterio.open(args.scene) as dataset:
+        tiles = count_tiles(dataset.height, dataset.width, args.tile, args.overlap)
+    start = time.perf_counter()
+    upscale_files(
+        [Path(args.scene)], Path(args.out), upscaler, TilingOptions(args.tile, args.overlap, args.batch),
+        RadiometryOptions(),
+    )
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    result = {
+        'tiles': tiles,
+        'seconds': seconds,
+        'tiles_per_s': tiles / seconds,
+        'baseline_rss_mb': baseline_mb,
+        'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        'peak_cuda_mb': torch.cuda.max_memory_allocated(device) / 2**20 if device.type == 'cuda' else None,
+    }
+    print(json.dumps(result))
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    width, height = (int(part) for part in text.lower().split('x'))
+    return width, height
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--sizes', nargs='+', default=['1024x1024', '1024x4096', '2048x2048'], help='WIDTHxHEIGHT')
+    parser.add_argument('--tiles', type=int, nargs='+', default=[256, 128], help='tile sizes to compare')
+    parser.add_argument('--overlap', type=int, default=32)
+    parser.add_argument('--batch', type=int, default=4)
+    parser.add_argument('--devices', nargs='+', default=['cpu', 'cuda'] if torch.cuda.is_available() else ['cpu'])
+    parser.add_argument('--bf16', action='store_true')
+    parser.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
+    parser.add_argument('--weights', help=argparse.SUPPRESS)
+    parser.add_argument('--scene', help=argparse.SUPPRESS)
+    parser.add_argument('--out', help=argparse.SUPPRESS)
+    parser.add_argument('--tile', type=int, help=argparse.SUPPRESS)
+    parser.add_argument('--device', help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        run_child(args)
+        return
+
+    from basicsr.archs import build_network  # after segsr has patched basicsr
+
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        weights = folder / 'edsr_x4.pth'
+        torch.manual_seed(0)
+        torch.save({'params': build_network(SMALL_EDSR).state_dict(), 'network_g': SMALL_EDSR}, weights)
+        print(f'network: {SMALL_EDSR}, overlap {args.overlap}, batch {args.batch}, bf16 {args.bf16}')
+        print(f'{"device":>6} {"LR scene":>10} {"tile":>5} {"tiles":>6} {"seconds":>8} {"tiles/s":>8} '
+              f'{"base MB":>8} {"peak MB":>8} {"+MB":>7} {"CUDA MB":>8}')
+        for size in args.sizes:
+            width, height = parse_size(size)
+            scene = folder / f'scene_{width}x{height}.tif'
+            write_scene(scene, height, width)
+            for device in args.devices:
+                for tile in args.tiles:
+                    command = [
+                        sys.executable, __file__, '--child', '--weights', str(weights), '--scene', str(scene),
+                        '--out', str(folder / 'out'), '--tile', str(tile), '--overlap', str(args.overlap),
+                        '--batch', str(args.batch), '--device', device, *(['--bf16'] if args.bf16 else []),
+                    ]
+                    done = subprocess.run(command, capture_output=True, text=True)
+                    if done.returncode != 0:
+                        print(done.stderr[-2000:])
+                        continue
+                    r = json.loads(done.stdout.strip().splitlines()[-1])
+                    cuda = f'{r["peak_cuda_mb"]:8.0f}' if r['peak_cuda_mb'] is not None else f'{"-":>8}'
+                    print(f'{device:>6} {size:>10} {tile:>5} {r["tiles"]:>6} {r["seconds"]:8.1f} '
+                          f'{r["tiles_per_s"]:8.2f} {r["baseline_rss_mb"]:8.0f} {r["peak_rss_mb"]:8.0f} '
+                          f'{r["peak_rss_mb"] - r["baseline_rss_mb"]:7.0f} {cuda}', flush=True)
+            scene.unlink()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,1 @@
+"""Tiled scene inference: checkpoints, tiling, image and GeoTIFF input/output."""

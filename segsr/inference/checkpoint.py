@@ -1,0 +1,83 @@
+"""Rebuild a super-resolution network from a weights file, with its options stored inside or given apart."""
+
+from copy import deepcopy
+from pathlib import Path
+
+import torch
+import yaml
+from basicsr.archs import build_network  # segsr/__init__ has patched basicsr and registered the archs
+from torch import nn
+
+from segsr.utils.errors import SegSRError
+
+WEIGHT_KEYS = ('params_ema', 'params')
+
+
+def _load_file(path: Path) -> dict:
+    try:
+        content = torch.load(path, map_location='cpu', weights_only=True)
+    except FileNotFoundError:
+        raise SegSRError(f'weights file {path} does not exist: pass an existing --weights file') from None
+    except Exception as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise SegSRError(f'cannot read weights file {path} ({first_line}): pass a torch checkpoint') from None
+    if not isinstance(content, dict):
+        raise SegSRError(f'weights file {path} holds a {type(content).__name__}, not a dict: pass a checkpoint')
+    return content
+
+
+def _network_options_from_yaml(path: Path) -> dict:
+    try:
+        options = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise SegSRError(f'cannot read options file {path} ({type(error).__name__}): pass a readable YAML') from None
+    if not isinstance(options, dict) or not isinstance(options.get('network_g'), dict):
+        raise SegSRError(f'options file {path} has no network_g section: pass a training or test options file')
+    return options['network_g']
+
+
+def _state_dict(content: dict, path: Path) -> dict:
+    """The EMA weights when present (they evaluate better), else the plain ones, else the file itself."""
+    for key in WEIGHT_KEYS:
+        if isinstance(content.get(key), dict):
+            return content[key]
+    if content and all(isinstance(value, torch.Tensor) for value in content.values()):
+        return content
+    raise SegSRError(f'weights file {path} has neither params_ema nor params: pass a segsr or basicsr checkpoint')
+
+
+def load_network(weights: str | Path, options: str | Path | None = None) -> tuple[nn.Module, dict]:
+    """Build the network and load its weights strictly; return it (eval mode, CPU) with its options.
+
+    Options given in a YAML file win over the ones stored in the checkpoint, so an old or
+    foreign checkpoint (basicsr, HAT) can be used with an explicit configuration.
+    """
+    weights = Path(weights)
+    content = _load_file(weights)
+    if options is not None:
+        network_options = _network_options_from_yaml(Path(options))
+    elif isinstance(content.get('network_g'), dict):
+        network_options = content['network_g']
+    else:
+        raise SegSRError(f'weights file {weights} stores no network options (network_g): pass --opt OPTIONS.yml')
+    try:
+        network = build_network(deepcopy(network_options))
+    except KeyError as error:
+        raise SegSRError(f'network type {network_options.get("type")!r} is not registered: {error}') from None
+    state = {key.removeprefix('module.'): value for key, value in _state_dict(content, weights).items()}
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        summary = str(error).splitlines()[0]
+        raise SegSRError(
+            f'weights in {weights} do not fit {network_options["type"]} ({summary}): check --opt'
+        ) from None
+    return network.eval(), network_options
+
+
+def input_channels(network_options: dict) -> int:
+    """Channels the network expects, from the option names basicsr's and HAT's archs use."""
+    for key in ('num_in_ch', 'in_chans'):
+        if key in network_options:
+            return int(network_options[key])
+    return 3

@@ -1,0 +1,71 @@
+"""Running a network on batches of numpy tiles: device placement, bf16 autocast, guidance maps."""
+
+import inspect
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from segsr.utils.errors import SegSRError
+
+PROBE_SIZE = 16
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """CUDA when present unless told otherwise; asking for CUDA without it is a user error."""
+    if name is None:
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if name.startswith('cuda') and not torch.cuda.is_available():
+        raise SegSRError(f'--device {name} asked for but CUDA is not available: use --device cpu')
+    return torch.device(name)
+
+
+def makes_guidance(network: nn.Module) -> bool:
+    """Whether the network can return its per-stage guidance maps (``forward(x, return_maps=True)``)."""
+    return 'return_maps' in inspect.signature(network.forward).parameters
+
+
+class TileUpscaler:
+    """``(B, C, h, w)`` float32 array -> ``(B, C_sr + C_maps, h*s, w*s)`` float32 array.
+
+    With ``guidance`` the network's maps are resized bilinearly to the output size and appended
+    as extra channels, so they are tiled and blended exactly like the image.
+    """
+
+    def __init__(self, network: nn.Module, in_channels: int, device: torch.device, bf16: bool, guidance: bool):
+        if guidance and not makes_guidance(network):
+            name = type(network).__name__
+            raise SegSRError(f'{name} produces no guidance maps: drop --save-guidance or use a SEGSR checkpoint')
+        self.network = network.to(device)
+        self.in_channels = in_channels
+        self.device = device
+        self.bf16 = bf16
+        self.guidance = guidance
+        image, maps = self._forward(torch.zeros(1, in_channels, PROBE_SIZE, PROBE_SIZE, device=device))
+        self.scale = image.shape[-1] // PROBE_SIZE
+        if self.scale < 1 or tuple(image.shape[-2:]) != (PROBE_SIZE * self.scale,) * 2:
+            shape = tuple(image.shape)
+            raise SegSRError(f'network output {shape} for a {PROBE_SIZE}px input is not an integer upscale')
+        self.sr_channels = image.shape[1]
+        self.map_channels = sum(m.shape[1] for m in maps)
+
+    @torch.inference_mode()
+    def _forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            if not self.guidance:
+                return self.network(inputs).float(), []
+            image, maps = self.network(inputs, return_maps=True)
+        return image.float(), [self._map_to_output(m, inputs.shape[-2:], image.shape[-2:]) for m in maps]
+
+    @staticmethod
+    def _map_to_output(guidance: torch.Tensor, input_size: torch.Size, output_size: torch.Size) -> torch.Tensor:
+        """A map on the (possibly padded) input grid, cropped to the input and resized to the output."""
+        guidance = guidance.unsqueeze(1) if guidance.ndim == 3 else guidance
+        if guidance.shape[-2] >= input_size[0] and guidance.shape[-1] >= input_size[1]:
+            guidance = guidance[..., : input_size[0], : input_size[1]]
+        return F.interpolate(guidance.float(), size=output_size, mode='bilinear', align_corners=False)
+
+    def __call__(self, tiles: np.ndarray) -> np.ndarray:
+        image, maps = self._forward(torch.from_numpy(np.ascontiguousarray(tiles)).to(self.device))
+        return torch.cat([image, *maps], dim=1).cpu().numpy()
