@@ -17,9 +17,13 @@ setup(
     long_description=(HERE / 'README.md').read_text(encoding='utf-8'),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['segsr', 'segsr.*']),
-    package_data={'segsr': ['data/splits/*/*/*.txt']},
+    package_data={'segsr': ['data/splits/*/*/*.txt', 'archs/clip_configs/*.json']},
     python_requires='>=3.10',
     install_requires=requirements(),
     extras_require={'dev': ['pytest', 'ruff']},
-    entry_points={'console_scripts': ['segsr-train=segsr.train:main', 'segsr-test=segsr.test:main']},
+    entry_points={'console_scripts': [
+        'segsr-train=segsr.train:main',
+        'segsr-test=segsr.test:main',
+        'segsr-infer=segsr.infer:main',
+    ]},
 )

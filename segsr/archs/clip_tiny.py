@@ -19,8 +19,8 @@ def write_tiny_clip_checkpoint(path: str | Path, seed: int = 0) -> Path:
     """Save random ``segsr-tiny-vit`` weights as an open_clip state dict; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    with quiet_open_clip():
+    with torch.random.fork_rng(), quiet_open_clip():
+        torch.manual_seed(seed)
         model = open_clip.create_model(TINY_CLIP_MODEL, pretrained=None)
     partial = path.with_name(path.name + '.part')
     torch.save(model.state_dict(), partial)

@@ -8,6 +8,7 @@ import numpy as np
 import skimage
 from tqdm import tqdm
 
+from segsr.archs.clip_tiny import write_tiny_clip_checkpoint
 from segsr.data.bicubic import make_lr_uint8
 from segsr.utils.files import atomic_write_bytes, write_text_if_changed
 
@@ -52,8 +53,12 @@ def write_png(path: Path, img: np.ndarray) -> None:
 
 
 def build_demo_dataset(out_dir: str | os.PathLike) -> dict[str, int]:
-    """Write HR crops, LR_x{2,3,4} and meta files under ``out_dir``; return the image count per split."""
+    """Write HR crops, LR_x{2,3,4}, meta files and a tiny random CLIP under ``out_dir``.
+
+    Returns the image count per split.
+    """
     out_dir = Path(out_dir)
+    write_tiny_clip_checkpoint(out_dir / 'tiny_clip.pt')
     counts = {}
     for split, sources, per_image in (('train', TRAIN_SOURCES, TRAIN_CROPS_PER_IMAGE),
                                       ('val', VAL_SOURCES, VAL_CROPS_PER_IMAGE)):
