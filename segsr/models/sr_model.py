@@ -1,10 +1,12 @@
 """The training/evaluation model: basicsr's SRModel, device-agnostic and with self-describing checkpoints."""
 
+import math
 from collections import OrderedDict
 from copy import deepcopy
 from os import path as osp
 
 import torch
+import torch.distributed as dist
 from basicsr.metrics import calculate_metric
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger, imwrite, tensor2img
@@ -27,8 +29,12 @@ class SegSRModel(SRModel):
     """SRModel that runs the same on CPU, one GPU and several, and records per-image validation results.
 
     Checkpoints hold ``params``/``params_ema`` plus the ``network_g`` options, so a weights file alone
-    rebuilds its network; every file is written atomically.
+    rebuilds its network; every file is written atomically, by rank 0 only. A step whose loss is NaN
+    or infinite (on any process) changes neither the weights, the optimiser nor the EMA;
+    ``last_step_skipped`` tells the training loop.
     """
+
+    last_step_skipped = False
 
     def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
         net = net.to(self.device)
@@ -40,6 +46,58 @@ class SegSRModel(SRModel):
         elif self.opt['num_gpu'] > 1:
             net = DataParallel(net)
         return net
+
+    def compute_losses(self) -> OrderedDict:
+        """The configured losses of ``self.output`` against ``self.gt``, by log name."""
+        losses = OrderedDict()
+        if self.cri_pix:
+            losses['l_pix'] = self.cri_pix(self.output, self.gt)
+        if self.cri_perceptual:
+            l_percep, l_style = self.cri_perceptual(self.output, self.gt)
+            if l_percep is not None:
+                losses['l_percep'] = l_percep
+            if l_style is not None:
+                losses['l_style'] = l_style
+        return losses
+
+    def optimize_parameters(self, current_iter: int) -> None:
+        self.optimizer_g.zero_grad()
+        self.output = self.net_g(self.lq)
+        losses = self.compute_losses()
+        sum(losses.values()).backward()  # every process runs backward, so DDP's gradient exchange stays in step
+        self.log_dict = self.reduce_loss_dict(losses)
+        self.last_step_skipped = not all(math.isfinite(value) for value in self.log_dict.values())
+        if self.last_step_skipped:
+            return
+        self.optimizer_g.step()
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def reduce_loss_dict(self, loss_dict: OrderedDict) -> OrderedDict:
+        """Losses averaged over every process, on every process, so all agree on skipping a non-finite step."""
+        with torch.no_grad():
+            values = torch.stack([value.detach().float().mean() for value in loss_dict.values()])
+            if self.opt['dist']:
+                dist.all_reduce(values)
+                values /= self.opt['world_size']
+        return OrderedDict(zip(loss_dict, values.tolist(), strict=True))
+
+    def test(self) -> None:
+        """Inference without the DDP wrapper, whose buffer broadcast would wait for processes not validating."""
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
+        was_training = net.training
+        net.eval()
+        with torch.no_grad():
+            self.output = net(self.lq)
+        net.train(was_training)
+
+    def save(self, epoch: int, current_iter: int, extra_state: dict | None = None) -> None:
+        """Save the weights, then the training state (plus ``extra_state``): a state never outlives its weights."""
+        if hasattr(self, 'net_g_ema'):
+            self.save_network([self.net_g, self.net_g_ema], 'net_g', current_iter, param_key=['params', 'params_ema'])
+        else:
+            self.save_network(self.net_g, 'net_g', current_iter)
+        self.save_training_state(epoch, current_iter, extra_state)
 
     def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True,
                      param_key: str | None = 'params') -> None:
@@ -63,7 +121,7 @@ class SegSRModel(SRModel):
         atomic_torch_save(checkpoint, osp.join(self.opt['path']['models'], f'{net_label}_{iteration}.pth'))
 
     @master_only
-    def save_training_state(self, epoch: int, current_iter: int) -> None:
+    def save_training_state(self, epoch: int, current_iter: int, extra_state: dict | None = None) -> None:
         if current_iter == -1:
             return
         state = {
@@ -71,6 +129,7 @@ class SegSRModel(SRModel):
             'iter': current_iter,
             'optimizers': [optimizer.state_dict() for optimizer in self.optimizers],
             'schedulers': [scheduler.state_dict() for scheduler in self.schedulers],
+            **(extra_state or {}),
         }
         atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
