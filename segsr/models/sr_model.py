@@ -47,6 +47,19 @@ class SegSRModel(SRModel):
             net = DataParallel(net)
         return net
 
+    def setup_optimizers(self) -> None:
+        """Optimise what requires gradients; frozen weights (e.g. the CLIP tower) are summarised, not listed."""
+        train_opt = self.opt['train']
+        params = list(self.net_g.parameters())
+        trainable = [p for p in params if p.requires_grad]
+        frozen = sum(p.numel() for p in params if not p.requires_grad)
+        if frozen:
+            get_root_logger().info(f'{frozen:,} frozen parameters are not optimised.')
+        optim_opt = dict(train_opt['optim_g'])
+        optim_type = optim_opt.pop('type')
+        self.optimizer_g = self.get_optimizer(optim_type, trainable, **optim_opt)
+        self.optimizers.append(self.optimizer_g)
+
     def compute_losses(self) -> OrderedDict:
         """The configured losses of ``self.output`` against ``self.gt``, by log name."""
         losses = OrderedDict()
