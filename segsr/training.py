@@ -25,7 +25,7 @@ from basicsr.utils import (
 )
 from basicsr.utils.options import copy_opt_file, dict2str
 
-from segsr.data.loaders import build_checked_dataset
+from segsr.data.loaders import apply_loader_defaults, build_checked_dataset
 from segsr.options import parse_command_line, setup_options
 from segsr.utils.checkpoint import load_checkpoint
 from segsr.utils.errors import SegSRError
@@ -72,6 +72,7 @@ def build_loaders(opt: dict, logger: logging.Logger):
             enlarge = dataset_opt.get('dataset_enlarge_ratio', 1)
             train_set = build_checked_dataset(dataset_opt, phase)
             train_sampler = EnlargedSampler(train_set, opt['world_size'], opt['rank'], enlarge)
+            apply_loader_defaults(dataset_opt, phase, opt['num_gpu'])
             train_loader = build_dataloader(train_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
                                             sampler=train_sampler, seed=opt['manual_seed'])
             iters_per_epoch = math.ceil(len(train_set) * enlarge /

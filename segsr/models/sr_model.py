@@ -14,6 +14,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 from tqdm import tqdm
 
+from segsr.models.precision import Performance
 from segsr.utils.checkpoint import atomic_torch_save, load_checkpoint, load_state_dict_checked, select_state_dict
 
 
@@ -27,11 +28,17 @@ class SegSRModel(SRModel):
     """SRModel that runs the same on CPU, one GPU and several, and records per-image validation results.
 
     Checkpoints hold ``params``/``params_ema`` plus the ``network_g`` options, so a weights file alone
-    rebuilds its network; every file is written atomically.
+    rebuilds its network; every file is written atomically. Precision, memory layout and compilation
+    follow ``train.amp``, ``val.amp`` and ``performance`` (see :mod:`segsr.models.precision`).
     """
 
+    def __init__(self, opt: dict):
+        self.performance = Performance.from_options(opt)
+        self.performance.apply_backend_flags()
+        super().__init__(opt)
+
     def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
-        net = net.to(self.device)
+        net = self.performance.prepare_network(net.to(self.device))
         find_unused = self.opt.get('find_unused_parameters', False)
         if self.opt['dist']:
             device_ids = [self.device.index if self.device.index is not None else torch.cuda.current_device()] \
@@ -40,6 +47,42 @@ class SegSRModel(SRModel):
         elif self.opt['num_gpu'] > 1:
             net = DataParallel(net)
         return net
+
+    def init_training_settings(self) -> None:
+        super().init_training_settings()
+        if hasattr(self, 'net_g_ema'):
+            self.performance.prepare_network(self.net_g_ema)
+
+    def optimize_parameters(self, current_iter: int) -> None:
+        """One step: forward under ``train.amp`` autocast, losses in float32, backward through the fp16 scaler."""
+        self.optimizer_g.zero_grad(set_to_none=True)
+        with self.performance.autocast(self.lq, training=True):
+            output = self.net_g(self.lq)
+        self.output = output.float()
+        loss_dict = OrderedDict()
+        total = 0
+        if self.cri_pix:
+            loss_dict['l_pix'] = self.cri_pix(self.output, self.gt)
+            total = total + loss_dict['l_pix']
+        if self.cri_perceptual:
+            percep, style = self.cri_perceptual(self.output, self.gt)
+            for name, value in (('l_percep', percep), ('l_style', style)):
+                if value is not None:
+                    loss_dict[name] = value
+                    total = total + value
+        self.performance.backward_and_step(total, self.optimizer_g)
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def test(self) -> None:
+        """Inference without autograd under ``val.amp`` autocast, with the EMA weights when there are some."""
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
+        was_training = net.training
+        net.eval()
+        with torch.no_grad(), self.performance.autocast(self.lq, training=False):
+            self.output = net(self.lq).float()
+        net.train(was_training)
 
     def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True,
                      param_key: str | None = 'params') -> None:
@@ -71,8 +114,14 @@ class SegSRModel(SRModel):
             'iter': current_iter,
             'optimizers': [optimizer.state_dict() for optimizer in self.optimizers],
             'schedulers': [scheduler.state_dict() for scheduler in self.schedulers],
+            'grad_scaler': self.performance.scaler(self.device).state_dict(),
         }
         atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    def resume_training(self, resume_state: dict) -> None:
+        super().resume_training(resume_state)
+        if resume_state.get('grad_scaler'):
+            self.performance.scaler(self.device).load_state_dict(resume_state['grad_scaler'])
 
     def nondist_validation(self, dataloader, current_iter: int, tb_logger, save_img: bool) -> None:
         dataset_name = dataloader.dataset.opt['name']
