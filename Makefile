@@ -18,9 +18,17 @@ $(STAMP): requirements.txt setup.py
 	$(BIN)/pip install -q --no-build-isolation --no-deps -e .
 	touch $@
 
-demo: $(STAMP)
+DEMO_DATA := datasets/demo/meta/val.txt
+
+$(DEMO_DATA): scripts/make_demo_data.py segsr/data/demo.py | $(STAMP)
+	$(BIN)/python scripts/make_demo_data.py
+
+# The HAT baseline, then SeG-SR on the same data; each test prints its PSNR next to bicubic's.
+demo: $(STAMP) $(DEMO_DATA)
 	$(BIN)/python segsr/train.py -opt options/train/demo_HAT_SRx4.yml
 	$(BIN)/python segsr/test.py -opt options/test/demo_HAT_SRx4.yml
+	$(BIN)/python segsr/train.py -opt options/train/demo_SEGSR_SRx4.yml
+	$(BIN)/python segsr/test.py -opt options/test/demo_SEGSR_SRx4.yml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

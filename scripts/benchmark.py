@@ -201,7 +201,8 @@ def run_job(model: str, config: str, mode: str, args: argparse.Namespace) -> dic
         optimizer.zero_grad(set_to_none=True)
         with perf.autocast(lq, training=True):
             out = net(lq)
-        perf.backward_and_step(torch.nn.functional.l1_loss(out.float(), gt), optimizer)
+        perf.backward(torch.nn.functional.l1_loss(out.float(), gt))
+        perf.step(optimizer)
 
     net.train()
     result['train'] = timed(train_step, device, args.warmup, args.iters, count)

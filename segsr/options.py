@@ -9,7 +9,6 @@ import argparse
 import os
 import random
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -17,6 +16,7 @@ import yaml
 from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.options import _postprocess_yml_value, ordered_yaml
 
+from segsr.option_schema import validate_options
 from segsr.utils.dist import init_dist
 from segsr.utils.errors import SegSRError
 from segsr.utils.registries import check_registered_types
@@ -115,19 +115,13 @@ def set_random_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _require(opt: dict, key: str, source: str) -> Any:
-    if key not in opt:
-        raise SegSRError(f'option file {source} has no "{key}" key; add it (see options/train/demo_HAT_SRx4.yml)')
-    return opt[key]
-
-
 def setup_options(args: argparse.Namespace, is_train: bool) -> dict:
     """Read, complete and check the options; join the process group when a launcher is given."""
     opt = read_yaml(args.opt)
     if args.force_yml:
         apply_overrides(opt, args.force_yml)
-    name = _require(opt, 'name', args.opt)
-    _require(opt, 'datasets', args.opt)
+    validate_options(opt, args.opt, is_train)
+    name = opt['name']
     opt.setdefault('path', {})
     opt.setdefault('logger', {})
 

@@ -2,14 +2,13 @@
 
 import datetime
 import logging
-import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from basicsr.data import build_dataloader
-from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
 from basicsr.models import build_model
 from basicsr.utils import (
@@ -26,42 +25,82 @@ from basicsr.utils import (
 from basicsr.utils.options import copy_opt_file, dict2str
 
 from segsr.data.loaders import apply_loader_defaults, build_checked_dataset
+from segsr.data.sampling import build_train_loader
 from segsr.options import parse_command_line, setup_options
 from segsr.utils.checkpoint import load_checkpoint
 from segsr.utils.errors import SegSRError
+from segsr.utils.loss_log import LossLog
+from segsr.utils.rng import all_ranks_rng_state, isolated_rng, restore_rng_state
+from segsr.utils.signals import StopRequest
+
+DEFAULT_MAX_NONFINITE_STEPS = 10
 
 
-def newest_state(states_dir: Path) -> Path | None:
-    """The training state with the highest iteration number in ``states_dir``."""
+def candidate_states(states_dir: Path) -> list[Path]:
+    """Training states in ``states_dir``, newest (highest iteration) first."""
     states = [path for path in states_dir.glob('*.state') if path.stem.isdigit()] if states_dir.is_dir() else []
-    return max(states, key=lambda path: int(path.stem), default=None)
+    return sorted(states, key=lambda path: int(path.stem), reverse=True)
 
 
-def load_resume_state(opt: dict) -> dict | None:
-    """Find the state to resume from: the newest under this experiment's root, or ``path.resume_state``."""
-    if opt['auto_resume']:
-        path = newest_state(Path(opt['path']['training_states']))
+def newest_state(states_dir: Path, models_dir: Path, logger: logging.Logger) -> Path | None:
+    """The newest state that loads and whose ``net_g_<iter>.pth`` loads; unreadable ones are skipped with a warning."""
+    for path in candidate_states(states_dir):
+        try:
+            load_checkpoint(path)
+            load_checkpoint(models_dir / f'net_g_{path.stem}.pth')
+        except SegSRError as err:
+            logger.warning(f'Skipping training state {path.name}: {err}')
+            continue
+        return path
+    return None
+
+
+def agreed_resume_path(opt: dict, logger: logging.Logger) -> str | None:
+    """The state to resume from, chosen by rank 0 and shared, so every process resumes the same one."""
+    if opt['auto_resume'] and opt['rank'] == 0:
+        path = newest_state(Path(opt['path']['training_states']), Path(opt['path']['models']), logger)
         if path is not None:
             opt['path']['resume_state'] = str(path)
-    path = opt['path'].get('resume_state')
+    choice = [opt['path'].get('resume_state')]
+    if opt['dist']:
+        torch.distributed.broadcast_object_list(choice, src=0)
+    return choice[0]
+
+
+def load_resume_state(opt: dict, logger: logging.Logger) -> dict | None:
+    """Find the state to resume from: the newest readable one under this experiment's root, or ``path.resume_state``."""
+    path = agreed_resume_path(opt, logger)
     if not path:
         return None
+    opt['path']['resume_state'] = path
     state = load_checkpoint(path)
     check_resume(opt, state['iter'])
     return state
 
 
-def prepare_experiment(opt: dict, opt_file: str, resumed: bool) -> logging.Logger:
+def run_logger(opt: dict) -> logging.Logger:
+    """basicsr's root logger: INFO on rank 0, errors only elsewhere."""
+    logger = get_root_logger(logger_name='basicsr')
+    logger.setLevel(logging.INFO if opt['rank'] == 0 else logging.ERROR)
+    return logger
+
+
+def prepare_experiment(opt: dict, opt_file: str, resumed: bool, logger: logging.Logger) -> logging.Handler | None:
+    """Create the experiment folders (rank 0) and attach this run's log file; return its handler."""
     if not resumed:
         make_exp_dirs(opt)
         if opt['logger'].get('use_tb_logger') and 'debug' not in opt['name'] and opt['rank'] == 0:
             mkdir_and_rename(str(Path(opt['root_path']) / 'tb_logger' / opt['name']))
     copy_opt_file(opt_file, opt['path']['experiments_root'])
-    log_file = Path(opt['path']['log']) / f"train_{opt['name']}_{get_time_str()}.log"
-    logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO, log_file=str(log_file))
+    handler = None
+    if opt['rank'] == 0:
+        log_file = Path(opt['path']['log']) / f"train_{opt['name']}_{get_time_str()}.log"
+        handler = logging.FileHandler(log_file, 'w')
+        handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s: %(message)s'))
+        logger.addHandler(handler)
     logger.info(get_env_info())
     logger.info(dict2str(opt))
-    return logger
+    return handler
 
 
 def build_loaders(opt: dict, logger: logging.Logger):
@@ -69,15 +108,13 @@ def build_loaders(opt: dict, logger: logging.Logger):
     val_loaders = []
     for phase, dataset_opt in opt['datasets'].items():
         if phase == 'train':
-            enlarge = dataset_opt.get('dataset_enlarge_ratio', 1)
             train_set = build_checked_dataset(dataset_opt, phase)
-            train_sampler = EnlargedSampler(train_set, opt['world_size'], opt['rank'], enlarge)
-            apply_loader_defaults(dataset_opt, phase, opt['num_gpu'])
-            train_loader = build_dataloader(train_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
-                                            sampler=train_sampler, seed=opt['manual_seed'])
-            iters_per_epoch = math.ceil(len(train_set) * enlarge /
-                                        (dataset_opt['batch_size_per_gpu'] * opt['world_size']))
-            logger.info(f'Training on {len(train_set)} images, {iters_per_epoch} iterations per epoch, '
+            apply_loader_defaults(dataset_opt, opt['num_gpu'])
+            train_loader, train_sampler = build_train_loader(train_set, dataset_opt, opt)
+            if len(train_loader) == 0:
+                raise SegSRError(f'datasets.train: {len(train_set)} images do not fill one batch of '
+                                 f'{train_loader.batch_size}; lower batch_size_per_gpu or raise dataset_enlarge_ratio')
+            logger.info(f'Training on {len(train_set)} images, {len(train_loader)} iterations per epoch, '
                         f'batch {dataset_opt["batch_size_per_gpu"]} per process x {opt["world_size"]} processes.')
         elif phase.split('_')[0] == 'val':
             val_set = build_checked_dataset(dataset_opt, phase)
@@ -89,7 +126,7 @@ def build_loaders(opt: dict, logger: logging.Logger):
             raise SegSRError(f'datasets.{phase}: unknown phase; name dataset sections train, val or val_<n>')
     if train_loader is None:
         raise SegSRError('the options have no datasets.train section; add one (see options/train/demo_HAT_SRx4.yml)')
-    return train_loader, train_sampler, val_loaders, iters_per_epoch
+    return train_loader, train_sampler, val_loaders
 
 
 def make_prefetcher(opt: dict, train_loader):
@@ -104,72 +141,164 @@ def make_prefetcher(opt: dict, train_loader):
 
 
 def validate(model, val_loaders, opt: dict, current_iter: int, tb_logger) -> None:
-    for val_loader in val_loaders:
-        model.validation(val_loader, current_iter, tb_logger, opt['val'].get('save_img', False))
+    """Validate on rank 0 while the other processes wait; no generator draw of the run changes."""
+    with isolated_rng(opt['num_gpu'] > 0):
+        for val_loader in val_loaders:
+            model.validation(val_loader, current_iter, tb_logger, opt['val'].get('save_img', False))
+    if opt['dist']:
+        torch.distributed.barrier()
+
+
+@dataclass
+class Progress:
+    """Where the run stands: the iteration done last, its epoch, and the samples of that epoch used so far."""
+
+    iteration: int = 0
+    epoch: int = 0
+    epoch_samples: int = 0
+    nonfinite_in_row: int = 0
+    nonfinite_total: int = 0
+
+    @classmethod
+    def from_state(cls, state: dict, logger: logging.Logger) -> 'Progress':
+        sampler = state.get('sampler')
+        if sampler is None:
+            logger.warning(f'The training state of iteration {state["iter"]} has no data-sampler position; '
+                           f'epoch {state["epoch"]} restarts from its first batch.')
+        return cls(iteration=state['iter'], epoch=state['epoch'],
+                   epoch_samples=sampler['epoch_samples'] if sampler else 0,
+                   nonfinite_total=state.get('nonfinite_steps', 0))
+
+
+def restore_rng(state: dict, opt: dict, logger: logging.Logger) -> None:
+    states = state.get('rng')
+    if states is None or len(states) != opt['world_size']:
+        logger.warning(f'The training state holds random-generator states of '
+                       f'{len(states) if states else 0} processes, this run has {opt["world_size"]}; '
+                       'generators keep their fresh seeds, so random draws differ from the interrupted run.')
+        return
+    restore_rng_state(states[opt['rank']])
+
+
+def save_state(model, opt: dict, progress: Progress) -> None:
+    """Weights and training state at ``progress.iteration`` (all processes call; rank 0 writes)."""
+    extra = {
+        'rng': all_ranks_rng_state(opt['num_gpu'] > 0),
+        'sampler': {'epoch_samples': progress.epoch_samples},
+        'nonfinite_steps': progress.nonfinite_total,
+    }
+    model.save(progress.epoch, progress.iteration, extra_state=extra)
+
+
+def check_finite_step(model, progress: Progress, max_in_row: int, logger: logging.Logger) -> None:
+    """Count a skipped non-finite step; stop the run (without saving) after ``max_in_row`` in a row."""
+    if not model.last_step_skipped:
+        progress.nonfinite_in_row = 0
+        return
+    progress.nonfinite_in_row += 1
+    progress.nonfinite_total += 1
+    losses = ', '.join(f'{name}={value}' for name, value in model.get_current_log().items())
+    logger.warning(f'Iteration {progress.iteration}: non-finite loss ({losses}); step skipped '
+                   f'({progress.nonfinite_in_row} in a row, {progress.nonfinite_total} in total).')
+    if progress.nonfinite_in_row >= max_in_row:
+        raise SegSRError(
+            f'training stopped at iteration {progress.iteration}: the loss was NaN or infinite for {max_in_row} '
+            f'iterations in a row (train.max_nonfinite_steps); the last good checkpoint is kept in '
+            f'{model.opt["path"]["models"]}; lower the learning rate or check the data, then resume with --auto_resume')
 
 
 def train(opt: dict, opt_file: str) -> None:
-    resume_state = load_resume_state(opt)
-    logger = prepare_experiment(opt, opt_file, resumed=resume_state is not None)
+    logger = run_logger(opt)
+    resume_state = load_resume_state(opt, logger)
+    log_handler = prepare_experiment(opt, opt_file, resumed=resume_state is not None, logger=logger)
+    try:
+        run_training(opt, resume_state, logger)
+    finally:
+        if log_handler is not None:
+            logger.removeHandler(log_handler)
+            log_handler.close()
+
+
+def run_training(opt: dict, resume_state: dict | None, logger: logging.Logger) -> None:
     tb_logger = None
     if opt['logger'].get('use_tb_logger', True) and 'debug' not in opt['name']:
         tb_logger = init_tb_logger(log_dir=str(Path(opt['root_path']) / 'tb_logger' / opt['name']))
     opt['logger'].setdefault('use_tb_logger', tb_logger is not None)
 
-    train_loader, train_sampler, val_loaders, iters_per_epoch = build_loaders(opt, logger)
+    train_loader, train_sampler, val_loaders = build_loaders(opt, logger)
     total_iters = int(opt['train']['total_iter'])
-    total_epochs = math.ceil(total_iters / iters_per_epoch)
+    global_batch = train_loader.batch_size * opt['world_size']
+    max_nonfinite = int(opt['train'].get('max_nonfinite_steps', DEFAULT_MAX_NONFINITE_STEPS))
 
     model = build_model(opt)
-    start_epoch, current_iter = 0, 0
+    progress = Progress()
     if resume_state:
         model.resume_training(resume_state)
-        start_epoch, current_iter = resume_state['epoch'], resume_state['iter']
-        logger.info(f'Resuming training from epoch {start_epoch}, iteration {current_iter}.')
+        progress = Progress.from_state(resume_state, logger)
+        restore_rng(resume_state, opt, logger)
+        logger.info(f'Resuming training from epoch {progress.epoch}, iteration {progress.iteration} '
+                    f'({progress.epoch_samples} samples of the epoch already used).')
+    loss_log = LossLog(Path(opt['path']['experiments_root']) / 'losses.jsonl', enabled=opt['rank'] == 0,
+                       resume_iter=progress.iteration if resume_state else None)
 
-    msg_logger = MessageLogger(opt, current_iter, tb_logger)
+    msg_logger = MessageLogger(opt, progress.iteration, tb_logger)
     prefetcher = make_prefetcher(opt, train_loader)
-    print_freq = opt['logger'].get('print_freq', 100)
-    save_freq = opt['logger'].get('save_checkpoint_freq', 5000)
-    val_freq = opt.get('val', {}).get('val_freq') if opt.get('val') else None
+    print_freq = int(opt['logger'].get('print_freq', 100))
+    save_freq = int(opt['logger'].get('save_checkpoint_freq', 5000))
+    val_freq = int(opt['val'].get('val_freq') or 0) if opt.get('val') else 0
+    last_saved = progress.iteration if resume_state else None
 
-    logger.info(f'Start training from epoch {start_epoch}, iteration {current_iter}.')
+    logger.info(f'Start training from epoch {progress.epoch}, iteration {progress.iteration}.')
     data_timer, iter_timer = AvgTimer(), AvgTimer()
     start_time = time.time()
-    epoch = start_epoch
-    for epoch in range(start_epoch, total_epochs + 1):
-        train_sampler.set_epoch(epoch)
-        prefetcher.reset()
-        train_data = prefetcher.next()
-        while train_data is not None and current_iter < total_iters:
-            data_timer.record()
-            current_iter += 1
-            model.update_learning_rate(current_iter, warmup_iter=opt['train'].get('warmup_iter', -1))
-            model.feed_data(train_data)
-            model.optimize_parameters(current_iter)
-            iter_timer.record()
-            if current_iter == 1:
-                msg_logger.reset_start_time()
-            if current_iter % print_freq == 0:
-                msg_logger({'epoch': epoch, 'iter': current_iter, 'lrs': model.get_current_learning_rate(),
-                            'time': iter_timer.get_avg_time(), 'data_time': data_timer.get_avg_time(),
-                            **model.get_current_log()})
-            if current_iter % save_freq == 0:
-                logger.info('Saving models and training states.')
-                model.save(epoch, current_iter)
-            if val_freq and current_iter % val_freq == 0:
-                validate(model, val_loaders, opt, current_iter, tb_logger)
-            data_timer.start()
-            iter_timer.start()
+    with StopRequest() as stop:
+        while progress.iteration < total_iters:
+            train_sampler.set_epoch(progress.epoch, progress.epoch_samples)
+            prefetcher.reset()
             train_data = prefetcher.next()
-        if current_iter >= total_iters:
-            break
+            while train_data is not None and progress.iteration < total_iters:
+                data_timer.record()
+                progress.iteration += 1
+                current_iter = progress.iteration
+                model.update_learning_rate(current_iter, warmup_iter=opt['train'].get('warmup_iter', -1))
+                model.feed_data(train_data)
+                model.optimize_parameters(current_iter)
+                progress.epoch_samples += global_batch
+                iter_timer.record()
+                loss_log.write(current_iter, progress.epoch, model.get_current_learning_rate()[0],
+                               model.get_current_log(), model.last_step_skipped)
+                check_finite_step(model, progress, max_nonfinite, logger)
+                if current_iter == 1:
+                    msg_logger.reset_start_time()
+                if current_iter % print_freq == 0:
+                    msg_logger({'epoch': progress.epoch, 'iter': current_iter,
+                                'lrs': model.get_current_learning_rate(), 'time': iter_timer.get_avg_time(),
+                                'data_time': data_timer.get_avg_time(), **model.get_current_log()})
+                stopping = stop.agreed()
+                if current_iter % save_freq == 0 or stopping:
+                    logger.info(f'Saving models and training state of iteration {current_iter}.')
+                    save_state(model, opt, progress)
+                    last_saved = current_iter
+                if stopping:
+                    logger.warning(f'Stop requested ({stop.signal_name or "by another process"}): '
+                                   f'the state of iteration {current_iter} is saved; continue with --auto_resume.')
+                    return
+                if val_freq and current_iter % val_freq == 0:
+                    validate(model, val_loaders, opt, current_iter, tb_logger)
+                data_timer.start()
+                iter_timer.start()
+                train_data = prefetcher.next()
+            if train_data is None:
+                progress.epoch += 1
+                progress.epoch_samples = 0
 
     logger.info(f'End of training after {datetime.timedelta(seconds=int(time.time() - start_time))}. '
                 'Saving the latest model.')
+    if last_saved != progress.iteration:
+        save_state(model, opt, progress)
     model.save(epoch=-1, current_iter=-1)
-    if val_loaders and not (val_freq and current_iter % val_freq == 0):
-        validate(model, val_loaders, opt, current_iter, tb_logger)
+    if val_loaders and not (val_freq and progress.iteration % val_freq == 0):
+        validate(model, val_loaders, opt, progress.iteration, tb_logger)
     if tb_logger:
         tb_logger.close()
 
@@ -185,4 +314,3 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
-

@@ -217,10 +217,23 @@ def test_frozen_clip_without_lora_runs_without_autograd(clip_file):
 
 def test_loader_defaults_pin_memory_on_gpu_runs_and_keep_workers_alive():
     gpu = {'num_worker_per_gpu': 4}
-    apply_loader_defaults(gpu, 'train', num_gpu=1)
+    apply_loader_defaults(gpu, num_gpu=1)
     assert gpu['pin_memory'] and gpu['persistent_workers']
-    cpu = {'num_worker_per_gpu': 0, 'pin_memory': False}
-    apply_loader_defaults(cpu, 'train', num_gpu=0)
+    cpu = {'num_worker_per_gpu': 2, 'persistent_workers': False}
+    apply_loader_defaults(cpu, num_gpu=0)
     assert not cpu['pin_memory'] and not cpu['persistent_workers']
-    with pytest.raises(SegSRError, match='persistent_workers'):
-        apply_loader_defaults({'num_worker_per_gpu': 0, 'persistent_workers': True}, 'train', num_gpu=0)
+
+
+def test_option_schema_accepts_the_performance_options_and_rejects_typos():
+    from segsr.option_schema import validate_options
+
+    opt = {
+        'name': 'x', 'network_g': {'type': 'HAT'}, 'datasets': {'train': {'name': 't', 'type': 'T',
+                                                                        'batch_size_per_gpu': 1}},
+        'train': {'total_iter': 1, 'amp': 'bf16'}, 'val': {'amp': False},
+        'performance': {'channels_last': True, 'tf32': True, 'compile': {'mode': 'default', 'dynamic': None}},
+    }
+    validate_options(opt, 'x.yml', is_train=True)
+    opt['performance']['compile'] = {'dynamc': True}
+    with pytest.raises(SegSRError, match='performance.compile.dynamc'):
+        validate_options(opt, 'x.yml', is_train=True)

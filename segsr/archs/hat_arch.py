@@ -1,6 +1,6 @@
 """HAT (Hybrid Attention Transformer, Chen et al., CVPR 2023) with published-checkpoint naming."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from basicsr.archs.arch_util import Upsample
@@ -17,6 +17,7 @@ from segsr.archs.hat_blocks import (
     to_channels_first,
     to_channels_last,
 )
+from segsr.archs.staged import StageHook, call_stage_hook
 from segsr.archs.window_attention import (
     ShiftMaskCache,
     check_attn_impl,
@@ -30,8 +31,6 @@ from segsr.utils.padding import pad_to_multiple
 SUPPORTED_SCALES = (2, 3, 4, 8)
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
 RPI_BUFFERS = ('relative_position_index_SA', 'relative_position_index_OCA')
-
-StageHook = Callable[[int, torch.Tensor], torch.Tensor]
 
 
 def _pair(value: int | Sequence[int]) -> tuple[int, int]:
@@ -255,7 +254,7 @@ class HAT(nn.Module):
         for stage, layer in enumerate(self.layers):
             tokens = layer(tokens, ctx)
             if stage_hook is not None:
-                tokens = to_channels_last(_call_hook(stage_hook, stage, to_channels_first(tokens)))
+                tokens = to_channels_last(call_stage_hook(stage_hook, stage, to_channels_first(tokens), 'HAT'))
         return to_channels_first(self.norm(tokens))
 
     def forward(self, x: torch.Tensor, stage_hook: StageHook | None = None) -> torch.Tensor:
@@ -267,16 +266,6 @@ class HAT(nn.Module):
         out = self.conv_last(self.upsample(self.conv_before_upsample(feat)))
         out = out / self.img_range + mean
         return out[..., : h * self.upscale, : w * self.upscale]
-
-
-def _call_hook(stage_hook: StageHook, stage: int, feat: torch.Tensor) -> torch.Tensor:
-    out = stage_hook(stage, feat)
-    if not isinstance(out, torch.Tensor) or out.shape != feat.shape:
-        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise SegSRError(
-            f'HAT stage_hook returned {got} at stage {stage}; return a tensor of shape {tuple(feat.shape)}'
-        )
-    return out
 
 
 def _fill_missing_rpi_buffers(module: HAT, state_dict: dict, prefix: str, *args) -> None:

@@ -20,7 +20,7 @@ CLIP_SOURCE_KEYS = ('model', 'pretrained', 'quick_gelu', 'mean', 'std')
 
 
 def build_backbone(options: dict, upscale: int) -> nn.Module:
-    """Any registered SR arch with the stage-hook interface (see HAT's docstring)."""
+    """Any registered SR arch with the stage-hook interface (see HAT's docstring and docs/guided_backbones.md)."""
     options = deepcopy(options)
     name = options.pop('type', None)
     if name is None or name not in ARCH_REGISTRY:
@@ -32,8 +32,11 @@ def build_backbone(options: dict, upscale: int) -> nn.Module:
     backbone = ARCH_REGISTRY.get(name)(**options)
     missing = [a for a in BACKBONE_API if not hasattr(backbone, a)]
     if missing or 'stage_hook' not in inspect.signature(backbone.forward).parameters:
+        staged = f'Staged{name}'
+        fix = f'use {staged}' if staged in ARCH_REGISTRY else ('give a backbone with num_stages, num_features, '
+                                                               'pad_multiple, upscale, forward(x, stage_hook)')
         raise SegSRError(f'backbone {name} lacks the stage-hook interface ({", ".join(missing) or "stage_hook"}); '
-                         'give a backbone with num_stages, num_features, pad_multiple, upscale, forward(x, stage_hook)')
+                         f'{fix}')
     return backbone
 
 
@@ -51,6 +54,9 @@ def read_backbone_state(path: str | Path) -> dict:
 class SEGSR(nn.Module):
     """A semantically guided SR network: ``backbone`` (e.g. HAT) with one LMM after each of its stages.
 
+    ``backbone.type`` defaults to ``backbone_type`` (HAT here: SEGSR is SeG-SR as published). The
+    ``Guided<X>`` subclasses only fix ``backbone_type`` to another staged backbone and refuse others.
+
     The LR image is padded once to the backbone's ``pad_multiple``; SFEM and SLM compute one
     guidance map per stage on the padded image; the backbone's ``stage_hook`` applies LMM i with
     map i; the output is cropped back to ``upscale`` times the input size. ``sfem``, ``slm`` and
@@ -58,12 +64,15 @@ class SEGSR(nn.Module):
     published weights of the unguided backbone (strictly, for the backbone's keys).
     """
 
+    backbone_type = 'HAT'
+    backbone_fixed = False
+
     def __init__(self, backbone: dict, sfem: dict | None = None, slm: dict | None = None, lmm: dict | None = None,
                  upscale: int = 4, backbone_checkpoint: str | None = None):
         super().__init__()
         check_scale(upscale)
         self.upscale = upscale
-        self.backbone = build_backbone(backbone, upscale)
+        self.backbone = build_backbone(self._backbone_options(backbone), upscale)
         if backbone_checkpoint:
             self.load_backbone_checkpoint(backbone_checkpoint)
 
@@ -75,6 +84,14 @@ class SEGSR(nn.Module):
                        text_init=text_init, loaded_clip=clip, **slm)
         self.lmm = nn.ModuleList(LMM(self.backbone.num_features, self.slm.num_local, **(lmm or {}))
                                  for _ in range(self.backbone.num_stages))
+
+    @classmethod
+    def _backbone_options(cls, options: dict) -> dict:
+        options = {'type': cls.backbone_type, **options}
+        if cls.backbone_fixed and options['type'] != cls.backbone_type:
+            raise SegSRError(f"network_g.backbone.type is {options['type']!r} but {cls.__name__} guides "
+                             f'{cls.backbone_type}; drop backbone.type, or use SEGSR for another backbone')
+        return options
 
     def load_backbone_checkpoint(self, path: str | Path) -> None:
         if not Path(path).is_file():

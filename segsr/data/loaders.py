@@ -6,21 +6,14 @@ from torch.utils.data import Dataset
 from segsr.utils.errors import SegSRError
 
 
-def apply_loader_defaults(dataset_opt: dict, phase: str, num_gpu: int) -> None:
-    """Pinned memory on GPU runs, persistent workers when there are workers, unless the options say otherwise.
+def apply_loader_defaults(dataset_opt: dict, num_gpu: int) -> None:
+    """Pinned memory on GPU runs and persistent workers, unless the options say otherwise.
 
-    basicsr's ``build_dataloader`` reads ``num_worker_per_gpu``, ``pin_memory`` and ``persistent_workers``;
-    ``prefetch_mode`` (cpu or cuda) is read by the training loop.
+    The loader reads ``num_worker_per_gpu``, ``pin_memory`` and ``persistent_workers`` (which has
+    no effect without workers); the training loop reads ``prefetch_mode`` (cpu or cuda).
     """
-    workers = dataset_opt.get('num_worker_per_gpu', 0)
-    if not isinstance(workers, int) or workers < 0:
-        raise SegSRError(f'datasets.{phase}.num_worker_per_gpu is {workers!r}; use a whole number >= 0')
-    dataset_opt.setdefault('num_worker_per_gpu', workers)
     dataset_opt.setdefault('pin_memory', num_gpu > 0)
-    dataset_opt.setdefault('persistent_workers', workers > 0)
-    if dataset_opt['persistent_workers'] and workers == 0:
-        raise SegSRError(f'datasets.{phase}.persistent_workers needs worker processes; '
-                         'set num_worker_per_gpu above 0 or persistent_workers: false')
+    dataset_opt.setdefault('persistent_workers', True)
 
 
 def build_checked_dataset(dataset_opt: dict, phase: str) -> Dataset:

@@ -43,7 +43,7 @@ class RSOnTheFlyDataset(data.Dataset):
         self.opt = opt
         self.scale = int(opt['scale'])
         self.quantize_lr = bool(opt.get('quantize_lr', False))
-        self.io_backend_opt = dict(opt['io_backend'])
+        self.io_backend_opt = dict(opt.get('io_backend', {'type': 'disk'}))
         self.file_client = None
         if self.io_backend_opt['type'] == 'lmdb':
             raise SegSRError('RSOnTheFlyDataset reads image files; set io_backend type to disk')

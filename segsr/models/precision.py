@@ -112,10 +112,14 @@ class Performance:
             self.scalers[device.type] = torch.amp.GradScaler(device.type, enabled=enabled)
         return self.scalers[device.type]
 
-    def backward_and_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
-        """``loss.backward()`` and ``optimizer.step()``, through the fp16 scaler when there is one."""
-        scaler = self.scaler(loss.device)
-        scaler.scale(loss).backward()
+    def backward(self, loss: torch.Tensor) -> None:
+        """``loss.backward()``, with the loss scaled first when training in fp16."""
+        self.scaler(loss.device).scale(loss).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """``optimizer.step()``; in fp16 gradients are unscaled first, and a step with inf/NaN gradients is
+        skipped while the scale shrinks."""
+        scaler = self.scaler(next(p.device for group in optimizer.param_groups for p in group['params']))
         scaler.step(optimizer)
         scaler.update()
 

@@ -1,10 +1,12 @@
 """The training/evaluation model: basicsr's SRModel, device-agnostic and with self-describing checkpoints."""
 
+import math
 from collections import OrderedDict
 from copy import deepcopy
 from os import path as osp
 
 import torch
+import torch.distributed as dist
 from basicsr.metrics import calculate_metric
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger, imwrite, tensor2img
@@ -28,9 +30,13 @@ class SegSRModel(SRModel):
     """SRModel that runs the same on CPU, one GPU and several, and records per-image validation results.
 
     Checkpoints hold ``params``/``params_ema`` plus the ``network_g`` options, so a weights file alone
-    rebuilds its network; every file is written atomically. Precision, memory layout and compilation
-    follow ``train.amp``, ``val.amp`` and ``performance`` (see :mod:`segsr.models.precision`).
+    rebuilds its network; every file is written atomically, by rank 0 only. A step whose loss is NaN
+    or infinite (on any process) changes neither the weights, the optimiser nor the EMA;
+    ``last_step_skipped`` tells the training loop. Precision, memory layout and compilation follow
+    ``train.amp``, ``val.amp`` and ``performance`` (see :mod:`segsr.models.precision`).
     """
+
+    last_step_skipped = False
 
     def __init__(self, opt: dict):
         self.performance = Performance.from_options(opt)
@@ -53,36 +59,75 @@ class SegSRModel(SRModel):
         if hasattr(self, 'net_g_ema'):
             self.performance.prepare_network(self.net_g_ema)
 
+    def setup_optimizers(self) -> None:
+        """Optimise what requires gradients; frozen weights (e.g. the CLIP tower) are summarised, not listed."""
+        train_opt = self.opt['train']
+        params = list(self.net_g.parameters())
+        trainable = [p for p in params if p.requires_grad]
+        frozen = sum(p.numel() for p in params if not p.requires_grad)
+        if frozen:
+            get_root_logger().info(f'{frozen:,} frozen parameters are not optimised.')
+        optim_opt = dict(train_opt['optim_g'])
+        optim_type = optim_opt.pop('type')
+        self.optimizer_g = self.get_optimizer(optim_type, trainable, **optim_opt)
+        self.optimizers.append(self.optimizer_g)
+
+    def compute_losses(self) -> OrderedDict:
+        """The configured losses of ``self.output`` against ``self.gt``, by log name."""
+        losses = OrderedDict()
+        if self.cri_pix:
+            losses['l_pix'] = self.cri_pix(self.output, self.gt)
+        if self.cri_perceptual:
+            l_percep, l_style = self.cri_perceptual(self.output, self.gt)
+            if l_percep is not None:
+                losses['l_percep'] = l_percep
+            if l_style is not None:
+                losses['l_style'] = l_style
+        return losses
+
     def optimize_parameters(self, current_iter: int) -> None:
-        """One step: forward under ``train.amp`` autocast, losses in float32, backward through the fp16 scaler."""
+        """Forward under ``train.amp`` autocast, losses in float32, backward and step through the fp16 scaler."""
         self.optimizer_g.zero_grad(set_to_none=True)
         with self.performance.autocast(self.lq, training=True):
             output = self.net_g(self.lq)
         self.output = output.float()
-        loss_dict = OrderedDict()
-        total = 0
-        if self.cri_pix:
-            loss_dict['l_pix'] = self.cri_pix(self.output, self.gt)
-            total = total + loss_dict['l_pix']
-        if self.cri_perceptual:
-            percep, style = self.cri_perceptual(self.output, self.gt)
-            for name, value in (('l_percep', percep), ('l_style', style)):
-                if value is not None:
-                    loss_dict[name] = value
-                    total = total + value
-        self.performance.backward_and_step(total, self.optimizer_g)
-        self.log_dict = self.reduce_loss_dict(loss_dict)
+        losses = self.compute_losses()
+        # every process runs backward, so DDP's gradient exchange stays in step
+        self.performance.backward(sum(losses.values()))
+        self.log_dict = self.reduce_loss_dict(losses)
+        self.last_step_skipped = not all(math.isfinite(value) for value in self.log_dict.values())
+        if self.last_step_skipped:
+            return
+        self.performance.step(self.optimizer_g)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
+    def reduce_loss_dict(self, loss_dict: OrderedDict) -> OrderedDict:
+        """Losses averaged over every process, on every process, so all agree on skipping a non-finite step."""
+        with torch.no_grad():
+            values = torch.stack([value.detach().float().mean() for value in loss_dict.values()])
+            if self.opt['dist']:
+                dist.all_reduce(values)
+                values /= self.opt['world_size']
+        return OrderedDict(zip(loss_dict, values.tolist(), strict=True))
+
     def test(self) -> None:
-        """Inference without autograd under ``val.amp`` autocast, with the EMA weights when there are some."""
-        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
+        """Inference under ``val.amp`` autocast without the DDP wrapper, whose buffer broadcast would wait for
+        processes not validating."""
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
         was_training = net.training
         net.eval()
         with torch.no_grad(), self.performance.autocast(self.lq, training=False):
             self.output = net(self.lq).float()
         net.train(was_training)
+
+    def save(self, epoch: int, current_iter: int, extra_state: dict | None = None) -> None:
+        """Save the weights, then the training state (plus ``extra_state``): a state never outlives its weights."""
+        if hasattr(self, 'net_g_ema'):
+            self.save_network([self.net_g, self.net_g_ema], 'net_g', current_iter, param_key=['params', 'params_ema'])
+        else:
+            self.save_network(self.net_g, 'net_g', current_iter)
+        self.save_training_state(epoch, current_iter, extra_state)
 
     def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True,
                      param_key: str | None = 'params') -> None:
@@ -106,7 +151,7 @@ class SegSRModel(SRModel):
         atomic_torch_save(checkpoint, osp.join(self.opt['path']['models'], f'{net_label}_{iteration}.pth'))
 
     @master_only
-    def save_training_state(self, epoch: int, current_iter: int) -> None:
+    def save_training_state(self, epoch: int, current_iter: int, extra_state: dict | None = None) -> None:
         if current_iter == -1:
             return
         state = {
@@ -115,6 +160,7 @@ class SegSRModel(SRModel):
             'optimizers': [optimizer.state_dict() for optimizer in self.optimizers],
             'schedulers': [scheduler.state_dict() for scheduler in self.schedulers],
             'grad_scaler': self.performance.scaler(self.device).state_dict(),
+            **(extra_state or {}),
         }
         atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 

@@ -1,0 +1,188 @@
+"""Gather test.py results into one Markdown table and a plot of the PSNR gain from guidance per backbone.
+
+    python scripts/compare_results.py results/demo_* --out results/guidance_study
+
+Each source is a results JSON written by segsr/test.py, a folder searched for them, or a glob.
+Writes ``comparison.md`` and ``guidance_gain.png`` under ``--out``. Pairing rule: a guided run
+(network ``Guided<X>``, or ``SEGSR`` for HAT) is paired with the unguided run of the same backbone
+(``<X>`` or ``Staged<X>``; ``HAT``) on the same dataset, scale and metric protocol.
+"""
+
+import argparse
+import glob
+import json
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from segsr.utils.errors import SegSRError  # noqa: E402
+from segsr.utils.files import atomic_write_bytes  # noqa: E402
+
+REQUIRED_KEYS = ('name', 'network', 'scale', 'dataset', 'protocol', 'params', 'trainable_params', 'average')
+GUIDED_PREFIX, STAGED_PREFIX = 'Guided', 'Staged'
+GUIDED_ALIASES = {'SEGSR': 'HAT'}  # SEGSR is SeG-SR as published: guidance on HAT
+
+
+def backbone_of(network: str) -> tuple[str, bool]:
+    """(backbone, guided) of a network type, by the pairing rule in the module docstring."""
+    if network in GUIDED_ALIASES:
+        return GUIDED_ALIASES[network], True
+    if network.startswith(GUIDED_PREFIX) and len(network) > len(GUIDED_PREFIX):
+        return network[len(GUIDED_PREFIX):], True
+    return network.removeprefix(STAGED_PREFIX) or network, False
+
+
+def find_result_files(sources: Iterable[str]) -> list[Path]:
+    """Every JSON file named by the sources (files, folders searched recursively, glob patterns)."""
+    files: dict[Path, None] = {}
+    for source in sources:
+        matches = [Path(p) for p in sorted(glob.glob(source))] or [Path(source)]
+        for match in matches:
+            if match.is_dir():
+                found = sorted(match.rglob('*.json'))
+            elif match.is_file():
+                found = [match]
+            else:
+                raise SegSRError(f'results source {source} does not exist; give results/<name> folders or JSON files')
+            files.update(dict.fromkeys(p.resolve() for p in found))
+    if not files:
+        raise SegSRError(f'no results JSON under {", ".join(sources)}; run segsr/test.py first')
+    return list(files)
+
+
+def load_result(path: Path) -> dict:
+    try:
+        result = json.loads(path.read_text(encoding='utf-8'))
+    except (OSError, json.JSONDecodeError) as err:
+        raise SegSRError(f'{path} is not a readable JSON file ({err}); give results written by segsr/test.py') from None
+    missing = [key for key in REQUIRED_KEYS if key not in result] if isinstance(result, dict) else list(REQUIRED_KEYS)
+    if missing or 'psnr' not in result['average']:
+        raise SegSRError(f'{path} lacks {", ".join(missing) or "average.psnr"}; give results written by segsr/test.py')
+    backbone, guided = backbone_of(result['network'])
+    return {**result, 'backbone': backbone, 'guided': guided, 'path': str(path)}
+
+
+def protocol_text(result: dict) -> str:
+    protocol = result['protocol']
+    return protocol.get('text', str(protocol)) if isinstance(protocol, dict) else str(protocol)
+
+
+def pair_key(result: dict) -> tuple:
+    return result['backbone'], result['dataset'], result['scale'], protocol_text(result)
+
+
+def guidance_gains(results: list[dict]) -> list[dict]:
+    """One row per backbone/dataset/scale that has both a guided and an unguided result."""
+    sides: dict[tuple, dict[bool, dict]] = {}
+    for result in results:
+        side = sides.setdefault(pair_key(result), {})
+        if result['guided'] in side:
+            kind = 'guided' if result['guided'] else 'unguided'
+            raise SegSRError(f"two {kind} {result['backbone']} results for {result['dataset']} x{result['scale']}: "
+                             f"{side[result['guided']]['path']} and {result['path']}; pass only one of them")
+        side[result['guided']] = result
+    gains = []
+    for (backbone, dataset, scale, _), side in sorted(sides.items(), key=lambda item: tuple(map(str, item[0]))):
+        if len(side) == 2:
+            plain, guided = side[False]['average'], side[True]['average']
+            gains.append({
+                'backbone': backbone, 'dataset': dataset, 'scale': scale,
+                'unguided': plain['psnr'], 'guided': guided['psnr'], 'gain': guided['psnr'] - plain['psnr'],
+                'ssim_gain': guided.get('ssim', float('nan')) - plain.get('ssim', float('nan')),
+            })
+    return gains
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '|'.join('---' for _ in header) + '|']
+    return '\n'.join(lines + ['| ' + ' | '.join(row) + ' |' for row in rows])
+
+
+def format_metric(average: dict, key: str, digits: int) -> str:
+    return f'{average[key]:.{digits}f}' if key in average else ''
+
+
+def comparison_markdown(results: list[dict], gains: list[dict]) -> str:
+    protocols = sorted({protocol_text(r) for r in results})
+    ordered = sorted(results, key=lambda r: (r['dataset'], r['scale'], r['backbone'], r['guided'], r['name']))
+    header = ['method', 'backbone', 'guidance', 'dataset', 'scale', 'PSNR (dB)', 'SSIM', 'bicubic PSNR',
+              'params', 'trainable params', 'run']
+    rows = [[r['network'], r['backbone'], 'yes' if r['guided'] else 'no', r['dataset'], f"x{r['scale']}",
+             format_metric(r['average'], 'psnr', 4), format_metric(r['average'], 'ssim', 4),
+             format_metric(r['average'], 'bicubic_psnr', 4), f"{r['params']:,}", f"{r['trainable_params']:,}",
+             r['name']] for r in ordered]
+    if len(protocols) > 1:
+        header.append('protocol')
+        for row, result in zip(rows, ordered, strict=True):
+            row.append(protocol_text(result))
+    parts = ['# SR results with and without semantic guidance', '',
+             f'PSNR and SSIM: {protocols[0]}.' if len(protocols) == 1 else 'PSNR and SSIM: see the protocol column.',
+             '', markdown_table(header, rows), '', '## PSNR gain from guidance', '']
+    if gains:
+        parts.append(markdown_table(
+            ['backbone', 'dataset', 'scale', 'unguided PSNR', 'guided PSNR', 'gain (dB)', 'SSIM gain'],
+            [[g['backbone'], g['dataset'], f"x{g['scale']}", f"{g['unguided']:.4f}", f"{g['guided']:.4f}",
+              f"{g['gain']:+.4f}", f"{g['ssim_gain']:+.4f}"] for g in gains]))
+    else:
+        parts.append('No backbone has both a guided and an unguided result.')
+    return '\n'.join(parts) + '\n'
+
+
+def plot_gains(gains: list[dict], path: Path) -> None:
+    """Grouped bars: one group per backbone, one bar per dataset and scale."""
+    backbones = sorted({g['backbone'] for g in gains})
+    settings = sorted({(g['dataset'], g['scale']) for g in gains}, key=lambda s: (s[0], s[1]))
+    width = 0.8 / max(len(settings), 1)
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(backbones) + 1.5), 3.6))
+    for index, (dataset, scale) in enumerate(settings):
+        values = {g['backbone']: g['gain'] for g in gains if (g['dataset'], g['scale']) == (dataset, scale)}
+        xs = [i + (index - (len(settings) - 1) / 2) * width for i, b in enumerate(backbones) if b in values]
+        bars = ax.bar(xs, [values[b] for b in backbones if b in values], width, label=f'{dataset} x{scale}')
+        ax.bar_label(bars, fmt='%+.3f', fontsize=8)
+    ax.axhline(0, color='black', linewidth=0.8)
+    ax.set_xticks(range(len(backbones)), backbones)
+    ax.set_ylabel('PSNR gain from guidance (dB)')
+    ax.set_title('Guided minus unguided PSNR, per backbone')
+    if settings:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    partial = path.with_name(path.stem + '.part' + path.suffix)
+    fig.savefig(partial, dpi=120)
+    plt.close(fig)
+    os.replace(partial, path)
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('sources', nargs='+', help='results JSON files, results folders or glob patterns')
+    parser.add_argument('--out', required=True, help='folder for comparison.md and guidance_gain.png')
+    args = parser.parse_args(argv)
+    try:
+        results = [load_result(path) for path in find_result_files(args.sources)]
+        gains = guidance_gains(results)
+        if not gains:
+            raise SegSRError('no backbone has both a guided and an unguided result; pass both runs of a backbone')
+    except SegSRError as err:
+        sys.exit(f'error: {err}')
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    markdown = comparison_markdown(results, gains)
+    atomic_write_bytes(out / 'comparison.md', markdown.encode('utf-8'))
+    plot_gains(gains, out / 'guidance_gain.png')
+    print(markdown)
+    print(f'Written {out / "comparison.md"} and {out / "guidance_gain.png"}')
+    return out
+
+
+if __name__ == '__main__':
+    main()

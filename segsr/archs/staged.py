@@ -1,0 +1,70 @@
+"""Building blocks of staged SR backbones: the stage-hook call and the stage split of a residual body.
+
+A staged backbone runs ``feat = stage_hook(i, feat)`` after each body stage ``i`` with image-shaped
+features (B, num_features, H, W); guided networks (SEGSR) modulate the features there.
+"""
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from segsr.utils.errors import SegSRError
+
+StageHook = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+def call_stage_hook(stage_hook: StageHook, stage: int, feat: torch.Tensor, arch: str) -> torch.Tensor:
+    """Run the hook and insist on a tensor of the features' shape, which the rest of the body needs."""
+    out = stage_hook(stage, feat)
+    if not isinstance(out, torch.Tensor) or out.shape != feat.shape:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise SegSRError(
+            f'{arch} stage_hook returned {got} at stage {stage}; return a tensor of shape {tuple(feat.shape)}'
+        )
+    return out
+
+
+def check_upscale(upscale: int, arch: str) -> None:
+    """basicsr's ``Upsample`` builds x3 and powers of two; say so before it fails with a bare ValueError."""
+    if upscale != 3 and (upscale < 2 or upscale & (upscale - 1)):
+        raise SegSRError(f'{arch} upscale {upscale} is not supported; use 3 or a power of two (2, 4, 8)')
+
+
+def split_stages(num_blocks: int, num_stages: int, arch: str) -> tuple[int, ...]:
+    """Indices of the last block of each stage: ``num_blocks`` split into ``num_stages`` near-equal runs."""
+    if not 1 <= num_stages <= num_blocks:
+        raise SegSRError(f'{arch} num_stages {num_stages} must be between 1 and its {num_blocks} body blocks; '
+                         'change num_stages')
+    return tuple((stage + 1) * num_blocks // num_stages - 1 for stage in range(num_stages))
+
+
+def mean_as_buffer(module: nn.Module) -> None:
+    """basicsr keeps the RGB mean as a plain attribute; a non-persistent buffer follows ``.to(device)``
+    and leaves the state dict (and so the published checkpoints' keys) unchanged."""
+    mean = module.mean
+    del module.mean
+    module.register_buffer('mean', mean, persistent=False)
+
+
+class StagedResidualBody:
+    """Stage-hook forward for basicsr's conv SR nets (EDSR, RCAN): ``conv_first``, a ``body`` of blocks,
+    ``conv_after_body`` plus the long skip, ``upsample``, ``conv_last``.
+
+    Mixed into a subclass of the basicsr class, whose modules (and parameter names) it reuses;
+    ``stage_ends`` holds the index of each stage's last body block.
+    """
+
+    pad_multiple = 1  # convolutions take any input size
+    stage_ends: tuple[int, ...]
+
+    def forward(self, x: torch.Tensor, stage_hook: StageHook | None = None) -> torch.Tensor:
+        mean = self.mean.to(x.dtype)
+        feat = self.conv_first((x - mean) * self.img_range)
+        body = feat
+        for index, block in enumerate(self.body):
+            body = block(body)
+            if stage_hook is not None and index in self.stage_ends:
+                body = call_stage_hook(stage_hook, self.stage_ends.index(index), body, type(self).__name__)
+        out = self.conv_last(self.upsample(self.conv_after_body(body) + feat))
+        return out / self.img_range + mean

@@ -1,0 +1,60 @@
+"""SwinIR (Liang et al., ICCVW 2021) from basicsr, with a stage hook after every RSTB and any input size."""
+
+import torch
+from basicsr.archs.swinir_arch import SwinIR
+from basicsr.utils.registry import ARCH_REGISTRY
+
+from segsr.archs.staged import StageHook, call_stage_hook, check_upscale, mean_as_buffer
+from segsr.utils.errors import SegSRError
+from segsr.utils.padding import pad_to_multiple
+
+SR_UPSAMPLERS = ('pixelshuffle', 'pixelshuffledirect')
+
+
+@ARCH_REGISTRY.register()
+class StagedSwinIR(SwinIR):
+    """basicsr's ``SwinIR`` (same options, modules and checkpoint keys) as a staged backbone.
+
+    One stage per residual Swin transformer block (RSTB, ``num_stages = len(depths)``); the hook
+    sees the tokens reshaped to (B, embed_dim, Hp, Wp) and runs before the body's final norm.
+    Inputs of any size are reflect-padded to a multiple of the window (``pad_multiple``) and the
+    output cropped back. Only the SR reconstruction heads are offered: ``upsampler`` is
+    ``pixelshuffle`` (classical SR, the default here) or ``pixelshuffledirect`` (lightweight SR).
+    Without a hook, on window-multiple inputs, the output equals ``SwinIR``'s.
+    """
+
+    def __init__(self, upscale: int = 2, upsampler: str = 'pixelshuffle', **options):
+        if upsampler not in SR_UPSAMPLERS:
+            raise SegSRError(f'StagedSwinIR upsampler {upsampler!r} is not supported; use one of {list(SR_UPSAMPLERS)}')
+        check_upscale(upscale, 'StagedSwinIR')
+        super().__init__(upscale=upscale, upsampler=upsampler, **options)
+        mean_as_buffer(self)
+        self.num_stages = len(self.layers)
+        # SwinIR shrinks the window to the training patch when the patch is smaller than the window.
+        self.pad_multiple = self.layers[0].residual_group.blocks[0].window_size
+
+    def forward_features(self, x: torch.Tensor, stage_hook: StageHook | None = None) -> torch.Tensor:
+        x_size = (x.shape[2], x.shape[3])
+        tokens = self.patch_embed(x)
+        if self.ape:
+            tokens = tokens + self.absolute_pos_embed
+        tokens = self.pos_drop(tokens)
+        for stage, layer in enumerate(self.layers):
+            tokens = layer(tokens, x_size)
+            if stage_hook is not None:
+                feat = call_stage_hook(stage_hook, stage, self.patch_unembed(tokens, x_size), 'StagedSwinIR')
+                tokens = feat.flatten(2).transpose(1, 2)
+        return self.patch_unembed(self.norm(tokens), x_size)
+
+    def forward(self, x: torch.Tensor, stage_hook: StageHook | None = None) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        mean = self.mean.to(x.dtype)
+        x = (pad_to_multiple(x, self.pad_multiple) - mean) * self.img_range
+        feat = self.conv_first(x)
+        feat = self.conv_after_body(self.forward_features(feat, stage_hook)) + feat
+        if self.upsampler == 'pixelshuffle':
+            out = self.conv_last(self.upsample(self.conv_before_upsample(feat)))
+        else:
+            out = self.upsample(feat)
+        out = out / self.img_range + mean
+        return out[..., : height * self.upscale, : width * self.upscale]

@@ -1,0 +1,163 @@
+"""The shape of a basicsr option file, checked before any work so that every mistake shows at once.
+
+Sections that basicsr and this project read (top level, ``datasets.*``, ``path``, ``train``, ``val``,
+``logger``, ``dist_params``) are described here; the constructor arguments of registered types
+(``network_*``, a dataset's own options, a loss's or metric's) stay free-form apart from ``type``.
+"""
+
+import difflib
+import re
+from dataclasses import dataclass, field, replace
+
+from segsr.utils.errors import SegSRError
+
+KIND_NAMES = {'int': 'an integer', 'float': 'a number', 'bool': 'true/false', 'str': 'a string',
+              'list': 'a list', 'dict': 'a mapping', 'none': '~ (null)'}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One option: the YAML kinds it may take, whether it must be there, and the keys of a mapping.
+
+    ``keys`` and ``patterns`` (regular expressions) name a mapping's known keys; ``closed`` mappings
+    reject any other key, with a did-you-mean suggestion among ``keys`` and ``examples``.
+    """
+
+    kinds: tuple[str, ...]
+    required: bool = False
+    keys: dict[str, 'Field'] = field(default_factory=dict)
+    patterns: dict[str, 'Field'] = field(default_factory=dict)
+    closed: bool = False
+    examples: tuple[str, ...] = ()
+
+
+def _f(*kinds: str, required: bool = False) -> Field:
+    return Field(kinds, required)
+
+
+TYPED = Field(('dict',), keys={'type': _f('str', required=True)})  # a registered type and its free-form kwargs
+OPTIONAL_TYPED = Field(('dict', 'none'), keys={'type': _f('str', required=True)})
+
+DATASET_KEYS = {
+    'name': _f('str', required=True), 'type': _f('str', required=True), 'phase': _f('str'), 'scale': _f('int'),
+    'dataroot_gt': _f('str'), 'dataroot_lq': _f('str'), 'meta_info_file': _f('str', 'none'),
+    'io_backend': _f('dict'), 'filename_tmpl': _f('str'), 'gt_size': _f('int'), 'use_hflip': _f('bool'),
+    'use_rot': _f('bool'), 'use_shuffle': _f('bool'), 'num_worker_per_gpu': _f('int'),
+    'batch_size_per_gpu': _f('int'), 'dataset_enlarge_ratio': _f('int'), 'prefetch_mode': _f('str', 'none'),
+    'pin_memory': _f('bool'), 'persistent_workers': _f('bool'), 'num_prefetch_queue': _f('int'),
+    'color': _f('str', 'none'), 'mean': _f('list', 'none'), 'std': _f('list', 'none'),
+}
+TRAIN_DATASET = Field(('dict',), keys={**DATASET_KEYS, 'batch_size_per_gpu': _f('int', required=True)})
+EVAL_DATASET = Field(('dict',), keys=DATASET_KEYS)
+
+PATH = Field(('dict',), closed=True, keys={
+    'resume_state': _f('str', 'none'), 'ignore_resume_networks': _f('list', 'none'),
+    'experiments_root': _f('str'), 'models': _f('str'), 'training_states': _f('str'), 'log': _f('str'),
+    'visualization': _f('str'), 'results_root': _f('str'),
+}, patterns={
+    r'pretrain_network_\w+': _f('str', 'none'), r'strict_load_\w+': _f('bool'), r'param_key_\w+': _f('str', 'none'),
+}, examples=('pretrain_network_g', 'strict_load_g', 'param_key_g'))
+
+TRAIN = Field(('dict',), closed=True, keys={
+    'total_iter': _f('int', required=True), 'optim_g': TYPED, 'scheduler': TYPED, 'warmup_iter': _f('int'),
+    'ema_decay': _f('float'), 'max_nonfinite_steps': _f('int'), 'amp': _f('str', 'bool'), 'net_d_iters': _f('int'),
+    'net_d_init_iters': _f('int'), 'use_grad_clip': _f('bool'), 'r1_reg_weight': _f('float'),
+    'path_reg_weight': _f('float'), 'path_batch_shrink': _f('int'), 'net_g_reg_every': _f('int'),
+    'net_d_reg_every': _f('int'), 'mixing_prob': _f('float'), 'fix_flow': _f('int', 'none'),
+    'flow_lr_mul': _f('float'), 'dcn_lr_mul': _f('float'), 'lr_flow': _f('float'),
+}, patterns={r'optim_\w+': TYPED, r'\w+_opt': OPTIONAL_TYPED}, examples=('optim_<net>', '<loss>_opt'))
+
+METRICS = Field(('dict', 'none'), patterns={r'.+': TYPED})
+VAL = Field(('dict',), closed=True, keys={
+    'val_freq': _f('int', 'none'), 'save_img': _f('bool'), 'suffix': _f('str', 'none'), 'pbar': _f('bool'),
+    'metrics': METRICS, 'compare_bicubic': _f('bool'), 'num_val_samples': _f('int'),
+    'center_frame_only': _f('bool'), 'flip_seq': _f('bool'), 'amp': _f('str', 'bool'),
+})
+LOGGER = Field(('dict',), closed=True, keys={
+    'print_freq': _f('int'), 'save_checkpoint_freq': _f('int'), 'use_tb_logger': _f('bool'),
+    'wandb': Field(('dict', 'none'), keys={'project': _f('str', 'none'), 'resume_id': _f('str', 'none')}),
+})
+DIST_PARAMS = Field(('dict',), closed=True, keys={'backend': _f('str'), 'port': _f('int')})
+PERFORMANCE = Field(('dict',), closed=True, keys={
+    'channels_last': _f('bool'), 'tf32': _f('bool'),
+    'compile': Field(('bool', 'dict'), closed=True, keys={
+        'mode': _f('str'), 'dynamic': _f('bool', 'none'), 'fullgraph': _f('bool'),
+    }),
+})
+TILE = Field(('dict',), keys={'tile_size': _f('int'), 'tile_pad': _f('int')})
+
+COMMON_TOP = {
+    'name': _f('str', required=True), 'model_type': _f('str'), 'scale': _f('int'), 'num_gpu': _f('int', 'str'),
+    'manual_seed': _f('int', 'none'), 'path': PATH, 'val': VAL, 'logger': LOGGER, 'dist_params': DIST_PARAMS,
+    'find_unused_parameters': _f('bool'), 'tile': TILE, 'performance': PERFORMANCE,
+    'network_g': replace(TYPED, required=True),
+}
+TRAIN_TOP = Field(('dict',), keys={
+    **COMMON_TOP, 'train': replace(TRAIN, required=True),
+    'datasets': Field(('dict',), True, patterns={r'train': TRAIN_DATASET, r'(val|test)(_\w+)?': EVAL_DATASET},
+                      closed=True, examples=('train', 'val', 'val_<n>')),
+}, patterns={r'network_\w+': TYPED})
+EVAL_TOP = Field(('dict',), keys={
+    **COMMON_TOP, 'train': Field(('dict',)),
+    'datasets': Field(('dict',), True, patterns={r'(train|val|test)(_\w+)?': EVAL_DATASET}, closed=True,
+                      examples=('test', 'test_<n>', 'val')),
+}, patterns={r'network_\w+': TYPED})
+
+# Unknown top-level keys pass (registered models read their own, e.g. Real-ESRGAN's degradations)
+# unless they are this close to a known key, which makes them a likely typo.
+TYPO_SIMILARITY = 0.8
+
+
+def _has_kind(value: object, kind: str) -> bool:
+    if kind == 'int':
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer())
+    if kind == 'float':
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return {
+        'bool': lambda: isinstance(value, bool), 'str': lambda: isinstance(value, str),
+        'list': lambda: isinstance(value, list | tuple), 'dict': lambda: isinstance(value, dict),
+        'none': lambda: value is None,
+    }[kind]()
+
+
+def _field_for(spec: Field, key: str) -> Field | None:
+    if key in spec.keys:
+        return spec.keys[key]
+    return next((sub for pattern, sub in spec.patterns.items() if re.fullmatch(pattern, key)), None)
+
+
+def _known_names(spec: Field) -> list[str]:
+    return list(spec.keys) + list(spec.examples)
+
+
+def _check(value: object, spec: Field, where: str, problems: list[str], top_level: bool = False) -> None:
+    if not any(_has_kind(value, kind) for kind in spec.kinds):
+        expected = ' or '.join(KIND_NAMES[kind] for kind in spec.kinds)
+        problems.append(f'{where}: expected {expected}, got {type(value).__name__} {value!r}')
+        return
+    if not isinstance(value, dict) or not (spec.keys or spec.patterns):
+        return
+    prefix = f'{where}.' if where else ''
+    for key, required in spec.keys.items():
+        if required.required and key not in value:
+            problems.append(f'{prefix}{key}: missing; add it')
+    for key, sub_value in value.items():
+        sub = _field_for(spec, str(key))
+        if sub is not None:
+            _check(sub_value, sub, f'{prefix}{key}', problems)
+            continue
+        close = difflib.get_close_matches(str(key), _known_names(spec), n=1,
+                                          cutoff=TYPO_SIMILARITY if top_level else 0.6)
+        if spec.closed or (top_level and close):
+            hint = f'did you mean "{close[0]}"?' if close else f'known keys: {", ".join(_known_names(spec))}'
+            problems.append(f'{prefix}{key}: unknown key; {hint}')
+
+
+def validate_options(opt: dict, source: str, is_train: bool) -> None:
+    """Raise one SegSRError that lists every problem found in the options, or return if there are none."""
+    problems: list[str] = []
+    _check(opt, TRAIN_TOP if is_train else EVAL_TOP, '', problems, top_level=True)
+    if problems:
+        count = f'{len(problems)} problem{"s" if len(problems) > 1 else ""}'
+        raise SegSRError(f'{count} in option file {source}: ' + '; '.join(problems))
