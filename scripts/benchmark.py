@@ -227,10 +227,10 @@ def default_peak_tflops(device: str) -> float | None:
     return next((peak for key, peak in BF16_PEAK_TFLOPS if key in name), None)
 
 
-def device_name(device: str) -> str:
+def device_name(device: str, threads: int | None) -> str:
     if device.startswith('cuda') and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
-    return f'{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads'
+    return f'{platform.processor() or platform.machine()} CPU, {threads or torch.get_num_threads()} threads'
 
 
 def reference_flops(results: list[dict], model: str, config: str, phase: str) -> int | None:
@@ -273,19 +273,23 @@ def main(argv: list[str] | None = None) -> None:
     context = multiprocessing.get_context('spawn')
     started = time.time()
     with ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=1) as pool:
-        for job in tqdm(jobs, desc='benchmark', unit='run'):
+        for job in (bar := tqdm(jobs, desc='benchmark', unit='run')):
             results.append(pool.submit(run_job, *job, args).result())
+            row = results[-1]
+            bar.write(f'{" ".join(job)}: train {1 / row["train"]["seconds"]:.3f} it/s, inference '
+                      + ', '.join(f'{1 / v["seconds"]:.3f} img/s @{k}' for k, v in row['infer'].items()))
     elapsed = time.time() - started
 
-    print(f'\ndevice {device_name(args.device)}; torch {torch.__version__}; training batch {args.batch} at LR '
-          f'{args.train_size}x{args.train_size} x4 with Adam; inference batch 1 at LR {args.infer_sizes}; '
+    print(f'\ndevice {device_name(args.device, args.threads)}; torch {torch.__version__}; '
+          f'training batch {args.batch} at LR {args.train_size}x{args.train_size} x4 with Adam; '
+          f'inference batch 1 at LR {args.infer_sizes}; '
           f'median of {args.iters} timed steps after {args.warmup} warm-up; load average before '
           f'{load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; {elapsed:.0f} s')
     print(table(results, args, peak_tflops))
     if peak_tflops is None:
         print('MFU needs --peak-tflops (the device bf16 peak) on this device')
     if args.json:
-        report = {'args': vars(args), 'device': device_name(args.device), 'torch': torch.__version__,
+        report = {'args': vars(args), 'device': device_name(args.device, args.threads), 'torch': torch.__version__,
                   'python': sys.version.split()[0], 'peak_tflops': peak_tflops, 'load_average_before': load_before,
                   'load_average_after': os.getloadavg(), 'seconds': elapsed, 'results': results}
         partial = Path(args.json).with_name(Path(args.json).name + '.part')
