@@ -57,8 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--infer-sizes', type=int, nargs='+', default=[64, 256], help='LR sides for inference')
     parser.add_argument('--warmup', type=int, default=3, help='untimed steps first (compiling happens here)')
     parser.add_argument('--iters', type=int, default=10, help='timed steps; the median is reported')
-    parser.add_argument('--dynamic', choices=('auto', 'true', 'false'), default='auto',
-                        help='torch.compile dynamic shapes (auto: static first, dynamic on a new size)')
+    parser.add_argument('--dynamic', choices=('auto', 'true', 'false'), default='false',
+                        help='torch.compile dynamic shapes (false: one static graph per padded size, as in training)')
     parser.add_argument('--peak-tflops', type=float, default=None,
                         help='bf16 peak of the device for the MFU column (default: known H100/H200/A100 peaks)')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
