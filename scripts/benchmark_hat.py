@@ -33,6 +33,20 @@ CONFIGS = {
         img_size=64,
         upsampler='pixelshuffle',
     ),
+    'demo': dict(  # options/train/demo_HAT_SRx4.yml
+        embed_dim=32,
+        depths=(2, 2),
+        num_heads=(4, 4),
+        window_size=8,
+        compress_ratio=3,
+        squeeze_factor=8,
+        conv_scale=0.01,
+        overlap_ratio=0.5,
+        mlp_ratio=2,
+        upscale=4,
+        img_size=16,
+        upsampler='pixelshuffle',
+    ),
     'small': dict(
         embed_dim=60,
         depths=(4, 4),
@@ -57,9 +71,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--batch', type=int, default=4, help='images per batch (paper: 4)')
     parser.add_argument('--size', type=int, default=64, help='LR height and width (paper: 64)')
-    parser.add_argument('--configs', nargs='+', default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument('--configs', nargs='+', default=['paper', 'small'], choices=list(CONFIGS))
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
     return parser.parse_args()
 
 
@@ -77,6 +92,8 @@ def measure(config: str, impl: str, phase: str, args: argparse.Namespace) -> tup
     import segsr  # noqa: F401  (registers HAT; imported in the worker process)
     from segsr.archs.hat_arch import HAT
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
     model = HAT(**CONFIGS[config], attn_impl=impl).to(device)

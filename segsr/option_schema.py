@@ -60,7 +60,7 @@ PATH = Field(('dict',), closed=True, keys={
 
 TRAIN = Field(('dict',), closed=True, keys={
     'total_iter': _f('int', required=True), 'optim_g': TYPED, 'scheduler': TYPED, 'warmup_iter': _f('int'),
-    'ema_decay': _f('float'), 'max_nonfinite_steps': _f('int'), 'net_d_iters': _f('int'),
+    'ema_decay': _f('float'), 'max_nonfinite_steps': _f('int'), 'amp': _f('str', 'bool'), 'net_d_iters': _f('int'),
     'net_d_init_iters': _f('int'), 'use_grad_clip': _f('bool'), 'r1_reg_weight': _f('float'),
     'path_reg_weight': _f('float'), 'path_batch_shrink': _f('int'), 'net_g_reg_every': _f('int'),
     'net_d_reg_every': _f('int'), 'mixing_prob': _f('float'), 'fix_flow': _f('int', 'none'),
@@ -71,19 +71,26 @@ METRICS = Field(('dict', 'none'), patterns={r'.+': TYPED})
 VAL = Field(('dict',), closed=True, keys={
     'val_freq': _f('int', 'none'), 'save_img': _f('bool'), 'suffix': _f('str', 'none'), 'pbar': _f('bool'),
     'metrics': METRICS, 'compare_bicubic': _f('bool'), 'num_val_samples': _f('int'),
-    'center_frame_only': _f('bool'), 'flip_seq': _f('bool'),
+    'center_frame_only': _f('bool'), 'flip_seq': _f('bool'), 'amp': _f('str', 'bool'),
 })
 LOGGER = Field(('dict',), closed=True, keys={
     'print_freq': _f('int'), 'save_checkpoint_freq': _f('int'), 'use_tb_logger': _f('bool'),
     'wandb': Field(('dict', 'none'), keys={'project': _f('str', 'none'), 'resume_id': _f('str', 'none')}),
 })
 DIST_PARAMS = Field(('dict',), closed=True, keys={'backend': _f('str'), 'port': _f('int')})
+PERFORMANCE = Field(('dict',), closed=True, keys={
+    'channels_last': _f('bool'), 'tf32': _f('bool'),
+    'compile': Field(('bool', 'dict'), closed=True, keys={
+        'mode': _f('str'), 'dynamic': _f('bool', 'none'), 'fullgraph': _f('bool'),
+    }),
+})
 TILE = Field(('dict',), keys={'tile_size': _f('int'), 'tile_pad': _f('int')})
 
 COMMON_TOP = {
     'name': _f('str', required=True), 'model_type': _f('str'), 'scale': _f('int'), 'num_gpu': _f('int', 'str'),
     'manual_seed': _f('int', 'none'), 'path': PATH, 'val': VAL, 'logger': LOGGER, 'dist_params': DIST_PARAMS,
-    'find_unused_parameters': _f('bool'), 'tile': TILE, 'network_g': replace(TYPED, required=True),
+    'find_unused_parameters': _f('bool'), 'tile': TILE, 'performance': PERFORMANCE,
+    'network_g': replace(TYPED, required=True),
 }
 TRAIN_TOP = Field(('dict',), keys={
     **COMMON_TOP, 'train': replace(TRAIN, required=True),

@@ -24,7 +24,7 @@ from basicsr.utils import (
 )
 from basicsr.utils.options import copy_opt_file, dict2str
 
-from segsr.data.loaders import build_checked_dataset
+from segsr.data.loaders import apply_loader_defaults, build_checked_dataset
 from segsr.data.sampling import build_train_loader
 from segsr.options import parse_command_line, setup_options
 from segsr.utils.checkpoint import load_checkpoint
@@ -109,6 +109,7 @@ def build_loaders(opt: dict, logger: logging.Logger):
     for phase, dataset_opt in opt['datasets'].items():
         if phase == 'train':
             train_set = build_checked_dataset(dataset_opt, phase)
+            apply_loader_defaults(dataset_opt, opt['num_gpu'])
             train_loader, train_sampler = build_train_loader(train_set, dataset_opt, opt)
             if len(train_loader) == 0:
                 raise SegSRError(f'datasets.train: {len(train_set)} images do not fill one batch of '

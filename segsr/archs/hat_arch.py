@@ -21,6 +21,7 @@ from segsr.archs.staged import StageHook, call_stage_hook
 from segsr.archs.window_attention import (
     ShiftMaskCache,
     check_attn_impl,
+    compute_dtype,
     relative_position_index_oca,
     relative_position_index_sa,
 )
@@ -59,7 +60,9 @@ class HAT(nn.Module):
       * ``forward`` reflect-pads any input size to a multiple of ``window_size`` and crops back;
       * attention runs through ``scaled_dot_product_attention`` (``attn_impl='sdpa'``) or the
         explicit softmax reference (``attn_impl='explicit'``, also settable by ``set_attn_impl``);
-      * shifted-window masks are built once per input size on the input's device and cached;
+      * shifted-window masks are built once per input size on the input's device, in the dtype
+        attention runs in (autocast's under autocast), and cached; in eval mode without autograd
+        each layer's gathered relative-position bias is cached too (training gathers every step);
       * ``use_checkpoint=True`` recomputes every block in the backward pass while training;
       * only ``upsampler='pixelshuffle'`` (the published default '' builds no reconstruction head).
 
@@ -229,7 +232,8 @@ class HAT(nn.Module):
     def _attention_context(self, x: torch.Tensor) -> AttentionContext:
         shift_mask = None
         if self.shift_masks.shift and any(len(layer.residual_group.blocks) > 1 for layer in self.layers):
-            shift_mask = self.shift_masks.get(x.shape[-2], x.shape[-1], x.device, self.conv_first.weight.dtype)
+            dtype = compute_dtype(x.device, self.conv_first.weight.dtype)
+            shift_mask = self.shift_masks.get(x.shape[-2], x.shape[-1], x.device, dtype)
         return AttentionContext(self.relative_position_index_SA, self.relative_position_index_OCA, shift_mask)
 
     def _position_embedding(self, h: int, w: int) -> torch.Tensor:

@@ -15,8 +15,8 @@ from torch.utils import checkpoint
 from torchvision.ops import StochasticDepth
 
 from segsr.archs.window_attention import (
+    GatheredBiasCache,
     check_attn_impl,
-    gather_bias,
     window_merge,
     window_partition,
     windowed_attention,
@@ -57,7 +57,21 @@ class ChannelAttentionBlock(nn.Module):
         return self.cab(x)
 
 
-class WindowSelfAttention(nn.Module):
+class CachedBiasMixin:
+    """Keeps a :class:`GatheredBiasCache` that forgets its bias whenever the module switches mode."""
+
+    bias_cache: GatheredBiasCache
+
+    def train(self, mode: bool = True):
+        self.bias_cache.clear()
+        return super().train(mode)
+
+    def relative_bias(self, index: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """(1, heads, L, S) bias of this layer in ``dtype``."""
+        return self.bias_cache.get(self.relative_position_bias_table, index, dtype, self.training).unsqueeze(0)
+
+
+class WindowSelfAttention(CachedBiasMixin, nn.Module):
     """Multi-head self-attention inside each window with a learned relative position bias."""
 
     def __init__(
@@ -77,6 +91,7 @@ class WindowSelfAttention(nn.Module):
         self.attn_drop = attn_drop
         self.attn_impl = check_attn_impl(attn_impl)
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
+        self.bias_cache = GatheredBiasCache()
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
@@ -86,9 +101,9 @@ class WindowSelfAttention(nn.Module):
         b, nw, n, c = windows.shape
         qkv = self.qkv(windows).view(b, nw, n, 3, self.num_heads, c // self.num_heads)
         q, k, v = qkv.permute(3, 0, 1, 4, 2, 5)
-        mask = gather_bias(self.relative_position_bias_table, rpi).unsqueeze(0)
+        mask = self.relative_bias(rpi, q.dtype)
         if shift_mask is not None:
-            mask = shift_mask + mask
+            mask = shift_mask.to(q.dtype) + mask
         dropout_p = self.attn_drop if self.training else 0.0
         out = windowed_attention(q, k, v, mask, self.scale, dropout_p, self.attn_impl)
         return self.proj_drop(self.proj(out.transpose(2, 3).reshape(b, nw, n, c)))
@@ -141,7 +156,7 @@ class HybridAttentionBlock(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
-class OverlappingCrossAttentionBlock(nn.Module):
+class OverlappingCrossAttentionBlock(CachedBiasMixin, nn.Module):
     """OCAB: queries from each window attend to keys/values of a larger, overlapping window."""
 
     def __init__(
@@ -167,6 +182,7 @@ class OverlappingCrossAttentionBlock(nn.Module):
         self.relative_position_bias_table = nn.Parameter(
             torch.zeros((window_size + self.overlap_window_size - 1) ** 2, num_heads)
         )
+        self.bias_cache = GatheredBiasCache()
         self.proj = nn.Linear(dim, dim)
         self.norm2 = norm_layer(dim)
         self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU)
@@ -187,7 +203,7 @@ class OverlappingCrossAttentionBlock(nn.Module):
         q = window_partition(q, ws)
         q = q.view(*q.shape[:3], self.num_heads, c // self.num_heads).transpose(2, 3)
         k, v = self._key_value_windows(k, v)
-        mask = gather_bias(self.relative_position_bias_table, ctx.rpi_oca).unsqueeze(0)
+        mask = self.relative_bias(ctx.rpi_oca, q.dtype)
         out = windowed_attention(q, k, v, mask, self.scale, 0.0, self.attn_impl)
         out = window_merge(out.transpose(2, 3).reshape(b, -1, ws * ws, c), ws, h, w)
         x = self.proj(out) + x

@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
+from open_clip.transformer import LayerNormFp32
 from torch.utils.checkpoint import checkpoint
 
 from segsr.archs.clip_loader import LoadedCLIP, load_clip
@@ -20,6 +21,18 @@ def tower_dtype(name: str) -> torch.dtype:
     if name not in TOWER_DTYPES:
         raise SegSRError(f"sfem.dtype is '{name}'; use one of {list(TOWER_DTYPES)}")
     return TOWER_DTYPES[name]
+
+
+def keep_norms_fp32(tower: nn.Module) -> None:
+    """LayerNorms compute in float32 with float32 weights whatever the tower's or autocast's dtype.
+
+    A half-precision LayerNorm loses the small variances of CLIP's residual stream; open_clip's
+    ``LayerNormFp32`` (same parameters) upcasts its input and returns the input's dtype.
+    """
+    for module in tower.modules():
+        if isinstance(module, nn.LayerNorm):
+            module.float()
+            module.__class__ = LayerNormFp32
 
 
 def interpolate_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -45,7 +58,9 @@ class SFEM(nn.Module):
 
     Options: ``model`` (open_clip name), ``pretrained`` (tag, file or null), ``quick_gelu``
     (auto/true/false), ``lora`` (rank, alpha, dropout, targets; rank 0 = no adapters), ``dtype``
-    of the frozen tower, ``grad_checkpointing`` of its blocks, ``mean``/``std`` overrides.
+    of the frozen tower (its LayerNorms always compute in float32), ``grad_checkpointing`` of its
+    blocks, ``mean``/``std`` overrides. Without trainable adapters (``lora.rank: 0``) the tower runs
+    without autograd bookkeeping even when the rest of the network trains.
     ``loaded_clip`` reuses a model already built by :func:`load_clip` (not a YAML option).
     """
 
@@ -67,6 +82,7 @@ class SFEM(nn.Module):
 
         self.tower.requires_grad_(False)
         self.tower.to(tower_dtype(dtype))
+        keep_norms_fp32(self.tower)
         lora_opt = {**DEFAULT_LORA, **(lora or {})}
         unknown = set(lora_opt) - set(DEFAULT_LORA)
         if unknown:

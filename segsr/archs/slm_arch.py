@@ -143,7 +143,9 @@ class SLM(nn.Module):
         tokens = torch.cat([global_prompt.unsqueeze(1), local], dim=1)
         tokens = tokens + self.prompt_attention(tokens, tokens, tokens, need_weights=False)[0]
         stage_prompts = self.fusion(tokens[:, 1:], tokens[:, :1])
-        cosine = torch.einsum('bkc,bchw->bkhw', F.normalize(stage_prompts, dim=-1),
-                              F.normalize(patch_embeddings, dim=1))
+        # The temperature (100) magnifies rounding: the similarity is computed in float32 even under autocast.
+        with torch.autocast(patch_embeddings.device.type, enabled=False):
+            cosine = torch.einsum('bkc,bchw->bkhw', F.normalize(stage_prompts.float(), dim=-1),
+                                  F.normalize(patch_embeddings.float(), dim=1))
         maps = self.upsampler(self.temperature * cosine, size)
         return list(maps.split(self.num_local, dim=1))

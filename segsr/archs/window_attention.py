@@ -3,7 +3,8 @@
 Feature maps are channels-last ``(B, H, W, C)``; windows are ``(B, num_windows, tokens, C)``.
 The relative position bias and the shifted-window mask are added into one float mask that goes
 to ``torch.nn.functional.scaled_dot_product_attention``; the explicit softmax path computes the
-same thing step by step and serves as the reference.
+same thing step by step and serves as the reference. Masks and biases are built in the dtype the
+attention runs in (autocast's where it is on), so no per-call cast of a large mask is needed.
 """
 
 from collections import OrderedDict
@@ -68,6 +69,41 @@ def gather_bias(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return table[index].permute(2, 0, 1)
 
 
+def compute_dtype(device: torch.device, parameter_dtype: torch.dtype) -> torch.dtype:
+    """The dtype attention runs in on ``device``: autocast's where autocast is on, else the parameters'."""
+    if torch.is_autocast_enabled(device.type):
+        return torch.get_autocast_dtype(device.type)
+    return parameter_dtype
+
+
+class GatheredBiasCache:
+    """One attention layer's gathered relative-position bias, reused while nothing can change it.
+
+    Training gathers afresh every call (gradients must reach the table, and the table changes every
+    step). Without autograd in eval mode the gathered bias is kept while the table's storage and
+    version counter, the index and the dtype stay the same; ``clear`` is called on every
+    ``train()``/``eval()`` switch, which also covers updates made through ``.data`` (as EMA does).
+    """
+
+    def __init__(self):
+        self._key: tuple | None = None
+        self._source: torch.Tensor | None = None
+        self._bias: torch.Tensor | None = None
+
+    def get(self, table: torch.Tensor, index: torch.Tensor, dtype: torch.dtype, training: bool) -> torch.Tensor:
+        if training or (torch.is_grad_enabled() and table.requires_grad) or torch.compiler.is_compiling():
+            return gather_bias(table, index).to(dtype)
+        key = (table.data_ptr(), table._version, index.data_ptr(), tuple(index.shape), dtype)
+        if key != self._key:
+            # Holding the table's storage keeps its address from being reused by a different table.
+            self._key, self._source = key, table.detach()
+            self._bias = gather_bias(table, index).to(dtype).contiguous()
+        return self._bias
+
+    def clear(self) -> None:
+        self._key = self._source = self._bias = None
+
+
 def shifted_window_mask(
     h: int, w: int, window_size: int, shift: int, device: torch.device, dtype: torch.dtype
 ) -> torch.Tensor:
@@ -102,6 +138,8 @@ class ShiftMaskCache:
         self._masks: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 
     def get(self, h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        if torch.compiler.is_compiling():  # a compiled graph builds the mask itself; no Python-side state
+            return shifted_window_mask(h, w, self.window_size, self.shift, device, dtype)
         key = (h, w, torch.device(device), dtype)
         if key in self._masks:
             self._masks.move_to_end(key)

@@ -6,6 +6,16 @@ from torch.utils.data import Dataset
 from segsr.utils.errors import SegSRError
 
 
+def apply_loader_defaults(dataset_opt: dict, num_gpu: int) -> None:
+    """Pinned memory on GPU runs and persistent workers, unless the options say otherwise.
+
+    The loader reads ``num_worker_per_gpu``, ``pin_memory`` and ``persistent_workers`` (which has
+    no effect without workers); the training loop reads ``prefetch_mode`` (cpu or cuda).
+    """
+    dataset_opt.setdefault('pin_memory', num_gpu > 0)
+    dataset_opt.setdefault('persistent_workers', True)
+
+
 def build_checked_dataset(dataset_opt: dict, phase: str) -> Dataset:
     """Build a registered dataset; a folder that yields no pairs, or no images at all, is an error."""
     where = f'datasets.{phase}'

@@ -16,6 +16,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 from tqdm import tqdm
 
+from segsr.models.precision import Performance
 from segsr.utils.checkpoint import atomic_torch_save, load_checkpoint, load_state_dict_checked, select_state_dict
 
 
@@ -31,13 +32,19 @@ class SegSRModel(SRModel):
     Checkpoints hold ``params``/``params_ema`` plus the ``network_g`` options, so a weights file alone
     rebuilds its network; every file is written atomically, by rank 0 only. A step whose loss is NaN
     or infinite (on any process) changes neither the weights, the optimiser nor the EMA;
-    ``last_step_skipped`` tells the training loop.
+    ``last_step_skipped`` tells the training loop. Precision, memory layout and compilation follow
+    ``train.amp``, ``val.amp`` and ``performance`` (see :mod:`segsr.models.precision`).
     """
 
     last_step_skipped = False
 
+    def __init__(self, opt: dict):
+        self.performance = Performance.from_options(opt)
+        self.performance.apply_backend_flags()
+        super().__init__(opt)
+
     def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
-        net = net.to(self.device)
+        net = self.performance.prepare_network(net.to(self.device))
         find_unused = self.opt.get('find_unused_parameters', False)
         if self.opt['dist']:
             device_ids = [self.device.index if self.device.index is not None else torch.cuda.current_device()] \
@@ -46,6 +53,11 @@ class SegSRModel(SRModel):
         elif self.opt['num_gpu'] > 1:
             net = DataParallel(net)
         return net
+
+    def init_training_settings(self) -> None:
+        super().init_training_settings()
+        if hasattr(self, 'net_g_ema'):
+            self.performance.prepare_network(self.net_g_ema)
 
     def setup_optimizers(self) -> None:
         """Optimise what requires gradients; frozen weights (e.g. the CLIP tower) are summarised, not listed."""
@@ -74,15 +86,19 @@ class SegSRModel(SRModel):
         return losses
 
     def optimize_parameters(self, current_iter: int) -> None:
-        self.optimizer_g.zero_grad()
-        self.output = self.net_g(self.lq)
+        """Forward under ``train.amp`` autocast, losses in float32, backward and step through the fp16 scaler."""
+        self.optimizer_g.zero_grad(set_to_none=True)
+        with self.performance.autocast(self.lq, training=True):
+            output = self.net_g(self.lq)
+        self.output = output.float()
         losses = self.compute_losses()
-        sum(losses.values()).backward()  # every process runs backward, so DDP's gradient exchange stays in step
+        # every process runs backward, so DDP's gradient exchange stays in step
+        self.performance.backward(sum(losses.values()))
         self.log_dict = self.reduce_loss_dict(losses)
         self.last_step_skipped = not all(math.isfinite(value) for value in self.log_dict.values())
         if self.last_step_skipped:
             return
-        self.optimizer_g.step()
+        self.performance.step(self.optimizer_g)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
@@ -96,12 +112,13 @@ class SegSRModel(SRModel):
         return OrderedDict(zip(loss_dict, values.tolist(), strict=True))
 
     def test(self) -> None:
-        """Inference without the DDP wrapper, whose buffer broadcast would wait for processes not validating."""
+        """Inference under ``val.amp`` autocast without the DDP wrapper, whose buffer broadcast would wait for
+        processes not validating."""
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
         was_training = net.training
         net.eval()
-        with torch.no_grad():
-            self.output = net(self.lq)
+        with torch.no_grad(), self.performance.autocast(self.lq, training=False):
+            self.output = net(self.lq).float()
         net.train(was_training)
 
     def save(self, epoch: int, current_iter: int, extra_state: dict | None = None) -> None:
@@ -142,9 +159,15 @@ class SegSRModel(SRModel):
             'iter': current_iter,
             'optimizers': [optimizer.state_dict() for optimizer in self.optimizers],
             'schedulers': [scheduler.state_dict() for scheduler in self.schedulers],
+            'grad_scaler': self.performance.scaler(self.device).state_dict(),
             **(extra_state or {}),
         }
         atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    def resume_training(self, resume_state: dict) -> None:
+        super().resume_training(resume_state)
+        if resume_state.get('grad_scaler'):
+            self.performance.scaler(self.device).load_state_dict(resume_state['grad_scaler'])
 
     def nondist_validation(self, dataloader, current_iter: int, tb_logger, save_img: bool) -> None:
         dataset_name = dataloader.dataset.opt['name']

@@ -1,0 +1,301 @@
+"""Training and inference speed, peak memory, parameters, FLOPs and MFU of HAT and SEGSR.
+
+Every (model, config, mode) runs in a fresh process so that compiled graphs and memory peaks are
+its own. Modes: ``fp32`` (eager, SDPA attention), ``bf16`` (autocast), ``bf16+compile``
+(autocast and torch.compile) and ``fp32-explicit`` (eager with HAT's explicit-softmax reference
+attention). Configs come from the option files: ``paper`` (HAT / SEGSR UCMerced x4, batch 4,
+LR 64, a ViT-B-16 CLIP with random weights) and ``demo`` (the CPU demo networks).
+
+    python scripts/benchmark.py --device cuda --json benchmark_cuda.json
+    python scripts/benchmark.py --device cpu --quick --json benchmark_cpu.json
+
+Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` of the phase; on CPU the growth of the
+process's peak resident set (VmHWM, reset before each phase) over its resident set before it.
+FLOPs: ``torch.utils.flop_counter`` on the first step of an eager mode (the explicit path counts
+attention as plain matmuls everywhere). MFU: training FLOPs per second over ``--peak-tflops``.
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from copy import deepcopy
+from pathlib import Path
+
+import torch
+import yaml
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ('HAT', 'SEGSR')
+CONFIGS = ('paper', 'demo')
+MODES = ('fp32', 'bf16', 'bf16+compile', 'fp32-explicit')
+OPTION_FILES = {
+    ('HAT', 'paper'): 'options/train/HAT_SRx4_UCMerced.yml',
+    ('SEGSR', 'paper'): 'options/train/SEGSR_SRx4_UCMerced.yml',
+    ('HAT', 'demo'): 'options/train/demo_HAT_SRx4.yml',
+    ('SEGSR', 'demo'): 'options/train/demo_SEGSR_SRx4.yml',
+}
+# Dense bf16 tensor-core peaks (TFLOP/s) from NVIDIA's data sheets, matched against the device name.
+BF16_PEAK_TFLOPS = (('H100 PCIe', 756.0), ('H100 NVL', 835.0), ('H100', 989.4), ('H200', 989.4), ('A100', 312.0))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--models', nargs='+', default=list(MODELS), choices=MODELS)
+    parser.add_argument('--configs', nargs='+', default=list(CONFIGS), choices=CONFIGS)
+    parser.add_argument('--modes', nargs='+', default=list(MODES), choices=MODES)
+    parser.add_argument('--batch', type=int, default=4, help='training batch (paper: 4)')
+    parser.add_argument('--train-size', type=int, default=64, help='LR training patch side (paper: 64)')
+    parser.add_argument('--infer-sizes', type=int, nargs='+', default=[64, 256], help='LR sides for inference')
+    parser.add_argument('--warmup', type=int, default=3, help='untimed steps first (compiling happens here)')
+    parser.add_argument('--iters', type=int, default=10, help='timed steps; the median is reported')
+    parser.add_argument('--dynamic', choices=('auto', 'true', 'false'), default='false',
+                        help='torch.compile dynamic shapes (false: one static graph per padded size, as in training)')
+    parser.add_argument('--peak-tflops', type=float, default=None,
+                        help='bf16 peak of the device for the MFU column (default: known H100/H200/A100 peaks)')
+    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
+    parser.add_argument('--quick', action='store_true',
+                        help='CPU-sized run: batch 1, LR 32 training, inference at 32 and 64, 1 warm-up, 3 timed')
+    parser.add_argument('--json', default=None, help='write the results here as JSON')
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.batch, args.train_size, args.infer_sizes, args.warmup, args.iters = 1, 32, [32, 64], 1, 3
+    return args
+
+
+def network_options(model: str, config: str) -> dict:
+    """``network_g`` of the config's option file; CLIP weights random (nothing is downloaded)."""
+    with open(ROOT / OPTION_FILES[(model, config)]) as f:
+        network = yaml.safe_load(f)['network_g']
+    if model == 'SEGSR':
+        network['sfem']['pretrained'] = None
+        network['slm'].pop('text_init', None)
+    return network
+
+
+def build(model: str, config: str, mode: str, device: torch.device) -> torch.nn.Module:
+    from segsr.archs.hat_arch import HAT
+    from segsr.archs.segsr_arch import SEGSR
+
+    options = deepcopy(network_options(model, config))
+    arch = {'HAT': HAT, 'SEGSR': SEGSR}[options.pop('type')]
+    torch.manual_seed(0)
+    net = arch(**options).to(device)
+    backbone = net.backbone if model == 'SEGSR' else net
+    backbone.set_attn_impl('explicit' if mode == 'fp32-explicit' else 'sdpa')
+    return net
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+class PeakMemory:
+    """Peak memory of one phase: CUDA allocator peak, or the growth of the CPU process's peak resident set."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    @staticmethod
+    def _status_kib(field: str) -> int | None:
+        try:
+            for line in Path('/proc/self/status').read_text().splitlines():
+                if line.startswith(field + ':'):
+                    return int(line.split()[1])
+        except OSError:
+            return None
+        return None
+
+    def start(self) -> None:
+        _sync(self.device)
+        if self.device.type == 'cuda':
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
+            return
+        try:  # writing 5 resets VmHWM to the current resident set (Linux >= 4.0)
+            Path('/proc/self/clear_refs').write_text('5')
+        except OSError:
+            pass
+        self.base = (self._status_kib('VmRSS') or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+    def stop(self) -> int:
+        _sync(self.device)
+        if self.device.type == 'cuda':
+            return torch.cuda.max_memory_allocated(self.device) - self.base
+        peak = self._status_kib('VmHWM') or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak * 1024 - self.base
+
+
+def count_flops(step, frozen: torch.nn.Module | None = None) -> int:
+    """FLOPs of one call of ``step``; ``frozen``'s parameters stop requiring grad meanwhile.
+
+    The module tracker inside FlopCounterMode fails on views of trainable parameters made under
+    ``no_grad``, so inference is counted with the parameters frozen instead.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    params = [p for p in frozen.parameters() if p.requires_grad] if frozen is not None else []
+    for param in params:
+        param.requires_grad_(False)
+    try:
+        counter = FlopCounterMode(display=False)
+        with counter:
+            step()
+    finally:
+        for param in params:
+            param.requires_grad_(True)
+    return counter.get_total_flops()
+
+
+def timed(step, device: torch.device, warmup: int, iters: int, count: bool,
+          frozen: torch.nn.Module | None = None) -> dict:
+    memory = PeakMemory(device)
+    memory.start()
+    flops = count_flops(step, frozen) if count else None
+    for _ in range(warmup - (1 if count else 0)):
+        step()
+    times = []
+    for _ in range(iters):
+        _sync(device)
+        start = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return {'seconds': statistics.median(times), 'times': times, 'peak_bytes': memory.stop(), 'flops': flops}
+
+
+def run_job(model: str, config: str, mode: str, args: argparse.Namespace) -> dict:
+    """All phases of one (model, config, mode) in this process: training, then inference per size."""
+    from segsr.models.precision import Performance
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    amp = torch.bfloat16 if mode.startswith('bf16') else None
+    dynamic = {'auto': None, 'true': True, 'false': False}[args.dynamic]
+    compile_opt = {'mode': 'default', 'dynamic': dynamic, 'fullgraph': False} if 'compile' in mode else None
+    perf = Performance(train_amp=amp, eval_amp=amp, compile=compile_opt)
+    net = build(model, config, mode, device)
+    params = sum(p.numel() for p in net.parameters())
+    trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    perf.prepare_network(net)
+    count = 'compile' not in mode
+    result = {'model': model, 'config': config, 'mode': mode, 'params': params, 'trainable': trainable}
+
+    scale = net.upscale
+    generator = torch.Generator().manual_seed(0)
+    lq = torch.rand(args.batch, 3, args.train_size, args.train_size, generator=generator).to(device)
+    gt = torch.rand(args.batch, 3, args.train_size * scale, args.train_size * scale, generator=generator).to(device)
+    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-4)
+
+    def train_step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with perf.autocast(lq, training=True):
+            out = net(lq)
+        perf.backward(torch.nn.functional.l1_loss(out.float(), gt))
+        perf.step(optimizer)
+
+    net.train()
+    result['train'] = timed(train_step, device, args.warmup, args.iters, count)
+    result['train']['batch'], result['train']['size'] = args.batch, args.train_size
+    net.eval()
+    result['infer'] = {}
+    for size in args.infer_sizes:
+        image = torch.rand(1, 3, size, size, generator=generator).to(device)
+
+        def infer_step(image=image) -> None:
+            with torch.no_grad(), perf.autocast(image, training=False):
+                net(image)
+
+        result['infer'][size] = timed(infer_step, device, args.warmup, args.iters, count, frozen=net)
+    return result
+
+
+def default_peak_tflops(device: str) -> float | None:
+    if not device.startswith('cuda') or not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name(torch.device(device))
+    return next((peak for key, peak in BF16_PEAK_TFLOPS if key in name), None)
+
+
+def device_name(device: str, threads: int | None) -> str:
+    if device.startswith('cuda') and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return f'{platform.processor() or platform.machine()} CPU, {threads or torch.get_num_threads()} threads'
+
+
+def reference_flops(results: list[dict], model: str, config: str, phase: str) -> int | None:
+    """FLOPs of a phase from the explicit path if it ran, else from any eager mode."""
+    rows = [r for r in results if r['model'] == model and r['config'] == config]
+    rows.sort(key=lambda r: r['mode'] != 'fp32-explicit')
+    for row in rows:
+        entry = row['train'] if phase == 'train' else row['infer'][phase]
+        if entry['flops']:
+            return entry['flops']
+    return None
+
+
+def table(results: list[dict], args: argparse.Namespace, peak_tflops: float | None) -> str:
+    mib = 2**20
+    sizes = args.infer_sizes
+    header = (f'{"model":<6} {"config":<6} {"mode":<14} {"train it/s":>10} {"train MiB":>10} '
+              + ''.join(f'{f"img/s@{s}":>10} {f"MiB@{s}":>9} ' for s in sizes)
+              + f'{"params M":>9} {"train M":>8} {"GFLOP/step":>11} {"MFU %":>6}')
+    lines = [header, '-' * len(header)]
+    for r in results:
+        flops = reference_flops(results, r['model'], r['config'], 'train')
+        rate = 1 / r['train']['seconds']
+        mfu = f'{100 * flops * rate / (peak_tflops * 1e12):>6.2f}' if flops and peak_tflops else f'{"-":>6}'
+        infer = ''.join(f'{1 / r["infer"][s]["seconds"]:>10.3f} {r["infer"][s]["peak_bytes"] / mib:>9.0f} '
+                        for s in sizes)
+        gflop = f'{flops / 1e9:>11.1f}' if flops else f'{"-":>11}'
+        lines.append(f'{r["model"]:<6} {r["config"]:<6} {r["mode"]:<14} {rate:>10.3f} '
+                     f'{r["train"]["peak_bytes"] / mib:>10.0f} {infer}{r["params"] / 1e6:>9.2f} '
+                     f'{r["trainable"] / 1e6:>8.2f} {gflop} {mfu}')
+    return '\n'.join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    peak_tflops = args.peak_tflops or default_peak_tflops(args.device)
+    load_before = os.getloadavg()
+    jobs = [(m, c, mode) for m in args.models for c in args.configs for mode in args.modes]
+    results = []
+    context = multiprocessing.get_context('spawn')
+    started = time.time()
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=1) as pool:
+        for job in (bar := tqdm(jobs, desc='benchmark', unit='run')):
+            results.append(pool.submit(run_job, *job, args).result())
+            row = results[-1]
+            bar.write(f'{" ".join(job)}: train {1 / row["train"]["seconds"]:.3f} it/s, inference '
+                      + ', '.join(f'{1 / v["seconds"]:.3f} img/s @{k}' for k, v in row['infer'].items()))
+    elapsed = time.time() - started
+
+    print(f'\ndevice {device_name(args.device, args.threads)}; torch {torch.__version__}; '
+          f'training batch {args.batch} at LR {args.train_size}x{args.train_size} x4 with Adam; '
+          f'inference batch 1 at LR {args.infer_sizes}; '
+          f'median of {args.iters} timed steps after {args.warmup} warm-up; load average before '
+          f'{load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; {elapsed:.0f} s')
+    print(table(results, args, peak_tflops))
+    if peak_tflops is None:
+        print('MFU needs --peak-tflops (the device bf16 peak) on this device')
+    if args.json:
+        report = {'args': vars(args), 'device': device_name(args.device, args.threads), 'torch': torch.__version__,
+                  'python': sys.version.split()[0], 'peak_tflops': peak_tflops, 'load_average_before': load_before,
+                  'load_average_after': os.getloadavg(), 'seconds': elapsed, 'results': results}
+        partial = Path(args.json).with_name(Path(args.json).name + '.part')
+        partial.write_text(json.dumps(report, indent=2))
+        os.replace(partial, args.json)
+
+
+if __name__ == '__main__':
+    main()

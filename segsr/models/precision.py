@@ -1,0 +1,148 @@
+"""How a network runs: autocast precision, fp16 grad scaling, channels_last, TF32 and torch.compile.
+
+Options (basicsr YAML):
+
+    train:
+      amp: bf16            # bf16 | fp16 | off: autocast of the training forward; fp16 adds a GradScaler
+    val:
+      amp: bf16            # autocast of validation and test; default: train.amp, off without a train section
+    performance:
+      channels_last: false # convs of the network and its 4-D inputs in channels_last memory format
+      tf32: false          # TF32 tensor cores for float32 matmuls and convs (CUDA, Ampere and newer)
+      compile: false       # true, or {mode: default|reduce-overhead|max-autotune, dynamic: false|true|null}
+
+Compiling uses size buckets: a network that pads its input to ``pad_multiple`` itself (HAT, SEGSR)
+gets its input padded the same way before the compiled forward and its output cropped after it,
+so the compiled graph only sees padded sizes and the result is unchanged. Validation images of
+one dataset mostly share a padded size, so they compile once and not once per image.
+
+Everything is device-agnostic: autocast takes its device type from the tensors it sees.
+"""
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from segsr.utils.errors import SegSRError
+from segsr.utils.padding import pad_to_multiple
+
+AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'off': None}
+COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
+COMPILE_KEYS = ('mode', 'dynamic', 'fullgraph')
+PERFORMANCE_KEYS = ('channels_last', 'tf32', 'compile')
+
+
+def amp_dtype(value: str | bool | None, key: str) -> torch.dtype | None:
+    """The autocast dtype an ``amp`` option names (YAML may spell ``off`` as false)."""
+    name = 'off' if value in (None, False) else value
+    if name not in AMP_DTYPES:
+        raise SegSRError(f'{key} is {value!r}; use one of {", ".join(AMP_DTYPES)}')
+    return AMP_DTYPES[name]
+
+
+def compile_options(value: bool | dict | None) -> dict | None:
+    """``torch.compile`` keyword arguments from ``performance.compile``, or None when compiling is off."""
+    if value in (None, False):
+        return None
+    options = {} if value is True else value
+    if not isinstance(options, dict):
+        raise SegSRError(f'performance.compile is {value!r}; use true, false or a mapping with {list(COMPILE_KEYS)}')
+    unknown = sorted(set(options) - set(COMPILE_KEYS))
+    if unknown:
+        raise SegSRError(f'unknown performance.compile keys {unknown}; use {list(COMPILE_KEYS)}')
+    if options.get('mode', 'default') not in COMPILE_MODES:
+        raise SegSRError(f'performance.compile.mode is {options["mode"]!r}; use one of {list(COMPILE_MODES)}')
+    return {'mode': options.get('mode', 'default'), 'dynamic': options.get('dynamic', False),
+            'fullgraph': bool(options.get('fullgraph', False))}
+
+
+@dataclass
+class Performance:
+    """The speed-related options of one run, read once from the option dict."""
+
+    train_amp: torch.dtype | None = None
+    eval_amp: torch.dtype | None = None
+    channels_last: bool = False
+    tf32: bool = False
+    compile: dict | None = None
+    scalers: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_options(cls, opt: dict) -> 'Performance':
+        perf = opt.get('performance') or {}
+        unknown = sorted(set(perf) - set(PERFORMANCE_KEYS))
+        if unknown:
+            raise SegSRError(f'unknown performance keys {unknown}; use {list(PERFORMANCE_KEYS)}')
+        train_amp = amp_dtype((opt.get('train') or {}).get('amp'), 'train.amp')
+        val_opt = opt.get('val') or {}
+        eval_amp = amp_dtype(val_opt['amp'], 'val.amp') if 'amp' in val_opt else train_amp
+        return cls(train_amp=train_amp, eval_amp=eval_amp, channels_last=bool(perf.get('channels_last', False)),
+                   tf32=bool(perf.get('tf32', False)), compile=compile_options(perf.get('compile')))
+
+    def apply_backend_flags(self) -> None:
+        """TF32 for float32 matmuls (torch.matmul, linear) and cuDNN convolutions; no effect on CPU."""
+        torch.backends.cuda.matmul.allow_tf32 = self.tf32
+        torch.backends.cudnn.allow_tf32 = self.tf32
+
+    def prepare_network(self, net: nn.Module) -> nn.Module:
+        """Memory layout and compilation of a bare network, in place (parameter names do not change)."""
+        if self.channels_last:
+            net.to(memory_format=torch.channels_last)
+            net.register_forward_pre_hook(_inputs_to_channels_last)
+        if self.compile is not None:
+            net.forward = bucketed(torch.compile(net.forward, **self.compile), net)
+        return net
+
+    @contextmanager
+    def autocast(self, reference: torch.Tensor, training: bool) -> Iterator[None]:
+        """Autocast on ``reference``'s device in the training or evaluation dtype (nothing when off)."""
+        dtype = self.train_amp if training else self.eval_amp
+        context = nullcontext() if dtype is None else torch.autocast(reference.device.type, dtype=dtype)
+        with context:
+            yield
+
+    def scaler(self, device: torch.device) -> torch.amp.GradScaler:
+        """The loss scaler of the training step: active for fp16 only, a pass-through otherwise."""
+        if device.type not in self.scalers:
+            enabled = self.train_amp == torch.float16
+            self.scalers[device.type] = torch.amp.GradScaler(device.type, enabled=enabled)
+        return self.scalers[device.type]
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """``loss.backward()``, with the loss scaled first when training in fp16."""
+        self.scaler(loss.device).scale(loss).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """``optimizer.step()``; in fp16 gradients are unscaled first, and a step with inf/NaN gradients is
+        skipped while the scale shrinks."""
+        scaler = self.scaler(next(p.device for group in optimizer.param_groups for p in group['params']))
+        scaler.step(optimizer)
+        scaler.update()
+
+
+def bucketed(forward: Callable, net: nn.Module) -> Callable:
+    """``forward`` on inputs padded to the network's ``pad_multiple``, outputs cropped to the input size."""
+    multiple, scale = getattr(net, 'pad_multiple', None), getattr(net, 'upscale', None)
+    if multiple is None and hasattr(net, 'backbone'):
+        multiple = getattr(net.backbone, 'pad_multiple', None)
+    if multiple is None or scale is None:
+        return forward
+
+    @functools.wraps(forward)
+    def padded_forward(x: torch.Tensor, *args, **kwargs):
+        height, width = x.shape[-2:]
+        out = forward(pad_to_multiple(x, multiple), *args, **kwargs)
+        if isinstance(out, tuple):
+            return (out[0][..., :height * scale, :width * scale], *out[1:])
+        return out[..., :height * scale, :width * scale]
+
+    return padded_forward
+
+
+def _inputs_to_channels_last(module: nn.Module, args: tuple) -> tuple:
+    return tuple(a.contiguous(memory_format=torch.channels_last) if isinstance(a, torch.Tensor) and a.dim() == 4
+                 else a for a in args)
