@@ -11,22 +11,20 @@ import argparse
 import inspect
 import os
 import sys
-from copy import deepcopy
 from pathlib import Path
 
 import cv2
 import matplotlib
 import numpy as np
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import segsr  # noqa: E402,F401  (patches and fills basicsr's registries)
+from segsr.inference.checkpoint import load_network  # noqa: E402
 from segsr.utils.errors import SegSRError  # noqa: E402
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
-from basicsr.archs import build_network  # noqa: E402
 from basicsr.utils import img2tensor, tensor2img  # noqa: E402
 from basicsr.utils.matlab_functions import imresize  # noqa: E402
 
@@ -41,21 +39,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--hr', action='store_true', help='--image is HR: reduce it by the network scale first')
     parser.add_argument('--alpha', type=float, default=0.55, help='heat-map opacity over the image')
     return parser.parse_args(argv)
-
-
-def load_network(checkpoint: Path, opt: str | None, param_key: str) -> torch.nn.Module:
-    if not checkpoint.is_file():
-        raise SegSRError(f'checkpoint {checkpoint} does not exist; give --checkpoint a saved net_g_*.pth')
-    state = torch.load(checkpoint, map_location='cpu', weights_only=True)
-    options = yaml.safe_load(Path(opt).read_text())['network_g'] if opt else state.get('network_g')
-    if options is None:
-        raise SegSRError(f'{checkpoint} holds no network_g options; pass --opt with the training YAML')
-    key = param_key if param_key in state else 'params'
-    if key not in state:
-        raise SegSRError(f'{checkpoint} has neither {param_key} nor params; give a training checkpoint')
-    network = build_network(deepcopy(options))
-    network.load_state_dict(state[key], strict=True)
-    return network.eval()
 
 
 def read_lr(path: Path, hr: bool, scale: int) -> torch.Tensor:
@@ -99,7 +82,7 @@ def draw(lr: torch.Tensor, sr: torch.Tensor, maps: list[torch.Tensor], out: Path
 
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
-    network = load_network(Path(args.checkpoint), args.opt, args.param_key)
+    network, _ = load_network(args.checkpoint, args.opt, args.param_key)
     lr = read_lr(Path(args.image), args.hr, network.upscale)
     if 'return_maps' not in inspect.signature(network.forward).parameters:
         raise SegSRError(f'{type(network).__name__} returns no guidance maps; give a checkpoint of a guided network')

@@ -12,6 +12,7 @@ from segsr.archs.clip_loader import load_clip
 from segsr.archs.lmm_arch import LMM
 from segsr.archs.sfem_arch import SFEM
 from segsr.archs.slm_arch import SLM, check_scale
+from segsr.utils.checkpoint import load_checkpoint, select_state_dict
 from segsr.utils.errors import SegSRError
 from segsr.utils.padding import pad_to_multiple
 
@@ -42,11 +43,7 @@ def build_backbone(options: dict, upscale: int) -> nn.Module:
 
 def read_backbone_state(path: str | Path) -> dict:
     """The network weights of a basicsr checkpoint: ``params_ema`` if present, else ``params``, else the file."""
-    state = torch.load(path, map_location='cpu', weights_only=True)
-    for key in ('params_ema', 'params'):
-        if key in state:
-            state = state[key]
-            break
+    state = select_state_dict(load_checkpoint(path), 'params_ema', path)
     return {k.removeprefix('module.'): v for k, v in state.items()}
 
 

@@ -3,24 +3,16 @@
 from copy import deepcopy
 from pathlib import Path
 
-import torch
 import yaml
 from basicsr.archs import build_network  # segsr/__init__ has patched basicsr and registered the archs
 from torch import nn
 
+from segsr.utils.checkpoint import load_checkpoint, select_state_dict
 from segsr.utils.errors import SegSRError
-
-WEIGHT_KEYS = ('params_ema', 'params')
 
 
 def _load_file(path: Path) -> dict:
-    try:
-        content = torch.load(path, map_location='cpu', weights_only=True)
-    except FileNotFoundError:
-        raise SegSRError(f'weights file {path} does not exist: pass an existing --weights file') from None
-    except Exception as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise SegSRError(f'cannot read weights file {path} ({first_line}): pass a torch checkpoint') from None
+    content = load_checkpoint(path)
     if not isinstance(content, dict):
         raise SegSRError(f'weights file {path} holds a {type(content).__name__}, not a dict: pass a checkpoint')
     return content
@@ -36,21 +28,13 @@ def _network_options_from_yaml(path: Path) -> dict:
     return options['network_g']
 
 
-def _state_dict(content: dict, path: Path) -> dict:
-    """The EMA weights when present (they evaluate better), else the plain ones, else the file itself."""
-    for key in WEIGHT_KEYS:
-        if isinstance(content.get(key), dict):
-            return content[key]
-    if content and all(isinstance(value, torch.Tensor) for value in content.values()):
-        return content
-    raise SegSRError(f'weights file {path} has neither params_ema nor params: pass a segsr or basicsr checkpoint')
-
-
-def load_network(weights: str | Path, options: str | Path | None = None) -> tuple[nn.Module, dict]:
+def load_network(weights: str | Path, options: str | Path | None = None,
+                 param_key: str = 'params_ema') -> tuple[nn.Module, dict]:
     """Build the network and load its weights strictly; return it (eval mode, CPU) with its options.
 
     Options given in a YAML file win over the ones stored in the checkpoint, so an old or
-    foreign checkpoint (basicsr, HAT) can be used with an explicit configuration.
+    foreign checkpoint (basicsr, HAT) can be used with an explicit configuration. ``param_key``
+    falls back to ``params``, then to a bare state dict.
     """
     weights = Path(weights)
     content = _load_file(weights)
@@ -64,7 +48,8 @@ def load_network(weights: str | Path, options: str | Path | None = None) -> tupl
         network = build_network(deepcopy(network_options))
     except KeyError as error:
         raise SegSRError(f'network type {network_options.get("type")!r} is not registered: {error}') from None
-    state = {key.removeprefix('module.'): value for key, value in _state_dict(content, weights).items()}
+    state = select_state_dict(content, param_key, weights)
+    state = {key.removeprefix('module.'): value for key, value in state.items()}
     try:
         network.load_state_dict(state, strict=True)
     except RuntimeError as error:
