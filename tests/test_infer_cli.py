@@ -15,6 +15,7 @@ from rasterio.transform import Affine, from_origin
 import segsr  # noqa: F401  (basicsr compat and registration)
 from segsr.infer import main
 from segsr.inference.engine import TileUpscaler
+from segsr.inference.geotiff import block_side
 from segsr.inference.runner import RadiometryOptions, TilingOptions, upscale_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,8 +166,10 @@ def test_nodata_does_not_bleed_into_valid_pixels(weights, tmp_path):
     np.testing.assert_array_equal(outputs[0][:, valid_hr], outputs[1][:, valid_hr])
 
 
-def test_streamed_tiff_equals_in_memory_png(weights, tmp_path):
-    """Windowed reading and block-buffered writing give the same pixels as a whole 16-bit PNG."""
+@pytest.mark.parametrize('tile', [40, 27])
+def test_streamed_tiff_equals_in_memory_png(weights, tmp_path, capsys, tile):
+    """Windowed reading and block writing give the same pixels as a whole 16-bit PNG, whether or not
+    the output cells (tile x scale) fill whole TIFF blocks."""
     data, _ = multispectral(150, 60)
     rgb = data[:3]
     tiff = write_geotiff(tmp_path / 'scene.tif', rgb, nodata=None)
@@ -180,7 +183,7 @@ def test_streamed_tiff_equals_in_memory_png(weights, tmp_path):
             '--output',
             tmp_path / 'out',
             '--tile',
-            40,
+            tile,
             '--overlap',
             8,
             '--stretch',
@@ -188,8 +191,25 @@ def test_streamed_tiff_equals_in_memory_png(weights, tmp_path):
         )
     with rasterio.open(tmp_path / 'out' / 'scene.tif') as sr:
         streamed = sr.read()
+        blocks = sr.block_shapes[0]
     whole = cv2.cvtColor(cv2.imread(str(tmp_path / 'out' / 'scene.png'), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)
     np.testing.assert_array_equal(streamed, whole.transpose(2, 0, 1))
+    fitting = block_side(tile * 2)
+    if fitting is None:
+        assert 'no TIFF block size divides' in capsys.readouterr().err
+    else:
+        assert blocks == (fitting, fitting) and (tile * 2) % fitting == 0
+
+
+@pytest.mark.parametrize('cell', [1024, 768, 400, 80, 300, 54])
+def test_block_side_divides_the_cell_or_says_none_can(cell):
+    side = block_side(cell)
+    candidates = [s for s in range(64, 2049, 16) if cell % s == 0]
+    if side is None:
+        assert not candidates
+    else:
+        assert side % 16 == 0 and cell % side == 0
+        assert abs(side - 256) == min(abs(s - 256) for s in candidates)
 
 
 @pytest.mark.filterwarnings('ignore::rasterio.errors.NotGeoreferencedWarning')

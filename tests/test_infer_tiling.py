@@ -1,5 +1,7 @@
 """Tiled inference: blend weights, reflection, tiled == untiled, and no seams at tile borders."""
 
+import tracemalloc
+
 import numpy as np
 import pytest
 import torch
@@ -19,8 +21,9 @@ def tiny_edsr(scale: int) -> torch.nn.Module:
 
 
 def run_tiled(image: np.ndarray, network, scale: int, tile: int, overlap: int, batch: int = 1) -> np.ndarray:
+    """Assemble the yielded blocks, checking that together they cover the output exactly once."""
     height, width = image.shape[1:]
-    strips = upscale_tiled(
+    blocks = upscale_tiled(
         lambda r0, r1, c0, c1: image[:, r0:r1, c0:c1],
         height,
         width,
@@ -30,11 +33,14 @@ def run_tiled(image: np.ndarray, network, scale: int, tile: int, overlap: int, b
         overlap=overlap,
         batch=batch,
     )
-    rows = []
-    for row, strip in strips:
-        assert row == sum(r.shape[1] for r in rows), 'strips must arrive in order, without gaps'
-        rows.append(strip.copy())
-    return np.concatenate(rows, axis=1)
+    output, covered = None, np.zeros((height * scale, width * scale), dtype=int)
+    for row, col, block in blocks:
+        if output is None:
+            output = np.zeros((block.shape[0], height * scale, width * scale), dtype=np.float32)
+        output[:, row : row + block.shape[1], col : col + block.shape[2]] = block
+        covered[row : row + block.shape[1], col : col + block.shape[2]] += 1
+    assert (covered == 1).all(), 'blocks must cover the output once, without gaps'
+    return output
 
 
 @pytest.mark.parametrize(
@@ -85,18 +91,19 @@ def smooth_scene(height: int, width: int) -> np.ndarray:
     return np.repeat(pattern[None], 3, axis=0)
 
 
-def border_step(output: np.ndarray, tile: int, scale: int) -> float:
-    """Mean absolute step between the output pixels on either side of every tile core border."""
+def border_step(output: np.ndarray, tile: int, scale: int, overlap: int) -> float:
+    """Mean absolute step across the middle of every band where two tiles meet (the cell border if no overlap)."""
     steps = []
     for axis in (1, 2):
         per_position = np.abs(np.diff(output, axis=axis)).mean(axis=tuple({0, 1, 2} - {axis}))
-        steps.append(per_position[np.arange(tile * scale, output.shape[axis], tile * scale) - 1])
+        middles = np.arange(tile * scale, output.shape[axis], tile * scale) + overlap // 2 * scale
+        steps.append(per_position[middles - 1])
     return float(np.concatenate(steps).mean())
 
 
-def seam_ratio(tiled: np.ndarray, untiled: np.ndarray, tile: int, scale: int) -> float:
-    """Steps at the tile borders relative to the untiled output's steps at the same places (1 = no seam)."""
-    return border_step(tiled, tile, scale) / border_step(untiled, tile, scale)
+def seam_ratio(tiled: np.ndarray, untiled: np.ndarray, tile: int, scale: int, overlap: int) -> float:
+    """Steps where tiles meet relative to the untiled output's steps at the same places (1 = no seam)."""
+    return border_step(tiled, tile, scale, overlap) / border_step(untiled, tile, scale, overlap)
 
 
 def test_feathering_removes_the_step_of_tile_dependent_conditioning():
@@ -104,8 +111,8 @@ def test_feathering_removes_the_step_of_tile_dependent_conditioning():
     untiled = run_tiled(image, GloballyConditioned(), 1, tile=96, overlap=16)
     hard = run_tiled(image, GloballyConditioned(), 1, tile=24, overlap=0)
     feathered = run_tiled(image, GloballyConditioned(), 1, tile=24, overlap=16)
-    assert seam_ratio(hard, untiled, 24, 1) > 3, 'the metric must see the seam of unblended tiles'
-    assert seam_ratio(feathered, untiled, 24, 1) < 1.25
+    assert seam_ratio(hard, untiled, 24, 1, 0) > 3, 'the metric must see the seam of unblended tiles'
+    assert seam_ratio(feathered, untiled, 24, 1, 16) < 1.25
 
 
 TINY_HAT = {
@@ -153,6 +160,56 @@ def test_segsr_tiles_show_no_seam_in_image_or_guidance(tiny_segsr):
     feathered = run_tiled(image, upscaler, 2, tile=24, overlap=16, batch=4)
     sr, maps = slice(0, 3), slice(3, None)
     assert feathered.shape == untiled.shape == (3 + upscaler.map_channels, 192, 192)
-    assert seam_ratio(hard[maps], untiled[maps], 24, 2) > 2, 'the metric must see the seam of unblended guidance'
-    assert seam_ratio(feathered[sr], untiled[sr], 24, 2) < 1.25
-    assert seam_ratio(feathered[maps], untiled[maps], 24, 2) < 1.25
+    assert seam_ratio(hard[maps], untiled[maps], 24, 2, 0) > 2, 'the metric must see the seam of unblended guidance'
+    assert seam_ratio(feathered[sr], untiled[sr], 24, 2, 16) < 1.25
+    assert seam_ratio(feathered[maps], untiled[maps], 24, 2, 16) < 1.25
+
+
+def nearest_upscale(tiles: np.ndarray) -> np.ndarray:
+    return tiles.repeat(2, axis=2).repeat(2, axis=3)
+
+
+def peak_traced_bytes(height: int, width: int, tile: int = 16, overlap: int = 8) -> int:
+    """Peak numpy memory while streaming a scene whose blocks are dropped as soon as they arrive."""
+    image = np.random.default_rng(0).random((3, height, width), dtype=np.float32)
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    baseline = tracemalloc.get_traced_memory()[0]
+    blocks = upscale_tiled(
+        lambda r0, r1, c0, c1: image[:, r0:r1, c0:c1],
+        height,
+        width,
+        nearest_upscale,
+        scale=2,
+        tile=tile,
+        overlap=overlap,
+        batch=2,
+    )
+    for _ in blocks:
+        pass
+    peak = tracemalloc.get_traced_memory()[1] - baseline
+    tracemalloc.stop()
+    return peak
+
+
+def test_held_memory_follows_the_shorter_side_not_the_scene_length():
+    square = peak_traced_bytes(64, 64)
+    assert peak_traced_bytes(64, 1024) < 1.2 * square, 'a wide scene must hold no more than a square one'
+    assert peak_traced_bytes(1024, 64) < 1.2 * square, 'a tall scene must hold no more than a square one'
+    assert peak_traced_bytes(512, 512) > 1.5 * square, 'the metric must see the bands grow with the shorter side'
+
+
+def test_a_cell_is_handed_out_as_soon_as_its_own_tile_has_run():
+    calls = []
+
+    def counting(tiles: np.ndarray) -> np.ndarray:
+        calls.append(len(tiles))
+        return nearest_upscale(tiles)
+
+    image = np.zeros((3, 40, 100), dtype=np.float32)
+    blocks = upscale_tiled(
+        lambda r0, r1, c0, c1: image[:, r0:r1, c0:c1], 40, 100, counting, scale=2, tile=16, overlap=8, batch=3
+    )
+    for index, (row, col, _) in enumerate(blocks):
+        assert len(calls) == index // 3 + 1, 'no tile may run before the cells already final are handed out'
+        assert (row, col) == ((index % 3) * 32, (index // 3) * 32), 'a wide scene runs column by column'

@@ -28,8 +28,9 @@ def _network_options_from_yaml(path: Path) -> dict:
     return options['network_g']
 
 
-def load_network(weights: str | Path, options: str | Path | None = None,
-                 param_key: str = 'params_ema') -> tuple[nn.Module, dict]:
+def load_network(
+    weights: str | Path, options: str | Path | None = None, param_key: str = 'params_ema'
+) -> tuple[nn.Module, dict]:
     """Build the network and load its weights strictly; return it (eval mode, CPU) with its options.
 
     Options given in a YAML file win over the ones stored in the checkpoint, so an old or

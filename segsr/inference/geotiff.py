@@ -13,7 +13,7 @@ from rasterio.windows import Window
 
 from segsr.utils.errors import SegSRError
 
-BLOCK = 256
+DEFAULT_BLOCK = 256
 SAMPLE_SIDE = 1024
 
 
@@ -59,8 +59,24 @@ class RasterSource:
         self.dataset.close()
 
 
+def block_side(cell: int) -> int | None:
+    """A TIFF block side (a multiple of 16) near 256 that divides the output cell, if there is one.
+
+    Finished cells then fill whole blocks, so GDAL compresses each block once. Without such a
+    side, partly written blocks are compressed again when completed and the file grows.
+    """
+    sides = [side for side in range(64, 2049, 16) if cell % side == 0]
+    return min(sides, key=lambda side: abs(side - DEFAULT_BLOCK)) if sides else None
+
+
 def output_profile(
-    height: int, width: int, bands: int, dtype: np.dtype, nodata: float | None = None, georeference: dict | None = None
+    height: int,
+    width: int,
+    bands: int,
+    dtype: np.dtype,
+    nodata: float | None = None,
+    georeference: dict | None = None,
+    block: int = DEFAULT_BLOCK,
 ) -> dict:
     """Tiled, deflate-compressed GTiff; ``georeference`` holds ``crs`` and ``transform`` when there are any."""
     dtype = np.dtype(dtype)
@@ -72,8 +88,8 @@ def output_profile(
         'dtype': dtype.name,
         'nodata': nodata,
         'tiled': True,
-        'blockxsize': BLOCK,
-        'blockysize': BLOCK,
+        'blockxsize': block,
+        'blockysize': block,
         'compress': 'deflate',
         'predictor': 3 if dtype.kind == 'f' else 2,
         'BIGTIFF': 'IF_SAFER',
@@ -89,44 +105,22 @@ def refined_georeference(source: RasterSource, scale: int) -> dict:
 
 
 class RasterSink:
-    """Writes full-width strips, gathered into whole rows of blocks so compressed blocks are written once."""
+    """Writes finished blocks by window; GDAL's bounded block cache holds any partly written TIFF blocks."""
 
     def __init__(self, path: Path, profile: dict, write_mask: bool = False):
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', NotGeoreferencedWarning)  # outputs of plain TIFFs and PNGs
             self.dataset = rasterio.open(path, 'w', **profile)
         self.write_mask = write_mask
-        self.pending: list[tuple[np.ndarray, np.ndarray | None]] = []
-        self.pending_rows = 0
-        self.next_row = 0
 
-    def write(self, row: int, strip: np.ndarray, valid: np.ndarray | None = None) -> None:
-        if row != self.next_row + self.pending_rows:
-            raise ValueError(
-                f'strips must arrive in order: expected row {self.next_row + self.pending_rows}, got {row}'
-            )
-        self.pending.append((strip, valid))
-        self.pending_rows += strip.shape[1]
-        if self.pending_rows >= BLOCK:
-            self._flush(self.pending_rows - self.pending_rows % BLOCK)
+    def write(self, row: int, col: int, block: np.ndarray, valid: np.ndarray | None = None) -> None:
+        window = Window(col, row, block.shape[2], block.shape[1])
+        self.dataset.write(block, window=window)
+        if self.write_mask:
+            self.dataset.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=window)
 
     def commit(self) -> None:
-        self._flush(self.pending_rows)
+        """Blocks are already handed to GDAL; closing flushes them."""
 
     def close(self) -> None:
         self.dataset.close()
-
-    def _flush(self, rows: int) -> None:
-        if rows == 0:
-            return
-        data = np.concatenate([strip for strip, _ in self.pending], axis=1)
-        window = Window(0, self.next_row, data.shape[2], rows)
-        self.dataset.write(data[:, :rows], window=window)
-        if self.write_mask:
-            valid = np.concatenate([mask for _, mask in self.pending], axis=0)
-            self.dataset.write_mask(np.where(valid[:rows], 255, 0).astype(np.uint8), window=window)
-            self.pending = [(data[:, rows:], valid[rows:])]
-        else:
-            self.pending = [(data[:, rows:], None)]
-        self.next_row += rows
-        self.pending_rows -= rows

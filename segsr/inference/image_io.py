@@ -45,15 +45,15 @@ class ImageSource:
 
 
 class ImageSink:
-    """Collects output rows into a full image and encodes it on ``commit`` (format from the suffix)."""
+    """Collects output blocks into a full image and encodes it on ``commit`` (format from the suffix)."""
 
     def __init__(self, path: Path, height: int, width: int, bands: int, dtype: np.dtype):
         self.path = path
         self.pixels = np.zeros((bands, height, width), dtype=dtype)
 
-    def write(self, row: int, strip: np.ndarray, valid: np.ndarray | None = None) -> None:
+    def write(self, row: int, col: int, block: np.ndarray, valid: np.ndarray | None = None) -> None:
         """``valid`` is accepted for symmetry with rasters; images have no nodata to record."""
-        self.pixels[: strip.shape[0], row : row + strip.shape[1]] = strip
+        self.pixels[: block.shape[0], row : row + block.shape[1], col : col + block.shape[2]] = block
 
     def write_band(self, band: int, plane: np.ndarray) -> None:
         self.pixels[band] = plane

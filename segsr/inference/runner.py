@@ -2,6 +2,7 @@
 
 import contextlib
 import glob
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,14 @@ from tqdm import tqdm
 
 from segsr.inference.atomic import atomic_path
 from segsr.inference.engine import TileUpscaler
-from segsr.inference.geotiff import RasterSink, RasterSource, output_profile, refined_georeference
+from segsr.inference.geotiff import (
+    DEFAULT_BLOCK,
+    RasterSink,
+    RasterSource,
+    block_side,
+    output_profile,
+    refined_georeference,
+)
 from segsr.inference.image_io import ImageSink, ImageSource
 from segsr.inference.radiometry import BandStretch, dtype_range_stretch, percentile_stretch
 from segsr.inference.tiling import count_tiles, upscale_tiled
@@ -138,13 +146,14 @@ def output_paths(path: Path, output_dir: Path, guidance: bool) -> tuple[Path, Pa
 
 
 def open_image_sink(
-    stack: contextlib.ExitStack, source: ImageSource | RasterSource, path: Path, scale: int, bands: int
+    stack: contextlib.ExitStack, source: ImageSource | RasterSource, path: Path, scale: int, bands: int, block: int
 ) -> ImageSink | RasterSink:
     """The output under a temporary name; TIFFs keep georeference, nodata and mask, images gain their alpha."""
     height, width = source.height * scale, source.width * scale
     temporary = stack.enter_context(atomic_path(path))
     if isinstance(source, RasterSource):
-        profile = output_profile(height, width, bands, source.dtype, source.nodata, refined_georeference(source, scale))
+        georeference = refined_georeference(source, scale)
+        profile = output_profile(height, width, bands, source.dtype, source.nodata, georeference, block)
         sink = RasterSink(temporary, profile, write_mask=source.masked and source.nodata is None)
     else:
         sink = ImageSink(temporary, height, width, bands + (source.alpha_band is not None), source.dtype)
@@ -153,11 +162,12 @@ def open_image_sink(
 
 
 def open_maps_sink(
-    stack: contextlib.ExitStack, source: ImageSource | RasterSource, path: Path, scale: int, bands: int
+    stack: contextlib.ExitStack, source: ImageSource | RasterSource, path: Path, scale: int, bands: int, block: int
 ) -> RasterSink:
     """Guidance maps as float32 bands, one per map, on the output's grid."""
     georeference = refined_georeference(source, scale) if isinstance(source, RasterSource) else {}
-    profile = output_profile(source.height * scale, source.width * scale, bands, np.float32, None, georeference)
+    height, width = source.height * scale, source.width * scale
+    profile = output_profile(height, width, bands, np.float32, None, georeference, block)
     sink = RasterSink(stack.enter_context(atomic_path(path)), profile)
     stack.callback(sink.close)
     return sink
@@ -169,16 +179,17 @@ def upscaled_alpha(source: ImageSource, scale: int) -> np.ndarray:
     return cv2.resize(alpha, (source.width * scale, source.height * scale), interpolation=cv2.INTER_CUBIC)
 
 
-def restore_strip(
+def restore_block(
     source: ImageSource | RasterSource, stretch: BandStretch, scale: int, bands: int
-) -> Callable[[int, np.ndarray], tuple[np.ndarray, np.ndarray | None]]:
-    """Network rows back to source values: gray from the channel mean, source dtype, nodata where it was."""
+) -> Callable[[int, int, np.ndarray], tuple[np.ndarray, np.ndarray | None]]:
+    """Network output back to source values: gray from the channel mean, source dtype, nodata where it was."""
 
-    def restore(row: int, strip: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        if strip.shape[0] != bands:
-            strip = strip.mean(axis=0, keepdims=True)
-        image = stretch.from_unit(strip, source.dtype)
-        valid = source.read_valid(row // scale, (row + strip.shape[1]) // scale, 0, source.width)
+    def restore(row: int, col: int, block: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if block.shape[0] != bands:
+            block = block.mean(axis=0, keepdims=True)
+        image = stretch.from_unit(block, source.dtype)
+        row0, col0 = row // scale, col // scale
+        valid = source.read_valid(row0, row0 + block.shape[1] // scale, col0, col0 + block.shape[2] // scale)
         if valid is None:
             return image, None
         valid = valid.repeat(scale, axis=0).repeat(scale, axis=1)
@@ -205,12 +216,13 @@ def upscale_file(
         bands = select_bands(source, radiometry.bands, upscaler.in_channels)
         stretch = choose_stretch(source, bands, radiometry)
         scale = upscaler.scale
-        image_sink = open_image_sink(stack, source, image_path, scale, len(bands))
-        maps_sink = open_maps_sink(stack, source, maps_path, scale, upscaler.map_channels) if maps_path else None
-        restore = restore_strip(source, stretch, scale, len(bands))
+        block = block_side(tiling.tile * scale) or DEFAULT_BLOCK
+        image_sink = open_image_sink(stack, source, image_path, scale, len(bands), block)
+        maps = open_maps_sink(stack, source, maps_path, scale, upscaler.map_channels, block) if maps_path else None
+        restore = restore_block(source, stretch, scale, len(bands))
         total = count_tiles(source.height, source.width, tiling.tile, tiling.overlap)
         with tqdm(total=total, unit='tile', desc=path.name, dynamic_ncols=True) as bar:
-            strips = upscale_tiled(
+            blocks = upscale_tiled(
                 network_reader(source, bands, stretch, upscaler.in_channels),
                 source.height,
                 source.width,
@@ -221,15 +233,15 @@ def upscale_file(
                 batch=tiling.batch,
                 on_batch=bar.update,
             )
-            for row, strip in strips:
-                image_sink.write(row, *restore(row, strip[: upscaler.sr_channels]))
-                if maps_sink is not None:
-                    maps_sink.write(row, strip[upscaler.sr_channels :])
+            for row, col, output in blocks:
+                image_sink.write(row, col, *restore(row, col, output[: upscaler.sr_channels]))
+                if maps is not None:
+                    maps.write(row, col, output[upscaler.sr_channels :])
         if isinstance(source, ImageSource) and source.alpha_band is not None:
             image_sink.write_band(len(bands), upscaled_alpha(source, scale))
         image_sink.commit()
-        if maps_sink is not None:
-            maps_sink.commit()
+        if maps is not None:
+            maps.commit()
     return [p for p in (image_path, maps_path) if p is not None]
 
 
@@ -241,8 +253,15 @@ def upscale_files(
     radiometry: RadiometryOptions,
     guidance: bool = False,
 ) -> list[Path]:
-    """Every input in turn; a small GDAL block cache keeps memory bounded by the tile band, not the scene."""
+    """Every input in turn; a fixed GDAL block cache keeps reading and writing within a set budget."""
     output_dir.mkdir(parents=True, exist_ok=True)
+    cell = tiling.tile * upscaler.scale
+    if block_side(cell) is None and any(path.suffix.lower() in RASTER_SUFFIXES for path in inputs):
+        print(
+            f'warning: --tile {tiling.tile} makes {cell}-pixel output cells that no TIFF block size divides, '
+            'so blocks are compressed twice and files grow; a tile like 256 avoids this',
+            file=sys.stderr,
+        )
     written = []
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         for path in inputs:

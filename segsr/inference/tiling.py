@@ -1,15 +1,20 @@
-"""Overlapping-tile super-resolution that streams a scene band of rows by band of rows.
+"""Overlapping-tile super-resolution that hands out finished output blocks as soon as they are final.
 
-Geometry, per axis, in LR pixels: the scene is cut into non-overlapping *cores* of ``tile``
-pixels. The network sees each core widened by ``overlap`` pixels of context on every side
-(reflected about the scene edge where the window leaves the scene). Of the network's
-output a tile keeps its core widened by half the overlap, so neighbouring tiles share a
-band of ``overlap`` pixels across every core border; there the two outputs are blended
-with linear ramps that sum to one. A kept pixel is therefore at least ``overlap // 2``
-pixels away from the edge of the window the network saw: for a network whose receptive
-radius fits in that margin, tiled output equals untiled output.
+Geometry, per axis, in LR pixels: the scene is cut into *cells* of ``tile`` pixels. Tile ``i``
+is responsible for cell ``i`` and also covers the first ``overlap`` pixels of cell ``i + 1``;
+that shared band is blended with linear ramps that sum to one. The network sees the covered
+range widened by ``overlap / 2`` pixels of context on each side (reflected about the scene edge
+where it leaves the scene), so a kept pixel is at least ``overlap // 2`` pixels from the edge of
+the window the network saw: for a network whose receptive radius fits in that margin, tiled
+output equals untiled output.
+
+Cell ``(r, c)`` receives output only from tiles ``(r - 1 .. r, c - 1 .. c)``, so it is final as
+soon as tile ``(r, c)`` has run, in row-major and column-major order alike. Only the shared bands
+waiting for their second tile are held between tiles. Cell borders fall on multiples of
+``tile * scale`` output pixels, so a writer whose blocks divide that size never gets a partial block.
 """
 
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -39,18 +44,21 @@ class AxisPlan:
     def count(self) -> int:
         return -(-self.extent // self.tile)
 
-    def window(self, i: int) -> tuple[int, int]:
-        """The network's input range: core plus context, in scene coordinates (may leave the scene)."""
-        start = i * self.tile
-        return start - self.overlap, start + self.tile + self.overlap
+    def cell(self, i: int) -> tuple[int, int]:
+        """The range that is final once tile ``i`` has run."""
+        return i * self.tile, min((i + 1) * self.tile, self.extent)
 
     def kept(self, i: int) -> tuple[int, int]:
-        """The output range this tile contributes to, clipped to the scene."""
-        half = self.overlap // 2
-        start = i * self.tile
-        low = 0 if i == 0 else start - half
-        high = self.extent if i == self.count - 1 else start + self.tile - half + self.overlap
-        return low, min(high, self.extent)
+        """The range tile ``i`` contributes to: its cell and the start of the next, clipped to the scene."""
+        return i * self.tile, min((i + 1) * self.tile + self.overlap, self.extent)
+
+    def window(self, i: int) -> tuple[int, int]:
+        """The network's input range: ``kept`` with context on each side (may leave the scene).
+
+        Every window has the same length, ``tile + 2 * overlap``, so tiles can be batched.
+        """
+        start = i * self.tile - self.overlap // 2
+        return start, start + self.tile + 2 * self.overlap
 
     def weights(self, i: int, scale: int) -> np.ndarray:
         """Blend weights over ``kept(i)`` at output resolution: ramps in shared bands, one elsewhere."""
@@ -64,10 +72,19 @@ class AxisPlan:
             rise = ramp[: len(weights)]
             weights[: len(rise)] *= rise
         if i < self.count - 1:
-            fall_start = ((i + 1) * self.tile - self.overlap // 2 - low) * scale
-            fall = 1 - ramp[: len(weights) - fall_start]
-            weights[fall_start : fall_start + len(fall)] *= fall
+            fall = 1 - ramp[: len(weights) - self.tile * scale]
+            weights[self.tile * scale :] *= fall
         return weights
+
+    def parts(self, i: int) -> list[tuple[int, int, int]]:
+        """``(cell, start, stop)``: how ``kept(i)`` splits into cells, relative to ``kept(i)``.
+
+        Each part starts at the origin of its cell: the first is cell ``i`` itself, the second the
+        band that spills into cell ``i + 1``.
+        """
+        low, high = self.kept(i)
+        split = self.cell(i)[1] - low
+        return [(i, 0, split)] + ([(i + 1, split, high - low)] if high - low > split else [])
 
 
 def reflect_indices(start: int, stop: int, size: int) -> np.ndarray:
@@ -94,6 +111,13 @@ def count_tiles(height: int, width: int, tile: int, overlap: int) -> int:
     return AxisPlan.fit(height, tile, overlap).count * AxisPlan.fit(width, tile, overlap).count
 
 
+def tile_order(rows: AxisPlan, cols: AxisPlan) -> list[tuple[int, int]]:
+    """Along the longer side first, so the bands awaiting their second tile span the shorter side."""
+    if cols.extent > rows.extent:
+        return [(r, c) for c in range(cols.count) for r in range(rows.count)]
+    return [(r, c) for r in range(rows.count) for c in range(cols.count)]
+
+
 def upscale_tiled(
     read: ReadRect,
     height: int,
@@ -105,42 +129,40 @@ def upscale_tiled(
     overlap: int,
     batch: int = 1,
     on_batch: Callable[[int], None] | None = None,
-) -> Iterator[tuple[int, np.ndarray]]:
-    """Super-resolve a scene tile by tile; yield ``(output_row, strip)`` as output rows become final.
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Super-resolve a scene tile by tile; yield ``(output_row, output_col, block)`` for each final cell.
 
-    Strips arrive top to bottom and together cover the whole output, full width. Tiles run in
-    raster order, ``batch`` at a time; only the band of output rows still being blended is held,
-    so memory grows with tile size and scene width, never with scene height.
+    The blocks tile the whole output once. Besides the network's activations for ``batch``
+    windows, memory holds only the shared bands still waiting for their second tile: about
+    ``overlap * scale`` output pixels across the scene's shorter side.
     """
     if tile < 1 or not 0 <= overlap <= tile:
         raise ValueError(f'need tile >= 1 and 0 <= overlap <= tile, got tile={tile}, overlap={overlap}')
     rows = AxisPlan.fit(height, tile, overlap)
     cols = AxisPlan.fit(width, tile, overlap)
-    tiles = [(r, c) for r in range(rows.count) for c in range(cols.count)]
-    canvas: np.ndarray | None = None
-    canvas_top = 0
+    tiles = tile_order(rows, cols)
+    waiting: dict[tuple[int, int], list[np.ndarray]] = defaultdict(list)
     for first in range(0, len(tiles), batch):
         chunk = tiles[first : first + batch]
         inputs = np.stack([read_window(read, rows.window(r), cols.window(c), height, width) for r, c in chunk])
         outputs = network(inputs)
-        for (r, c), output in zip(chunk, outputs, strict=True):
-            (y0, y1), (x0, x1) = rows.kept(r), cols.kept(c)
-            if canvas is None:
-                canvas = np.zeros((output.shape[0], 0, width * scale), dtype=np.float32)
-            missing = y1 * scale - canvas_top - canvas.shape[1]
-            if missing > 0:
-                canvas = np.concatenate([canvas, np.zeros((canvas.shape[0], missing, canvas.shape[2]), np.float32)], 1)
-            oy = (y0 - rows.window(r)[0]) * scale
-            ox = (x0 - cols.window(c)[0]) * scale
-            patch = output[:, oy : oy + (y1 - y0) * scale, ox : ox + (x1 - x0) * scale]
-            weight = rows.weights(r, scale)[:, None] * cols.weights(c, scale)[None, :]
-            canvas[:, y0 * scale - canvas_top : y1 * scale - canvas_top, x0 * scale : x1 * scale] += patch * weight
         if on_batch is not None:
             on_batch(len(chunk))
-        done = first + len(chunk)
-        final = rows.kept(tiles[done][0])[0] * scale if done < len(tiles) else height * scale
-        if final > canvas_top:
-            split = final - canvas_top
-            yield canvas_top, canvas[:, :split]
-            canvas = canvas[:, split:].copy()
-            canvas_top = final
+        for (r, c), output in zip(chunk, outputs, strict=True):
+            (y0, y1), (x0, x1) = rows.kept(r), cols.kept(c)
+            oy = (y0 - rows.window(r)[0]) * scale
+            ox = (x0 - cols.window(c)[0]) * scale
+            weight = rows.weights(r, scale)[:, None] * cols.weights(c, scale)[None, :]
+            weighted = output[:, oy : oy + (y1 - y0) * scale, ox : ox + (x1 - x0) * scale] * weight
+            for cell_r, a, b in rows.parts(r):
+                for cell_c, d, e in cols.parts(c):
+                    waiting[cell_r, cell_c].append(weighted[:, a * scale : b * scale, d * scale : e * scale].copy())
+            yield rows.cell(r)[0] * scale, cols.cell(c)[0] * scale, settle(waiting.pop((r, c)))
+
+
+def settle(parts: list[np.ndarray]) -> np.ndarray:
+    """Sum a cell's contributions, all placed at its origin; the last, from the cell's own tile, covers it whole."""
+    block = parts.pop()
+    for part in parts:
+        block[:, : part.shape[1], : part.shape[2]] += part
+    return block
