@@ -1,5 +1,8 @@
 """Speed and peak memory of HAT with SDPA attention against the explicit softmax reference.
 
+``--floor`` adds a row where the attention op is skipped (each window returns its queries): the
+time no attention kernel can beat, so ``explicit / floor`` bounds the speed-up any kernel can give.
+
 Each measurement runs in a fresh process so that peak memory is its own: on CUDA the peak of
 torch.cuda.max_memory_allocated above what the model and input already hold, on CPU the growth
 of the process's maximum resident set size (getrusage ru_maxrss) over the same baseline.
@@ -75,7 +78,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
+    parser.add_argument('--floor', action='store_true', help='also time HAT with the attention op skipped')
     return parser.parse_args()
+
+
+def skip_attention(q: torch.Tensor, *_args, **_kwargs) -> torch.Tensor:
+    """Stands in for windowed attention: same output shape, no attention cost."""
+    return q
 
 
 def _sync(device: torch.device) -> None:
@@ -90,7 +99,12 @@ def _max_rss_bytes() -> int:
 def measure(config: str, impl: str, phase: str, args: argparse.Namespace) -> tuple[float, float]:
     """Median seconds per step and peak extra memory in bytes for one config, path and phase."""
     import segsr  # noqa: F401  (registers HAT; imported in the worker process)
+    from segsr.archs import hat_blocks
     from segsr.archs.hat_arch import HAT
+
+    if impl == 'floor':
+        hat_blocks.windowed_attention = skip_attention
+        impl = 'explicit'
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -130,7 +144,8 @@ def measure(config: str, impl: str, phase: str, args: argparse.Namespace) -> tup
 
 def main() -> None:
     args = parse_args()
-    jobs = [(c, i, p) for c in args.configs for i in IMPLS for p in PHASES]
+    impls = IMPLS + ('floor',) * args.floor
+    jobs = [(c, i, p) for c in args.configs for i in impls for p in PHASES]
     results = {}
     context = multiprocessing.get_context('spawn')
     with ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=1) as pool:
@@ -147,7 +162,7 @@ def main() -> None:
     print('-' * len(header))
     mib = 2**20
     for config in args.configs:
-        rows = {impl: [results[(config, impl, p)] for p in PHASES] for impl in IMPLS}
+        rows = {impl: [results[(config, impl, p)] for p in PHASES] for impl in impls}
         for impl, ((t_f, m_f), (t_b, m_b)) in rows.items():
             print(f'{config:<7} {impl:<17} {t_f * 1e3:>11.1f} {t_b * 1e3:>11.1f} {m_f / mib:>9.1f} {m_b / mib:>12.1f}')
         (sf, smf), (sb, smb) = rows['sdpa']
@@ -156,6 +171,9 @@ def main() -> None:
             f'{config:<7} {"explicit / sdpa":<17} {ef / sf:>11.2f} {eb / sb:>11.2f} '
             f'{emf / max(smf, 1):>9.2f} {emb / max(smb, 1):>12.2f}'
         )
+        if args.floor:
+            (ff, _), (fb, _) = rows['floor']
+            print(f'{config:<7} {"explicit / floor":<17} {ef / ff:>11.2f} {eb / fb:>11.2f}')
 
 
 if __name__ == '__main__':
