@@ -33,8 +33,15 @@ SMALL_EDSR = {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 16, '
 def write_scene(path: Path, height: int, width: int) -> None:
     """A uint8 RGB GeoTIFF written 256 rows at a time, with texture at several frequencies."""
     profile = {
-        'driver': 'GTiff', 'height': height, 'width': width, 'count': 3, 'dtype': 'uint8', 'tiled': True,
-        'crs': 'EPSG:32633', 'transform': from_origin(500000, 5000000, 10, 10), 'compress': 'deflate',
+        'driver': 'GTiff',
+        'height': height,
+        'width': width,
+        'count': 3,
+        'dtype': 'uint8',
+        'tiled': True,
+        'crs': 'EPSG:32633',
+        'transform': from_origin(500000, 5000000, 10, 10),
+        'compress': 'deflate',
     }
     rng = np.random.default_rng(0)
     with rasterio.open(path, 'w', **profile) as dataset:
@@ -63,7 +70,10 @@ def run_child(args: argparse.Namespace) -> None:
         tiles = count_tiles(dataset.height, dataset.width, args.tile, args.overlap)
     start = time.perf_counter()
     upscale_files(
-        [Path(args.scene)], Path(args.out), upscaler, TilingOptions(args.tile, args.overlap, args.batch),
+        [Path(args.scene)],
+        Path(args.out),
+        upscaler,
+        TilingOptions(args.tile, args.overlap, args.batch),
         RadiometryOptions(),
     )
     if device.type == 'cuda':
@@ -87,7 +97,9 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--sizes', nargs='+', default=['1024x1024', '2048x2048', '4096x1024', '1024x4096'], help='WIDTHxHEIGHT')
+    parser.add_argument(
+        '--sizes', nargs='+', default=['1024x1024', '2048x2048', '4096x1024', '1024x4096'], help='WIDTHxHEIGHT'
+    )
     parser.add_argument('--tiles', type=int, nargs='+', default=[256, 128], help='tile sizes to compare')
     parser.add_argument('--overlap', type=int, default=32)
     parser.add_argument('--batch', type=int, default=4)
@@ -112,8 +124,10 @@ def main() -> None:
         torch.manual_seed(0)
         torch.save({'params': build_network(SMALL_EDSR).state_dict(), 'network_g': SMALL_EDSR}, weights)
         print(f'network: {SMALL_EDSR}, overlap {args.overlap}, batch {args.batch}, bf16 {args.bf16}')
-        print(f'{"device":>6} {"LR scene":>10} {"tile":>5} {"tiles":>6} {"seconds":>8} {"tiles/s":>8} '
-              f'{"base MB":>8} {"peak MB":>8} {"+MB":>7} {"CUDA MB":>8}')
+        print(
+            f'{"device":>6} {"LR scene":>10} {"tile":>5} {"tiles":>6} {"seconds":>8} {"tiles/s":>8} '
+            f'{"base MB":>8} {"peak MB":>8} {"+MB":>7} {"CUDA MB":>8}'
+        )
         for size in args.sizes:
             width, height = parse_size(size)
             scene = folder / f'scene_{width}x{height}.tif'
@@ -121,9 +135,24 @@ def main() -> None:
             for device in args.devices:
                 for tile in args.tiles:
                     command = [
-                        sys.executable, __file__, '--child', '--weights', str(weights), '--scene', str(scene),
-                        '--out', str(folder / 'out'), '--tile', str(tile), '--overlap', str(args.overlap),
-                        '--batch', str(args.batch), '--device', device, *(['--bf16'] if args.bf16 else []),
+                        sys.executable,
+                        __file__,
+                        '--child',
+                        '--weights',
+                        str(weights),
+                        '--scene',
+                        str(scene),
+                        '--out',
+                        str(folder / 'out'),
+                        '--tile',
+                        str(tile),
+                        '--overlap',
+                        str(args.overlap),
+                        '--batch',
+                        str(args.batch),
+                        '--device',
+                        device,
+                        *(['--bf16'] if args.bf16 else []),
                     ]
                     done = subprocess.run(command, capture_output=True, text=True)
                     if done.returncode != 0:
@@ -131,9 +160,12 @@ def main() -> None:
                         continue
                     r = json.loads(done.stdout.strip().splitlines()[-1])
                     cuda = f'{r["peak_cuda_mb"]:8.0f}' if r['peak_cuda_mb'] is not None else f'{"-":>8}'
-                    print(f'{device:>6} {size:>10} {tile:>5} {r["tiles"]:>6} {r["seconds"]:8.1f} '
-                          f'{r["tiles_per_s"]:8.2f} {r["baseline_rss_mb"]:8.0f} {r["peak_rss_mb"]:8.0f} '
-                          f'{r["peak_rss_mb"] - r["baseline_rss_mb"]:7.0f} {cuda}', flush=True)
+                    print(
+                        f'{device:>6} {size:>10} {tile:>5} {r["tiles"]:>6} {r["seconds"]:8.1f} '
+                        f'{r["tiles_per_s"]:8.2f} {r["baseline_rss_mb"]:8.0f} {r["peak_rss_mb"]:8.0f} '
+                        f'{r["peak_rss_mb"] - r["baseline_rss_mb"]:7.0f} {cuda}',
+                        flush=True,
+                    )
             scene.unlink()
 
 

@@ -1,6 +1,6 @@
 """Super-resolve images, folders and GeoTIFFs of any size with a trained checkpoint.
 
-    python segsr/infer.py --weights net_g.pth --input scene.tif --output results/
+python segsr/infer.py --weights net_g.pth --input scene.tif --output results/
 """
 
 import argparse
@@ -41,7 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--input', required=True, help='image file, folder of images, or glob (quote it)')
     parser.add_argument('--output', required=True, help='folder for the results (same file names as the inputs)')
     parser.add_argument('--tile', type=int, default=256, help='LR pixels per tile side written by one network call')
-    parser.add_argument('--overlap', type=int, default=32, help='LR context pixels around each tile; half blends')
+    parser.add_argument(
+        '--overlap',
+        type=int,
+        default=32,
+        help='LR pixels each tile shares (blended) with the next; half that is extra context',
+    )
     parser.add_argument('--batch', type=int, default=1, help='tiles per network call')
     parser.add_argument('--bf16', action='store_true', help='bfloat16 autocast (GPU; also allowed on CPU)')
     parser.add_argument('--save-guidance', action='store_true', help='also write guidance maps (SEGSR networks)')
