@@ -20,6 +20,7 @@ from segsr.utils.loss_log import read_loss_log
 
 RUNNER = ROOT / 'tests' / 'training_runner.py'
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'CUDA_VISIBLE_DEVICES': '', 'PYTHONPATH': str(ROOT)}
+INITIAL_LOSS_SCALE = 2.0**25  # a few good steps below where this tiny EDSR overflows in fp16
 SMALL_SET = [f'{source}_0{i}.png' for source in ('astronaut', 'chelsea', 'coffee') for i in (0, 1)]
 
 
@@ -60,18 +61,23 @@ def assert_bitwise_equal(first: dict, second: dict) -> None:
 
 
 @pytest.mark.slow
-def test_sigkill_then_auto_resume_matches_uninterrupted_run_bitwise(demo_data, tmp_path):
+@pytest.mark.parametrize('amp', ['off', 'fp16'])
+def test_sigkill_then_auto_resume_matches_uninterrupted_run_bitwise(demo_data, tmp_path, amp):
+    """With fp16 the loss scale must come back too: it grows after good steps and skips and halves on
+    overflow, so a fresh scaler would skip different steps."""
+    scale = ('--restless-loss-scale', str(INITIAL_LOSS_SCALE)) if amp == 'fp16' else ()
     network = {**TINY_EDSR, 'type': 'NoisyEDSR'}  # dropout: the torch generator state matters
     uninterrupted = small_options(demo_data, tmp_path, 'straight', total_iter=8, num_worker_per_gpu=0)
     interrupted = small_options(demo_data, tmp_path, 'killed', total_iter=8, num_worker_per_gpu=1)
     for options in (uninterrupted, interrupted):
         options['network_g'] = network
         options['logger']['save_checkpoint_freq'] = 4
+        options['train']['amp'] = amp
     straight_file = write_yaml(tmp_path / 'straight.yml', uninterrupted)
     killed_file = write_yaml(tmp_path / 'killed.yml', interrupted)
-    straight = start(['-opt', str(straight_file), '--root', str(tmp_path)])
+    straight = start(['-opt', str(straight_file), '--root', str(tmp_path)], *scale)
 
-    killed = start(['-opt', str(killed_file), '--root', str(tmp_path)], '--block-after-state', '4')
+    killed = start(['-opt', str(killed_file), '--root', str(tmp_path)], '--block-after-state', '4', *scale)
     state = tmp_path / 'experiments' / 'killed' / 'training_states' / '4.state'
     deadline = time.monotonic() + 240
     while not state.exists() and killed.poll() is None and time.monotonic() < deadline:
@@ -81,8 +87,11 @@ def test_sigkill_then_auto_resume_matches_uninterrupted_run_bitwise(demo_data, t
     killed.communicate()
     assert killed.returncode == -signal.SIGKILL
     assert not (tmp_path / 'experiments' / 'killed' / 'models' / 'net_g_latest.pth').exists()
+    if amp == 'fp16':
+        saved = torch.load(state, weights_only=False)['grad_scaler']
+        assert saved['scale'] < INITIAL_LOSS_SCALE * 2**4, 'an overflow must have been skipped before the kill'
 
-    output = finish(start(['-opt', str(killed_file), '--root', str(tmp_path), '--auto_resume']))
+    output = finish(start(['-opt', str(killed_file), '--root', str(tmp_path), '--auto_resume'], *scale))
     assert 'Resuming training from epoch 1, iteration 4 (2 samples of the epoch already used)' in output
     finish(straight)
 
