@@ -19,52 +19,35 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 import torch
+from benchmark import network_options  # scripts/ is on the path when a script runs
 from tqdm import tqdm
 
-CONFIGS = {
-    'paper': dict(
-        embed_dim=180,
-        depths=(6,) * 6,
-        num_heads=(6,) * 6,
-        window_size=16,
-        compress_ratio=3,
-        squeeze_factor=30,
-        conv_scale=0.01,
-        overlap_ratio=0.5,
-        mlp_ratio=2,
-        upscale=4,
-        img_size=64,
-        upsampler='pixelshuffle',
-    ),
-    'demo': dict(  # options/train/demo_HAT_SRx4.yml
-        embed_dim=32,
-        depths=(2, 2),
-        num_heads=(4, 4),
-        window_size=8,
-        compress_ratio=3,
-        squeeze_factor=8,
-        conv_scale=0.01,
-        overlap_ratio=0.5,
-        mlp_ratio=2,
-        upscale=4,
-        img_size=16,
-        upsampler='pixelshuffle',
-    ),
-    'small': dict(
-        embed_dim=60,
-        depths=(4, 4),
-        num_heads=(6, 6),
-        window_size=8,
-        compress_ratio=3,
-        squeeze_factor=30,
-        conv_scale=0.01,
-        overlap_ratio=0.5,
-        mlp_ratio=2,
-        upscale=4,
-        img_size=64,
-        upsampler='pixelshuffle',
-    ),
-}
+SMALL = dict(
+    embed_dim=60,
+    depths=(4, 4),
+    num_heads=(6, 6),
+    window_size=8,
+    compress_ratio=3,
+    squeeze_factor=30,
+    conv_scale=0.01,
+    overlap_ratio=0.5,
+    mlp_ratio=2,
+    upscale=4,
+    img_size=64,
+    upsampler='pixelshuffle',
+)
+CONFIGS = ('paper', 'demo', 'small')
+
+
+def hat_options(config: str) -> dict:
+    """``paper`` and ``demo`` are the networks of their option files (as in benchmark.py); ``small`` is HAT-S-like."""
+    if config == 'small':
+        return dict(SMALL)
+    options = network_options('HAT', config)
+    options.pop('type')
+    return options
+
+
 IMPLS = ('sdpa', 'explicit')
 PHASES = ('forward', 'forward+backward')
 
@@ -74,7 +57,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--batch', type=int, default=4, help='images per batch (paper: 4)')
     parser.add_argument('--size', type=int, default=64, help='LR height and width (paper: 64)')
-    parser.add_argument('--configs', nargs='+', default=['paper', 'small'], choices=list(CONFIGS))
+    parser.add_argument('--configs', nargs='+', default=['paper', 'small'], choices=CONFIGS)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
@@ -110,7 +93,7 @@ def measure(config: str, impl: str, phase: str, args: argparse.Namespace) -> tup
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
-    model = HAT(**CONFIGS[config], attn_impl=impl).to(device)
+    model = HAT(**hat_options(config), attn_impl=impl).to(device)
     x = torch.rand(args.batch, 3, args.size, args.size, device=device)
     training = phase == 'forward+backward'
     model.train(training)
