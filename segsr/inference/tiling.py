@@ -156,7 +156,9 @@ def upscale_tiled(
             weighted = output[:, oy : oy + (y1 - y0) * scale, ox : ox + (x1 - x0) * scale] * weight
             for cell_r, a, b in rows.parts(r):
                 for cell_c, d, e in cols.parts(c):
-                    waiting[cell_r, cell_c].append(weighted[:, a * scale : b * scale, d * scale : e * scale].copy())
+                    piece = weighted[:, a * scale : b * scale, d * scale : e * scale]
+                    own = (cell_r, cell_c) == (r, c)  # settled now; later cells copy so this tile can be freed
+                    waiting[cell_r, cell_c].append(piece if own else piece.copy())
             yield rows.cell(r)[0] * scale, cols.cell(c)[0] * scale, settle(waiting.pop((r, c)))
 
 
