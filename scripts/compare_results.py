@@ -11,7 +11,6 @@ Writes ``comparison.md`` and ``guidance_gain.png`` under ``--out``. Pairing rule
 import argparse
 import glob
 import json
-import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,7 +25,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from segsr.utils.errors import SegSRError  # noqa: E402
-from segsr.utils.files import atomic_write_bytes  # noqa: E402
+from segsr.utils.files import atomic_path, atomic_write_bytes  # noqa: E402
 
 REQUIRED_KEYS = ('name', 'network', 'scale', 'dataset', 'protocol', 'params', 'trainable_params', 'average')
 GUIDED_PREFIX, STAGED_PREFIX = 'Guided', 'Staged'
@@ -156,10 +155,9 @@ def plot_gains(gains: list[dict], path: Path) -> None:
     if settings:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    partial = path.with_name(path.stem + '.part' + path.suffix)
-    fig.savefig(partial, dpi=120)
+    with atomic_path(path) as partial:
+        fig.savefig(partial, dpi=120)
     plt.close(fig)
-    os.replace(partial, path)
 
 
 def main(argv: list[str] | None = None) -> Path:

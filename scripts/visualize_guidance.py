@@ -9,7 +9,6 @@ bicubic. The network is rebuilt from the checkpoint's ``network_g`` options (or 
 
 import argparse
 import inspect
-import os
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import segsr  # noqa: E402,F401  (patches and fills basicsr's registries)
 from segsr.inference.checkpoint import load_network  # noqa: E402
 from segsr.utils.errors import SegSRError  # noqa: E402
+from segsr.utils.files import atomic_path  # noqa: E402
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
@@ -74,10 +74,9 @@ def draw(lr: torch.Tensor, sr: torch.Tensor, maps: list[torch.Tensor], out: Path
         axis.axis('off')
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.stem + '.part.png')
-    fig.savefig(partial, dpi=120)
+    with atomic_path(out) as partial:
+        fig.savefig(partial, dpi=120)
     plt.close(fig)
-    os.replace(partial, out)
 
 
 def main(argv: list[str] | None = None) -> Path:

@@ -13,14 +13,16 @@ MANIFEST_NAME = 'manifest.json'
 UNKNOWN_CLASS = 'unknown'
 
 
+def read_manifest(folder: str | os.PathLike) -> dict | None:
+    """The manifest written into ``folder`` by dataset preparation, else None."""
+    path = Path(folder) / MANIFEST_NAME
+    return json.loads(path.read_text(encoding='utf-8')) if path.is_file() else None
+
+
 def load_manifest(dataroot: str | os.PathLike) -> dict | None:
     """The manifest in ``dataroot`` or its parent (``datasets/<Name>/HR`` -> ``datasets/<Name>``), else None."""
     root = Path(dataroot)
-    for folder in (root, root.parent):
-        path = folder / MANIFEST_NAME
-        if path.is_file():
-            return json.loads(path.read_text(encoding='utf-8'))
-    return None
+    return next((manifest for folder in (root, root.parent) if (manifest := read_manifest(folder))), None)
 
 
 def class_from_name(path: str | os.PathLike) -> str:

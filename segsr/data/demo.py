@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from segsr.archs.clip_tiny import write_tiny_clip_checkpoint
 from segsr.data.bicubic import make_lr_uint8
+from segsr.data.prepare.images import encode_png
 from segsr.utils.files import atomic_write_bytes, write_text_if_changed
 
 TRAIN_SOURCES = (
@@ -46,10 +47,7 @@ def crop_positions(height: int, width: int, count: int) -> list[tuple[int, int]]
 
 
 def write_png(path: Path, img: np.ndarray) -> None:
-    ok, encoded = cv2.imencode('.png', img)
-    if not ok:
-        raise OSError(f'cannot encode {path}')
-    atomic_write_bytes(path, encoded.tobytes())
+    atomic_write_bytes(path, encode_png(img))
 
 
 def build_demo_dataset(out_dir: str | os.PathLike) -> dict[str, int]:

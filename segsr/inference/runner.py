@@ -13,7 +13,6 @@ import rasterio
 from scipy import ndimage
 from tqdm import tqdm
 
-from segsr.inference.atomic import atomic_path
 from segsr.inference.engine import TileUpscaler
 from segsr.inference.geotiff import (
     DEFAULT_BLOCK,
@@ -27,6 +26,7 @@ from segsr.inference.image_io import ImageSink, ImageSource
 from segsr.inference.radiometry import BandStretch, dtype_range_stretch, percentile_stretch
 from segsr.inference.tiling import count_tiles, upscale_tiled
 from segsr.utils.errors import SegSRError
+from segsr.utils.files import atomic_path
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
 RASTER_SUFFIXES = ('.tif', '.tiff')

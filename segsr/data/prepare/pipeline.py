@@ -8,13 +8,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from segsr.data.classes import MANIFEST_NAME, read_manifest
 from segsr.data.prepare.images import ImageJob, ImageResult, process_image
 from segsr.data.prepare.sources import SourceImage, list_images
 from segsr.data.prepare.specs import SHIPPED_SEED, DatasetSpec, SplitRule, get_spec
 from segsr.data.prepare.splits import Split, make_split, read_split, shipped_split_dir, write_split
 from segsr.utils.files import TEMP_SUFFIX, write_text_if_changed
 
-MANIFEST = 'manifest.json'
 DEFAULT_SCALES = (2, 3, 4, 8)
 LR_RULE = 'LR_x{s} = uint8(round(255 * imresize(modcrop(HR, s) / 255, 1 / s))), basicsr MATLAB-style bicubic'
 
@@ -25,11 +25,6 @@ def _init_worker() -> None:
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-
-
-def _load_manifest(out: Path) -> dict:
-    path = out / MANIFEST
-    return json.loads(path.read_text(encoding='utf-8')) if path.is_file() else {}
 
 
 def _reusable(job: ImageJob, previous: dict) -> ImageResult | None:
@@ -68,10 +63,15 @@ def _base_split(spec: DatasetSpec, rule: SplitRule, names_by_class: dict[str, li
     return make_split(names_by_class, rule, seed), 'generated from the sorted source file list'
 
 
-def _write_splits(spec, out: Path, names_by_class, prepared: set[str], seed: int) -> dict:
+def _base_splits(spec: DatasetSpec, names_by_class: dict[str, list[str]], seed: int) -> dict[SplitRule, tuple]:
+    """Every split of the dataset over all source images; built first, so a class too small for a
+    generated split fails before any work."""
+    return {rule: _base_split(spec, rule, names_by_class, seed) for rule in spec.splits}
+
+
+def _write_splits(out: Path, base_splits: dict[SplitRule, tuple], prepared: set[str], seed: int) -> dict:
     summary = {}
-    for rule in spec.splits:
-        split, origin = _base_split(spec, rule, names_by_class, seed)
+    for rule, (split, origin) in base_splits.items():
         kept: Split = {part: [name for name in names if name in prepared] for part, names in split.items()}
         write_split(out / 'splits' / rule.name, kept)
         missing = sorted(name for names in split.values() for name in names if name not in prepared)
@@ -80,12 +80,6 @@ def _write_splits(spec, out: Path, names_by_class, prepared: set[str], seed: int
             'counts': {part: len(names) for part, names in kept.items()}, 'missing': missing,
         }
     return summary
-
-
-def _check_split_feasibility(spec: DatasetSpec, names_by_class: dict[str, list[str]], seed: int) -> None:
-    """Fail before any work if a class is too small for a split that must be generated."""
-    for rule in spec.splits:
-        _base_split(spec, rule, names_by_class, seed)
 
 
 def _manifest(spec, src: Path, images, results, splits, seed, scales, keep_off_size) -> dict:
@@ -133,9 +127,9 @@ def prepare_dataset(name: str | DatasetSpec, src: str | os.PathLike, out: str | 
     names_by_class: dict[str, list[str]] = defaultdict(list)
     for image in images:
         names_by_class[image.label].append(image.name)
-    _check_split_feasibility(spec, names_by_class, seed)
+    base_splits = _base_splits(spec, names_by_class, seed)
 
-    previous = _load_manifest(out)
+    previous = read_manifest(out) or {}
     jobs = [ImageJob(str(src), image.member, str(out), image.name, spec.size, spec.crop, scales, keep_off_size)
             for image in images]
     reused = {job.name: result for job in jobs if (result := _reusable(job, previous)) is not None}
@@ -146,9 +140,9 @@ def prepare_dataset(name: str | DatasetSpec, src: str | os.PathLike, out: str | 
     _remove_stale_temp_files(out)
 
     prepared = {result.name for result in ordered if result.error is None}
-    splits = _write_splits(spec, out, names_by_class, prepared, seed)
+    splits = _write_splits(out, base_splits, prepared, seed)
     manifest = _manifest(spec, src, images, ordered, splits, seed, scales, keep_off_size)
-    write_text_if_changed(out / MANIFEST, json.dumps(manifest, indent=1) + '\n')
+    write_text_if_changed(out / MANIFEST_NAME, json.dumps(manifest, indent=1) + '\n')
     return manifest
 
 
