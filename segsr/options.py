@@ -10,9 +10,9 @@ import os
 import random
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
+from basicsr.utils import set_random_seed
 from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.options import _postprocess_yml_value, ordered_yaml
 
@@ -106,13 +106,6 @@ def check_dataroots(opt: dict) -> None:
             path = dataset.get(key)
             if path is not None and not Path(path).exists():
                 raise SegSRError(f'datasets.{phase}.{key}: {path} does not exist; {data_builder_hint(path)}')
-
-
-def set_random_seed(seed: int) -> None:
-    """Seed python, numpy and torch; torch's seed covers CUDA lazily, with no CUDA call on CPU runs."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def setup_options(args: argparse.Namespace, is_train: bool) -> dict:
