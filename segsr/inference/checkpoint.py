@@ -7,7 +7,7 @@ import yaml
 from basicsr.archs import build_network  # segsr/__init__ has patched basicsr and registered the archs
 from torch import nn
 
-from segsr.utils.checkpoint import load_checkpoint, select_state_dict
+from segsr.utils.checkpoint import load_checkpoint, load_state_dict_checked, select_state_dict
 from segsr.utils.errors import SegSRError
 
 
@@ -50,14 +50,8 @@ def load_network(
     except KeyError as error:
         raise SegSRError(f'network type {network_options.get("type")!r} is not registered: {error}') from None
     state = select_state_dict(content, param_key, weights)
-    state = {key.removeprefix('module.'): value for key, value in state.items()}
-    try:
-        network.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        summary = str(error).splitlines()[0]
-        raise SegSRError(
-            f'weights in {weights} do not fit {network_options["type"]} ({summary}): check --opt'
-        ) from None
+    fix = f'pass --opt with the {network_options["type"]} options these weights were trained with'
+    load_state_dict_checked(network, state, strict=True, source=str(weights), fix=fix)
     return network.eval(), network_options
 
 

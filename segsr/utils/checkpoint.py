@@ -72,8 +72,15 @@ def describe_key_mismatch(missing: list[str], unexpected: list[str], limit: int 
     return '; '.join(parts)
 
 
-def load_state_dict_checked(net: torch.nn.Module, state_dict: dict, strict: bool, source: str) -> None:
-    """``load_state_dict`` whose failures name the missing and unexpected keys and the fix, on one line."""
+KEY_MISMATCH_FIX = (
+    'use a checkpoint of this architecture, or set path.strict_load_g: false to load the matching keys only'
+)
+
+
+def load_state_dict_checked(
+    net: torch.nn.Module, state_dict: dict, strict: bool, source: str, fix: str = KEY_MISMATCH_FIX
+) -> None:
+    """``load_state_dict`` whose failures name the missing and unexpected keys and ``fix``, on one line."""
     state_dict = {key.removeprefix('module.'): value for key, value in state_dict.items()}
     own = net.state_dict()
     shape_errors = [
@@ -93,6 +100,5 @@ def load_state_dict_checked(net: torch.nn.Module, state_dict: dict, strict: bool
         unexpected = sorted(set(state_dict) - set(own))
         mismatch = describe_key_mismatch(missing, unexpected)
         raise SegSRError(
-            f'checkpoint {source} does not fit the network ({mismatch}); '
-            'use a checkpoint of this architecture, or set path.strict_load_g: false to load the matching keys only'
+            f'checkpoint {source} does not fit the network ({mismatch}); {fix}'
         ) from None
