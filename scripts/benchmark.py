@@ -292,9 +292,9 @@ def main(argv: list[str] | None = None) -> None:
         report = {'args': vars(args), 'device': device_name(args.device, args.threads), 'torch': torch.__version__,
                   'python': sys.version.split()[0], 'peak_tflops': peak_tflops, 'load_average_before': load_before,
                   'load_average_after': os.getloadavg(), 'seconds': elapsed, 'results': results}
-        partial = Path(args.json).with_name(Path(args.json).name + '.part')
-        partial.write_text(json.dumps(report, indent=2))
-        os.replace(partial, args.json)
+        from segsr.utils.files import atomic_write_bytes
+
+        atomic_write_bytes(args.json, json.dumps(report, indent=2).encode())
 
 
 if __name__ == '__main__':

@@ -12,7 +12,7 @@ from segsr.archs.clip_loader import load_clip
 from segsr.archs.lmm_arch import LMM
 from segsr.archs.sfem_arch import SFEM
 from segsr.archs.slm_arch import SLM, check_scale
-from segsr.utils.checkpoint import load_checkpoint, select_state_dict
+from segsr.utils.checkpoint import load_checkpoint, load_state_dict_checked, select_state_dict
 from segsr.utils.errors import SegSRError
 from segsr.utils.padding import pad_to_multiple
 
@@ -39,12 +39,6 @@ def build_backbone(options: dict, upscale: int) -> nn.Module:
         raise SegSRError(f'backbone {name} lacks the stage-hook interface ({", ".join(missing) or "stage_hook"}); '
                          f'{fix}')
     return backbone
-
-
-def read_backbone_state(path: str | Path) -> dict:
-    """The network weights of a basicsr checkpoint: ``params_ema`` if present, else ``params``, else the file."""
-    state = select_state_dict(load_checkpoint(path), 'params_ema', path)
-    return {k.removeprefix('module.'): v for k, v in state.items()}
 
 
 @ARCH_REGISTRY.register()
@@ -93,12 +87,9 @@ class SEGSR(nn.Module):
     def load_backbone_checkpoint(self, path: str | Path) -> None:
         if not Path(path).is_file():
             raise SegSRError(f'backbone checkpoint {path} does not exist; fix network_g.backbone_checkpoint')
-        try:
-            self.backbone.load_state_dict(read_backbone_state(path), strict=True)
-        except RuntimeError as err:
-            detail = ' '.join(str(err).split())[:300]
-            raise SegSRError(f'backbone checkpoint {path} does not fit network_g.backbone ({detail}); '
-                             'use the options the checkpoint was trained with') from None
+        state = select_state_dict(load_checkpoint(path), 'params_ema', path)  # else params, else the file
+        fix = 'give network_g.backbone the options the checkpoint was trained with'
+        load_state_dict_checked(self.backbone, state, strict=True, source=f'{path} (backbone)', fix=fix)
 
     def forward(self, x: torch.Tensor, return_maps: bool = False):
         """(B, 3, H, W) in [0, 1] -> (B, 3, sH, sW); with ``return_maps`` also the per-stage guidance maps."""
