@@ -156,15 +156,15 @@ def upscale_tiled(
             weighted = output[:, oy : oy + (y1 - y0) * scale, ox : ox + (x1 - x0) * scale] * weight
             for cell_r, a, b in rows.parts(r):
                 for cell_c, d, e in cols.parts(c):
-                    piece = weighted[:, a * scale : b * scale, d * scale : e * scale]
-                    own = (cell_r, cell_c) == (r, c)  # settled now; later cells copy so this tile can be freed
-                    waiting[cell_r, cell_c].append(piece if own else piece.copy())
-            yield rows.cell(r)[0] * scale, cols.cell(c)[0] * scale, settle(waiting.pop((r, c)))
+                    if (cell_r, cell_c) != (r, c):  # copied, so that this tile's array can be freed
+                        waiting[cell_r, cell_c].append(weighted[:, a * scale : b * scale, d * scale : e * scale].copy())
+            (top, bottom), (left, right) = rows.cell(r), cols.cell(c)
+            own = weighted[:, : (bottom - top) * scale, : (right - left) * scale]
+            yield top * scale, left * scale, settle(own, waiting.pop((r, c), []))
 
 
-def settle(parts: list[np.ndarray]) -> np.ndarray:
-    """Sum a cell's contributions, all placed at its origin; the last, from the cell's own tile, covers it whole."""
-    block = parts.pop()
-    for part in parts:
-        block[:, : part.shape[1], : part.shape[2]] += part
-    return block
+def settle(own: np.ndarray, earlier: list[np.ndarray]) -> np.ndarray:
+    """A cell's own tile output plus the bands earlier tiles spilled into it, all placed at its origin."""
+    for part in earlier:
+        own[:, : part.shape[1], : part.shape[2]] += part
+    return own
