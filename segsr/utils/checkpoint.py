@@ -1,29 +1,19 @@
 """Checkpoint files: written atomically, read safely, and named for basicsr's layout."""
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from segsr.utils.errors import SegSRError
+from segsr.utils.files import atomic_open
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """Save through a temporary file in the same folder, so a killed job never leaves a truncated file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Save so that a job killed mid-write never leaves a truncated checkpoint under the real name."""
+    with atomic_open(path) as handle:
+        torch.save(obj, handle)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 'cpu') -> dict:

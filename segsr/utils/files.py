@@ -1,23 +1,46 @@
-"""Writing files so that an interrupted run never leaves a half-written one behind."""
+"""Writing files so that an interrupted run never leaves a half-written one behind.
+
+Every writer here fills a temporary file beside the real one and renames it into place only when
+the write succeeded, so readers see the old file or the whole new one.
+"""
 
 import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 TEMP_SUFFIX = '.tmp'
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to ``<path>.tmp`` and rename over ``path``: readers see the old file or the whole new one."""
+@contextlib.contextmanager
+def _renamed_on_success(temporary: Path, final: Path) -> Iterator[Path]:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield temporary
+        os.replace(temporary, final)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary handle on ``<path>.tmp``, synced and renamed onto ``path`` when the block succeeds.
+
+    The name does not end in the real suffix, so a file left by a killed process is never taken for
+    an image; dataset preparation removes such files on its next run.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(path.name + TEMP_SUFFIX)
-    with open(temp, 'wb') as handle:
+    with _renamed_on_success(path.with_name(path.name + TEMP_SUFFIX), path) as temporary:
+        with open(temporary, 'wb') as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_open(path) as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
 
 
 def write_text_if_changed(path: str | os.PathLike, text: str) -> bool:
@@ -29,16 +52,10 @@ def write_text_if_changed(path: str | os.PathLike, text: str) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a hidden temporary path beside ``final`` for a writer that needs a file name (GDAL, matplotlib).
+def atomic_path(final: Path) -> contextlib.AbstractContextManager[Path]:
+    """A hidden temporary path beside ``final`` for writers that need a file name (GDAL, OpenCV, matplotlib).
 
-    It keeps the suffix so writers pick the format. On success it is renamed onto ``final``; on
-    any error it is removed, so an interrupted run never leaves a truncated file under the real name.
+    It keeps the suffix, because those writers pick the format by it, and the process id, so two
+    processes writing the same output do not share it.
     """
-    temporary = final.with_name(f'.{final.stem}.partial-{os.getpid()}{final.suffix}')
-    try:
-        yield temporary
-        os.replace(temporary, final)
-    finally:
-        temporary.unlink(missing_ok=True)
+    return _renamed_on_success(final.with_name(f'.{final.stem}.partial-{os.getpid()}{final.suffix}'), final)
