@@ -42,38 +42,44 @@ def candidate_states(states_dir: Path) -> list[Path]:
     return sorted(states, key=lambda path: int(path.stem), reverse=True)
 
 
-def newest_state(states_dir: Path, models_dir: Path, logger: logging.Logger) -> Path | None:
-    """The newest state that loads and whose ``net_g_<iter>.pth`` loads; unreadable ones are skipped with a warning."""
+def newest_state(states_dir: Path, models_dir: Path, logger: logging.Logger) -> tuple[Path, dict] | None:
+    """The newest state that loads and whose ``net_g_<iter>.pth`` loads, with its content; unreadable ones are
+    skipped with a warning."""
     for path in candidate_states(states_dir):
         try:
-            load_checkpoint(path)
+            state = load_checkpoint(path)
             load_checkpoint(models_dir / f'net_g_{path.stem}.pth')
         except SegSRError as err:
             logger.warning(f'Skipping training state {path.name}: {err}')
             continue
-        return path
+        return path, state
     return None
 
 
-def agreed_resume_path(opt: dict, logger: logging.Logger) -> str | None:
-    """The state to resume from, chosen by rank 0 and shared, so every process resumes the same one."""
+def agreed_resume_state(opt: dict, logger: logging.Logger) -> tuple[str | None, dict | None]:
+    """The state to resume from, chosen by rank 0 and shared, so every process resumes the same one.
+
+    Returns its path and, where this process already read it while choosing, its content.
+    """
+    path, state = opt['path'].get('resume_state'), None
     if opt['auto_resume'] and opt['rank'] == 0:
-        path = newest_state(Path(opt['path']['training_states']), Path(opt['path']['models']), logger)
-        if path is not None:
-            opt['path']['resume_state'] = str(path)
-    choice = [opt['path'].get('resume_state')]
+        newest = newest_state(Path(opt['path']['training_states']), Path(opt['path']['models']), logger)
+        if newest is not None:
+            path, state = str(newest[0]), newest[1]
+    choice = [path]
     if opt['dist']:
         torch.distributed.broadcast_object_list(choice, src=0)
-    return choice[0]
+    return choice[0], state
 
 
 def load_resume_state(opt: dict, logger: logging.Logger) -> dict | None:
     """Find the state to resume from: the newest readable one under this experiment's root, or ``path.resume_state``."""
-    path = agreed_resume_path(opt, logger)
+    path, state = agreed_resume_state(opt, logger)
     if not path:
         return None
     opt['path']['resume_state'] = path
-    state = load_checkpoint(path)
+    if state is None:
+        state = load_checkpoint(path)
     check_resume(opt, state['iter'])
     return state
 
@@ -116,16 +122,12 @@ def build_loaders(opt: dict, logger: logging.Logger):
                                  f'{train_loader.batch_size}; lower batch_size_per_gpu or raise dataset_enlarge_ratio')
             logger.info(f'Training on {len(train_set)} images, {len(train_loader)} iterations per epoch, '
                         f'batch {dataset_opt["batch_size_per_gpu"]} per process x {opt["world_size"]} processes.')
-        elif phase.split('_')[0] == 'val':
+        else:  # the option schema admits only train, val and val_<n>
             val_set = build_checked_dataset(dataset_opt, phase)
             val_loader = build_dataloader(val_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
                                           sampler=None, seed=opt['manual_seed'])
             logger.info(f'Validation set {dataset_opt["name"]}: {len(val_set)} images.')
             val_loaders.append(val_loader)
-        else:
-            raise SegSRError(f'datasets.{phase}: unknown phase; name dataset sections train, val or val_<n>')
-    if train_loader is None:
-        raise SegSRError('the options have no datasets.train section; add one (see options/train/demo_HAT_SRx4.yml)')
     return train_loader, train_sampler, val_loaders
 
 
