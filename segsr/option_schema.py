@@ -94,8 +94,8 @@ COMMON_TOP = {
 }
 TRAIN_TOP = Field(('dict',), keys={
     **COMMON_TOP, 'train': replace(TRAIN, required=True),
-    'datasets': Field(('dict',), True, patterns={r'train': TRAIN_DATASET, r'(val|test)(_\w+)?': EVAL_DATASET},
-                      closed=True, examples=('train', 'val', 'val_<n>')),
+    'datasets': Field(('dict',), True, keys={'train': replace(TRAIN_DATASET, required=True)},
+                      patterns={r'val(_\w+)?': EVAL_DATASET}, closed=True, examples=('val', 'val_<n>')),
 }, patterns={r'network_\w+': TYPED})
 EVAL_TOP = Field(('dict',), keys={
     **COMMON_TOP, 'train': Field(('dict',)),

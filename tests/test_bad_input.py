@@ -41,6 +41,16 @@ def test_unknown_type_lists_registered(demo_data, tmp_path, section, registry_me
     assert 'unknown' in message and registry_member in message
 
 
+def test_training_dataset_sections_are_train_and_val(demo_data, tmp_path):
+    options = train_options(demo_data, 'sections')
+    options['datasets']['test_1'] = options['datasets'].pop('val')
+    del options['datasets']['train']
+    message = run_error(train_main, ['-opt', str(write_yaml(tmp_path / 'o.yml', options)), '--root', str(tmp_path)])
+    assert 'datasets.train: missing; add it' in message
+    assert 'datasets.test_1: unknown key; known keys: train, val, val_<n>' in message
+    assert not (tmp_path / 'experiments').exists()
+
+
 def test_missing_dataroot_says_how_to_build_demo(tmp_path):
     options = train_options(tmp_path / 'datasets' / 'demo', 'missing')
     message = run_error(train_main, ['-opt', str(write_yaml(tmp_path / 'o.yml', options)), '--root', str(tmp_path)])
