@@ -14,7 +14,7 @@ from basicsr.utils.options import dict2str
 from segsr.data.loaders import build_checked_dataset
 from segsr.options import parse_command_line, setup_options
 from segsr.utils.errors import SegSRError
-from segsr.utils.report import format_table, write_csv, write_json
+from segsr.utils.report import average_rows, format_table, metric_columns, write_csv, write_json
 
 
 def default_metrics(scale: int) -> dict:
@@ -46,10 +46,6 @@ def count_parameters(net: torch.nn.Module) -> tuple[int, int]:
     return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
 
 
-def average_rows(rows: list[dict], metrics: list[str]) -> dict:
-    return {metric: sum(row[metric] for row in rows) / len(rows) for metric in metrics}
-
-
 def per_class_rows(rows: list[dict], metrics: list[str]) -> list[dict]:
     groups = defaultdict(list)
     for row in rows:
@@ -61,7 +57,7 @@ def per_class_rows(rows: list[dict], metrics: list[str]) -> list[dict]:
 def report_dataset(opt: dict, dataset_name: str, rows: list[dict], model) -> dict:
     """Print the tables for one test set and write them as CSV and JSON; return the JSON payload."""
     logger = get_root_logger()
-    metrics = [key for key in rows[0] if key not in ('image', 'class')]
+    metrics = metric_columns(rows)
     protocol = describe_protocol(opt['val']['metrics'])
     average = average_rows(rows, metrics)
     columns = ['image'] + (['class'] if 'class' in rows[0] else []) + metrics

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from segsr.models.precision import Performance
 from segsr.utils.checkpoint import atomic_torch_save, load_checkpoint, load_state_dict_checked, select_state_dict
+from segsr.utils.report import average_rows, metric_columns
 
 
 def bicubic_upscale(lq: torch.Tensor, scale: int) -> torch.Tensor:
@@ -208,10 +209,11 @@ class SegSRModel(SRModel):
         self.validation_rows[dataset_name] = rows
         if not metrics_opt or not rows:
             return
-        self.metric_results = {metric: sum(row[metric] for row in rows) / len(rows) for metric in metrics_opt}
+        averages = average_rows(rows, metric_columns(rows))
+        self.metric_results = {metric: averages[metric] for metric in metrics_opt}
         for metric, value in self.metric_results.items():
             self._update_best_metric_result(dataset_name, metric, value, current_iter)
-        self._log_validation(dataset_name, rows, current_iter, tb_logger)
+        self._log_validation(dataset_name, len(rows), averages, current_iter, tb_logger)
 
     def _image_path(self, dataset_name: str, img_name: str, current_iter: int) -> str:
         visualization = self.opt['path']['visualization']
@@ -220,13 +222,12 @@ class SegSRModel(SRModel):
         suffix = self.opt['val'].get('suffix') or self.opt['name']
         return osp.join(visualization, dataset_name, f'{img_name}_{suffix}.png')
 
-    def _log_validation(self, dataset_name: str, rows: list[dict], current_iter: int, tb_logger) -> None:
-        lines = [f'Validation {dataset_name} ({len(rows)} images)']
+    def _log_validation(self, dataset_name: str, images: int, averages: dict, current_iter: int, tb_logger) -> None:
+        lines = [f'Validation {dataset_name} ({images} images)']
         for metric, value in self.metric_results.items():
             line = f'\t # {metric}: {value:.4f}'
-            bicubic_key = f'bicubic_{metric}'
-            if bicubic_key in rows[0]:
-                line += f' (bicubic {sum(row[bicubic_key] for row in rows) / len(rows):.4f})'
+            if f'bicubic_{metric}' in averages:
+                line += f' (bicubic {averages[f"bicubic_{metric}"]:.4f})'
             best = self.best_metric_results[dataset_name][metric]
             line += f'\tBest: {best["val"]:.4f} @ {best["iter"]} iter'
             lines.append(line)

@@ -8,6 +8,15 @@ import os
 from segsr.utils.files import atomic_write_bytes
 
 
+def metric_columns(rows: list[dict]) -> list[str]:
+    """The per-image columns that hold numbers to average (all but the image name and class)."""
+    return [key for key in rows[0] if key not in ('image', 'class')]
+
+
+def average_rows(rows: list[dict], metrics: list[str]) -> dict:
+    return {metric: sum(row[metric] for row in rows) / len(rows) for metric in metrics}
+
+
 def format_table(rows: list[dict], columns: list[str], title: str = '') -> str:
     """A fixed-width text table; floats get four decimals."""
 
