@@ -1,5 +1,6 @@
 """Preparing a dataset: HR and LR_x{s} images, split lists and the manifest, resumably and in parallel."""
 
+import contextlib
 import json
 import os
 from collections import Counter, defaultdict
@@ -36,20 +37,13 @@ def _reusable(job: ImageJob, previous: dict) -> ImageResult | None:
 
 
 def _run_jobs(jobs: list[ImageJob], workers: int, desc: str, progress: bool) -> list[ImageResult]:
-    bar = tqdm(total=len(jobs), desc=desc, unit='img', disable=not progress)
-    if workers <= 1 or len(jobs) <= 1:
-        results = []
-        for job in jobs:
-            results.append(process_image(job))
-            bar.update()
-    else:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
-            results = []
-            for result in pool.map(process_image, jobs, chunksize=4):
-                results.append(result)
-                bar.update()
-    bar.close()
-    return results
+    with contextlib.ExitStack() as stack:
+        if workers <= 1 or len(jobs) <= 1:
+            results = map(process_image, jobs)
+        else:
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers, initializer=_init_worker))
+            results = pool.map(process_image, jobs, chunksize=4)
+        return list(tqdm(results, total=len(jobs), desc=desc, unit='img', disable=not progress))
 
 
 def _remove_stale_temp_files(out: Path) -> None:
