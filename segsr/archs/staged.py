@@ -58,13 +58,23 @@ class StagedResidualBody:
     pad_multiple = 1  # convolutions take any input size
     stage_ends: tuple[int, ...]
 
+    def setup_stages(self, upscale: int, num_feat: int, num_blocks: int, num_stages: int) -> None:
+        """The staged-backbone attributes, set after basicsr's constructor has built the modules."""
+        mean_as_buffer(self)
+        self.upscale = upscale
+        self.num_features = num_feat
+        self.num_stages = num_stages
+        self.stage_ends = split_stages(num_blocks, num_stages, type(self).__name__)
+        self._stage_after_block = {end: stage for stage, end in enumerate(self.stage_ends)}
+
     def forward(self, x: torch.Tensor, stage_hook: StageHook | None = None) -> torch.Tensor:
         mean = self.mean.to(x.dtype)
         feat = self.conv_first((x - mean) * self.img_range)
         body = feat
         for index, block in enumerate(self.body):
             body = block(body)
-            if stage_hook is not None and index in self.stage_ends:
-                body = call_stage_hook(stage_hook, self.stage_ends.index(index), body, type(self).__name__)
+            stage = self._stage_after_block.get(index)
+            if stage_hook is not None and stage is not None:
+                body = call_stage_hook(stage_hook, stage, body, type(self).__name__)
         out = self.conv_last(self.upsample(self.conv_after_body(body) + feat))
         return out / self.img_range + mean

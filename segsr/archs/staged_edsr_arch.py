@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from basicsr.archs.edsr_arch import EDSR
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from segsr.archs.staged import StagedResidualBody, check_upscale, mean_as_buffer, split_stages
+from segsr.archs.staged import StagedResidualBody, check_upscale
 
 
 @ARCH_REGISTRY.register()
@@ -22,8 +22,4 @@ class StagedEDSR(StagedResidualBody, EDSR):
                  rgb_mean: Sequence[float] = (0.4488, 0.4371, 0.4040), num_stages: int = 4):
         check_upscale(upscale, 'StagedEDSR')
         super().__init__(num_in_ch, num_out_ch, num_feat, num_block, upscale, res_scale, img_range, rgb_mean)
-        mean_as_buffer(self)
-        self.upscale = upscale
-        self.num_features = num_feat
-        self.num_stages = num_stages
-        self.stage_ends = split_stages(num_block, num_stages, 'StagedEDSR')
+        self.setup_stages(upscale, num_feat, num_block, num_stages)

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from basicsr.archs.rcan_arch import RCAN
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from segsr.archs.staged import StagedResidualBody, check_upscale, mean_as_buffer, split_stages
+from segsr.archs.staged import StagedResidualBody, check_upscale
 
 
 @ARCH_REGISTRY.register()
@@ -22,8 +22,4 @@ class StagedRCAN(StagedResidualBody, RCAN):
         check_upscale(upscale, 'StagedRCAN')
         super().__init__(num_in_ch, num_out_ch, num_feat, num_group, num_block, squeeze_factor, upscale, res_scale,
                          img_range, rgb_mean)
-        mean_as_buffer(self)
-        self.upscale = upscale
-        self.num_features = num_feat
-        self.num_stages = num_group
-        self.stage_ends = split_stages(num_group, num_group, 'StagedRCAN')
+        self.setup_stages(upscale, num_feat, num_group, num_group)
