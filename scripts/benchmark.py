@@ -25,7 +25,6 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from copy import deepcopy
 from pathlib import Path
 
 import torch
@@ -82,13 +81,11 @@ def network_options(model: str, config: str) -> dict:
 
 
 def build(model: str, config: str, mode: str, device: torch.device) -> torch.nn.Module:
-    from segsr.archs.hat_arch import HAT
-    from segsr.archs.segsr_arch import SEGSR
+    import segsr  # noqa: F401,I001  (patches basicsr and registers the archs before basicsr loads)
+    from basicsr.archs import build_network
 
-    options = deepcopy(network_options(model, config))
-    arch = {'HAT': HAT, 'SEGSR': SEGSR}[options.pop('type')]
     torch.manual_seed(0)
-    net = arch(**options).to(device)
+    net = build_network(network_options(model, config)).to(device)
     backbone = net.backbone if model == 'SEGSR' else net
     backbone.set_attn_impl('explicit' if mode == 'fp32-explicit' else 'sdpa')
     return net
@@ -97,6 +94,18 @@ def build(model: str, config: str, mode: str, device: torch.device) -> torch.nn.
 def _sync(device: torch.device) -> None:
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
+
+
+def step_seconds(step, device: torch.device, iters: int) -> list[float]:
+    """Wall time of each of ``iters`` calls of ``step``, with the device synchronised around each."""
+    times = []
+    for _ in range(iters):
+        _sync(device)
+        start = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return times
 
 
 class PeakMemory:
@@ -163,13 +172,7 @@ def timed(step, device: torch.device, warmup: int, iters: int, count: bool,
     flops = count_flops(step, frozen) if count else None
     for _ in range(warmup - (1 if count else 0)):
         step()
-    times = []
-    for _ in range(iters):
-        _sync(device)
-        start = time.perf_counter()
-        step()
-        _sync(device)
-        times.append(time.perf_counter() - start)
+    times = step_seconds(step, device, iters)
     return {'seconds': statistics.median(times), 'times': times, 'peak_bytes': memory.stop(), 'flops': flops}
 
 

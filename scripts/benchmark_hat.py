@@ -5,7 +5,7 @@ time no attention kernel can beat, so ``explicit / floor`` bounds the speed-up a
 
 Each measurement runs in a fresh process so that peak memory is its own: on CUDA the peak of
 torch.cuda.max_memory_allocated above what the model and input already hold, on CPU the growth
-of the process's maximum resident set size (getrusage ru_maxrss) over the same baseline.
+of the process's peak resident set over the same baseline (``benchmark.PeakMemory``).
 
     python scripts/benchmark_hat.py --device cuda
     python scripts/benchmark_hat.py --device cpu --batch 1 --size 32 --repeats 2
@@ -13,13 +13,11 @@ of the process's maximum resident set size (getrusage ru_maxrss) over the same b
 
 import argparse
 import multiprocessing
-import resource
 import statistics
-import time
 from concurrent.futures import ProcessPoolExecutor
 
 import torch
-from benchmark import network_options  # scripts/ is on the path when a script runs
+from benchmark import PeakMemory, network_options, step_seconds  # scripts/ is on the path when a script runs
 from tqdm import tqdm
 
 SMALL = dict(
@@ -70,15 +68,6 @@ def skip_attention(q: torch.Tensor, *_args, **_kwargs) -> torch.Tensor:
     return q
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def _max_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 def measure(config: str, impl: str, phase: str, args: argparse.Namespace) -> tuple[float, float]:
     """Median seconds per step and peak extra memory in bytes for one config, path and phase."""
     import segsr  # noqa: F401  (registers HAT; imported in the worker process)
@@ -105,24 +94,12 @@ def measure(config: str, impl: str, phase: str, args: argparse.Namespace) -> tup
                 out.mean().backward()
                 model.zero_grad(set_to_none=True)
 
-    _sync(device)
-    if device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats(device)
-        baseline = torch.cuda.memory_allocated(device)
-    else:
-        baseline = _max_rss_bytes()
+    memory = PeakMemory(device)
+    memory.start()
     for _ in range(args.warmup):
         step()
-    times = []
-    for _ in range(args.repeats):
-        _sync(device)
-        start = time.perf_counter()
-        step()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    seconds = statistics.median(times)
-    peak = torch.cuda.max_memory_allocated(device) if device.type == 'cuda' else _max_rss_bytes()
-    return seconds, peak - baseline
+    seconds = statistics.median(step_seconds(step, device, args.repeats))
+    return seconds, memory.stop()
 
 
 def main() -> None:
@@ -135,7 +112,7 @@ def main() -> None:
         for job in tqdm(jobs, desc='benchmark', unit='run'):
             results[job] = pool.submit(measure, *job, args).result()
 
-    memory = 'torch.cuda.max_memory_allocated' if args.device.startswith('cuda') else 'ru_maxrss growth'
+    memory = 'torch.cuda.max_memory_allocated' if args.device.startswith('cuda') else 'peak resident set growth'
     print(
         f'\nHAT x4, device {args.device}, batch {args.batch}, LR {args.size}x{args.size}, '
         f'median of {args.repeats} timed steps after {args.warmup} warm-up; peak memory = {memory} above model+input'
