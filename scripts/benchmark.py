@@ -70,25 +70,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def config_options(model: str, config: str) -> dict:
+    """The whole option file of a (model, config)."""
+    with open(ROOT / OPTION_FILES[(model, config)]) as f:
+        return yaml.safe_load(f)
+
+
 def network_options(model: str, config: str) -> dict:
     """``network_g`` of the config's option file; CLIP weights random (nothing is downloaded)."""
-    with open(ROOT / OPTION_FILES[(model, config)]) as f:
-        network = yaml.safe_load(f)['network_g']
+    network = config_options(model, config)['network_g']
     if model == 'SEGSR':
         network['sfem']['pretrained'] = None
         network['slm'].pop('text_init', None)
     return network
 
 
-def build(model: str, config: str, mode: str, device: torch.device) -> torch.nn.Module:
+def build(model: str, config: str, mode: str, device: torch.device, seed: int = 0) -> torch.nn.Module:
+    """The network of a (model, config), initialised from ``seed``, with the attention path ``mode`` asks for."""
     import segsr  # noqa: F401,I001  (patches basicsr and registers the archs before basicsr loads)
     from basicsr.archs import build_network
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     net = build_network(network_options(model, config)).to(device)
     backbone = net.backbone if model == 'SEGSR' else net
     backbone.set_attn_impl('explicit' if mode == 'fp32-explicit' else 'sdpa')
     return net
+
+
+def performance_for(mode: str, dynamic: bool | None = False):
+    """The ``Performance`` settings of a benchmark mode: bf16 autocast and torch.compile as its name says."""
+    from segsr.models.precision import Performance
+
+    amp = torch.bfloat16 if mode.startswith('bf16') else None
+    compile_opt = {'mode': 'default', 'dynamic': dynamic, 'fullgraph': False} if 'compile' in mode else None
+    return Performance(train_amp=amp, eval_amp=amp, compile=compile_opt)
 
 
 def _sync(device: torch.device) -> None:
@@ -178,15 +193,10 @@ def timed(step, device: torch.device, warmup: int, iters: int, count: bool,
 
 def run_job(model: str, config: str, mode: str, args: argparse.Namespace) -> dict:
     """All phases of one (model, config, mode) in this process: training, then inference per size."""
-    from segsr.models.precision import Performance
-
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    amp = torch.bfloat16 if mode.startswith('bf16') else None
-    dynamic = {'auto': None, 'true': True, 'false': False}[args.dynamic]
-    compile_opt = {'mode': 'default', 'dynamic': dynamic, 'fullgraph': False} if 'compile' in mode else None
-    perf = Performance(train_amp=amp, eval_amp=amp, compile=compile_opt)
+    perf = performance_for(mode, {'auto': None, 'true': True, 'false': False}[args.dynamic])
     net = build(model, config, mode, device)
     params = sum(p.numel() for p in net.parameters())
     trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
