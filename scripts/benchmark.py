@@ -45,6 +45,12 @@ OPTION_FILES = {
 BF16_PEAK_TFLOPS = (('H100 PCIe', 756.0), ('H100 NVL', 835.0), ('H100', 989.4), ('H200', 989.4), ('A100', 312.0))
 
 
+def check_device(parser: argparse.ArgumentParser, device: str) -> None:
+    """Stop with one line, before any worker starts, when a CUDA device is asked for where none is visible."""
+    if device.startswith('cuda') and not torch.cuda.is_available():
+        parser.error(f'--device {device}: no CUDA GPU is visible here; run on a GPU machine or pass --device cpu')
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
@@ -65,6 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help='CPU-sized run: batch 1, LR 32 training, inference at 32 and 64, 1 warm-up, 3 timed')
     parser.add_argument('--json', default=None, help='write the results here as JSON')
     args = parser.parse_args(argv)
+    check_device(parser, args.device)
     if args.quick:
         args.batch, args.train_size, args.infer_sizes, args.warmup, args.iters = 1, 32, [32, 64], 1, 3
     return args

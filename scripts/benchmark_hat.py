@@ -17,7 +17,7 @@ import statistics
 from concurrent.futures import ProcessPoolExecutor
 
 import torch
-from benchmark import PeakMemory, network_options, step_seconds  # scripts/ is on the path when a script runs
+from benchmark import PeakMemory, check_device, network_options, step_seconds  # scripts/ is on sys.path
 from tqdm import tqdm
 
 SMALL = dict(
@@ -60,7 +60,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
     parser.add_argument('--floor', action='store_true', help='also time HAT with the attention op skipped')
-    return parser.parse_args()
+    args = parser.parse_args()
+    check_device(parser, args.device)
+    return args
 
 
 def skip_attention(q: torch.Tensor, *_args, **_kwargs) -> torch.Tensor:

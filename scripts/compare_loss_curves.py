@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from benchmark import CONFIGS, MODELS, MODES, build, config_options, device_name, performance_for
+from benchmark import CONFIGS, MODELS, MODES, build, check_device, config_options, device_name, performance_for
 from tqdm import tqdm
 
 PHOTOS = ('astronaut', 'coffee', 'rocket', 'motorcycle_left', 'grass', 'gravel', 'brick', 'moon', 'retina')
@@ -54,6 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--json', default=None, help='write the curves and the summary here')
     parser.add_argument('--plot', default=None, help='write a PNG of the curves here')
     args = parser.parse_args(argv)
+    check_device(parser, args.device)
     if args.steps < 1 or args.pool < args.batch:
         parser.error('--steps must be at least 1 and --pool at least --batch')
     return args
