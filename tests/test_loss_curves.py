@@ -6,6 +6,7 @@ import math
 
 import cv2
 import pytest
+import torch
 from conftest import ROOT
 
 TINY = ['--model', 'HAT', '--config', 'demo', '--train-size', '16', '--batch', '2', '--pool', '4']
@@ -46,3 +47,10 @@ def test_table_json_and_plot(curves, tmp_path, capsys):
     assert [len(run['losses']) for run in report['runs']] == [3, 3, 3]
     assert report['runs'][0]['losses'][0] == pytest.approx(report['runs'][1]['losses'][0], rel=1e-2)
     assert cv2.imread(str(out_png)) is not None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='a GPU is visible')
+def test_cuda_without_a_gpu_is_one_line(curves, capsys):
+    with pytest.raises(SystemExit):
+        curves.parse_args(['--device', 'cuda'])
+    assert 'no CUDA GPU is visible here' in capsys.readouterr().err
