@@ -140,14 +140,12 @@ def summarise(runs: list[Run], window: int) -> list[dict]:
 
 
 def plot(runs: list[Run], window: int, title: str, path: Path) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    from segsr.utils.figures import save_figure
 
-    from segsr.utils.files import atomic_path
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.subplots()
     for run in runs:
         line, = ax.plot(range(1, len(run.losses) + 1), run.losses, alpha=0.25, linewidth=0.8)
         smooth = moving_average(run.losses, window)
@@ -156,10 +154,7 @@ def plot(runs: list[Run], window: int, title: str, path: Path) -> None:
     ax.set(xlabel='step', ylabel='L1 loss', yscale='log', title=title)
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as partial:
-        fig.savefig(partial, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

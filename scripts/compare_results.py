@@ -15,17 +15,15 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from segsr.utils.errors import SegSRError  # noqa: E402
-from segsr.utils.files import atomic_path, atomic_write_bytes  # noqa: E402
+from segsr.utils.figures import save_figure  # noqa: E402
+from segsr.utils.files import atomic_write_bytes  # noqa: E402
 
 REQUIRED_KEYS = ('name', 'network', 'scale', 'dataset', 'protocol', 'params', 'trainable_params', 'average')
 GUIDED_PREFIX, STAGED_PREFIX = 'Guided', 'Staged'
@@ -142,7 +140,8 @@ def plot_gains(gains: list[dict], path: Path) -> None:
     backbones = sorted({g['backbone'] for g in gains})
     settings = sorted({(g['dataset'], g['scale']) for g in gains}, key=lambda s: (s[0], s[1]))
     width = 0.8 / max(len(settings), 1)
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(backbones) + 1.5), 3.6))
+    fig = Figure(figsize=(max(4.0, 1.6 * len(backbones) + 1.5), 3.6))
+    ax = fig.subplots()
     for index, (dataset, scale) in enumerate(settings):
         values = {g['backbone']: g['gain'] for g in gains if (g['dataset'], g['scale']) == (dataset, scale)}
         xs = [i + (index - (len(settings) - 1) / 2) * width for i, b in enumerate(backbones) if b in values]
@@ -154,10 +153,7 @@ def plot_gains(gains: list[dict], path: Path) -> None:
     ax.set_title('Guided minus unguided PSNR, per backbone')
     if settings:
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as partial:
-        fig.savefig(partial, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> Path:

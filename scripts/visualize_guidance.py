@@ -13,18 +13,18 @@ import sys
 from pathlib import Path
 
 import cv2
-import matplotlib
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import segsr  # noqa: E402,F401  (patches and fills basicsr's registries)
 from segsr.inference.checkpoint import load_network  # noqa: E402
 from segsr.utils.errors import SegSRError  # noqa: E402
-from segsr.utils.files import atomic_path  # noqa: E402
+from segsr.utils.figures import save_figure  # noqa: E402
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
+# isort: split
+# basicsr only after segsr has patched it for current torchvision
 from basicsr.utils import img2tensor, tensor2img  # noqa: E402
 from basicsr.utils.matlab_functions import imresize  # noqa: E402
 
@@ -59,7 +59,8 @@ def draw(lr: torch.Tensor, sr: torch.Tensor, maps: list[torch.Tensor], out: Path
     height, width = lr_rgb.shape[:2]
     panels = [(f'stage {i + 1}' + (f' prompt {k + 1}' if m.shape[1] > 1 else ''), m[0, k, :height, :width])
               for i, m in enumerate(maps) for k in range(m.shape[1])]
-    fig, axes = plt.subplots(1, 2 + len(panels), figsize=(3 * (2 + len(panels)), 3.3), squeeze=False)
+    fig = Figure(figsize=(3 * (2 + len(panels)), 3.3))
+    axes = fig.subplots(1, 2 + len(panels), squeeze=False)
     axes = axes[0]
     axes[0].imshow(lr_rgb, interpolation='nearest')
     axes[0].set_title(f'LR {width}x{height}')
@@ -72,11 +73,7 @@ def draw(lr: torch.Tensor, sr: torch.Tensor, maps: list[torch.Tensor], out: Path
         axis.set_title(title)
     for axis in axes:
         axis.axis('off')
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as partial:
-        fig.savefig(partial, dpi=120)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def main(argv: list[str] | None = None) -> Path:
