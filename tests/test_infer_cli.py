@@ -105,22 +105,8 @@ def test_geotiff_keeps_crs_scaled_transform_dtype_and_nodata(weights, tmp_path):
     data, valid = multispectral()
     data[:, ~valid] = 0
     source = write_geotiff(tmp_path / 'scene.tif', data, nodata=0)
-    infer(
-        '--weights',
-        weights,
-        '--input',
-        source,
-        '--output',
-        tmp_path / 'out',
-        '--tile',
-        32,
-        '--overlap',
-        8,
-        '--bands',
-        '4,3,2',
-        '--batch',
-        3,
-    )
+    infer('--weights', weights, '--input', source, '--output', tmp_path / 'out', '--tile', 32, '--overlap', 8,
+          '--bands', '4,3,2', '--batch', 3)
 
     with rasterio.open(source) as lr, rasterio.open(tmp_path / 'out' / 'scene.tif') as sr:
         assert sr.crs == lr.crs and sr.crs.to_epsg() == 32633
@@ -144,22 +130,8 @@ def test_nodata_does_not_bleed_into_valid_pixels(weights, tmp_path):
         folder = tmp_path / str(fill)
         folder.mkdir()
         source = write_geotiff(folder / 'scene.tif', data, nodata=fill)
-        infer(
-            '--weights',
-            weights,
-            '--input',
-            source,
-            '--output',
-            folder / 'out',
-            '--tile',
-            32,
-            '--overlap',
-            8,
-            '--bands',
-            '1,2,3',
-            '--stretch',
-            'range',
-        )
+        infer('--weights', weights, '--input', source, '--output', folder / 'out', '--tile', 32, '--overlap', 8,
+              '--bands', '1,2,3', '--stretch', 'range')
         with rasterio.open(folder / 'out' / 'scene.tif') as sr:
             outputs.append(sr.read())
     valid_hr = valid.repeat(2, 0).repeat(2, 1)
@@ -175,20 +147,8 @@ def test_streamed_tiff_equals_in_memory_png(weights, tmp_path, capsys, tile):
     tiff = write_geotiff(tmp_path / 'scene.tif', rgb, nodata=None)
     cv2.imwrite(str(tmp_path / 'scene.png'), cv2.cvtColor(rgb.transpose(1, 2, 0), cv2.COLOR_RGB2BGR))
     for source in (tiff, tmp_path / 'scene.png'):
-        infer(
-            '--weights',
-            weights,
-            '--input',
-            source,
-            '--output',
-            tmp_path / 'out',
-            '--tile',
-            tile,
-            '--overlap',
-            8,
-            '--stretch',
-            'range',
-        )
+        infer('--weights', weights, '--input', source, '--output', tmp_path / 'out', '--tile', tile, '--overlap', 8,
+              '--stretch', 'range')
     with rasterio.open(tmp_path / 'out' / 'scene.tif') as sr:
         streamed = sr.read()
         blocks = sr.block_shapes[0]
@@ -271,19 +231,8 @@ def test_guidance_maps_are_written_on_the_output_grid(guided_arch, tmp_path):
     weights = save_checkpoint(tmp_path / 'guided.pth', {'type': guided_arch, 'upscale': 2, 'stages': 2})
     data, _ = multispectral(40, 50)
     source = write_geotiff(tmp_path / 'scene.tif', data[:3], nodata=None)
-    infer(
-        '--weights',
-        weights,
-        '--input',
-        source,
-        '--output',
-        tmp_path / 'out',
-        '--tile',
-        16,
-        '--overlap',
-        8,
-        '--save-guidance',
-    )
+    infer('--weights', weights, '--input', source, '--output', tmp_path / 'out', '--tile', 16, '--overlap', 8,
+          '--save-guidance')
     with rasterio.open(tmp_path / 'out' / 'scene_guidance.tif') as maps, rasterio.open(source) as lr:
         assert maps.count == 2 and maps.dtypes[0] == 'float32' and maps.shape == (80, 100)
         assert maps.crs == lr.crs and maps.transform.almost_equals(lr.transform @ Affine.scale(0.5))
