@@ -22,7 +22,7 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 import torch  # noqa: E402
-from rasterio.transform import from_origin  # noqa: E402
+from rasterio.transform import Affine  # noqa: E402
 from rasterio.windows import Window  # noqa: E402
 
 import segsr  # noqa: E402,F401  (basicsr compat and registration)
@@ -40,7 +40,7 @@ def write_scene(path: Path, height: int, width: int) -> None:
         'dtype': 'uint8',
         'tiled': True,
         'crs': 'EPSG:32633',
-        'transform': from_origin(500000, 5000000, 10, 10),
+        'transform': Affine.translation(500000, 5000000) @ Affine.scale(10, -10),  # 10 m pixels
         'compress': 'deflate',
     }
     rng = np.random.default_rng(0)

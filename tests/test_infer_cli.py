@@ -10,7 +10,7 @@ import pytest
 import rasterio
 import torch
 import yaml
-from rasterio.transform import Affine, from_origin
+from rasterio.transform import Affine
 
 import segsr  # noqa: F401  (basicsr compat and registration)
 from segsr.infer import main
@@ -70,7 +70,7 @@ def write_geotiff(path: Path, data: np.ndarray, nodata: float | None, crs='EPSG:
         'count': data.shape[0],
         'dtype': data.dtype.name,
         'crs': crs,
-        'transform': from_origin(500000, 5000000, 10, 10),
+        'transform': Affine.translation(500000, 5000000) @ Affine.scale(10, -10),  # 10 m pixels
         'nodata': nodata,
     }
     with rasterio.open(path, 'w', **profile) as dataset:
