@@ -197,6 +197,27 @@ def test_offline_tag_says_how_to_pass_a_file(monkeypatch):
     assert 'cannot be fetched' in message and 'sfem.pretrained' in message and 'local path' in message
 
 
+def test_unreachable_hub_is_asked_once_and_not_retried(monkeypatch, tmp_path):
+    import socket
+
+    from huggingface_hub import constants
+
+    attempts, offline_before = [], constants.HF_HUB_OFFLINE
+
+    def unreachable(address, *args, **kwargs):
+        attempts.append(address)
+        raise OSError('Network is unreachable')
+
+    monkeypatch.setattr(socket, 'create_connection', unreachable)
+    monkeypatch.setattr(constants, 'HF_HUB_CACHE', str(tmp_path))  # nothing cached
+    with pytest.raises(SegSRError) as excinfo:
+        SFEM(model='ViT-B-16', pretrained='openai')
+    message = one_line_error(excinfo)
+    assert f'{constants.ENDPOINT} cannot be reached' in message and 'local path' in message
+    assert len(attempts) == 1
+    assert constants.HF_HUB_OFFLINE == offline_before
+
+
 def test_mismatched_checkpoint_names_the_difference(tmp_path):
     torch.manual_seed(0)
     with quiet_open_clip():

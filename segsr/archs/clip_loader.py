@@ -8,10 +8,12 @@ one-line :class:`SegSRError`.
 
 import logging
 import re
+import socket
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import open_clip
 import torch
@@ -63,12 +65,48 @@ def resolve_path(path: str) -> Path | None:
     return None
 
 
-def fetch_tag(model_name: str, tag: str) -> Path:
-    cfg = open_clip.get_pretrained_cfg(model_name, tag)
+def hub_endpoint_reachable(timeout: float = 5.0) -> bool:
+    """Whether the Hugging Face endpoint (``HF_ENDPOINT``, so mirrors count) accepts a connection.
+
+    Asked before a download because huggingface_hub retries an unreachable endpoint for about a
+    minute before it gives up.
+    """
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
     try:
-        return Path(open_clip.download_pretrained(cfg))
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == 'https' else 80)), timeout):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def hub_offline(offline: bool):
+    """huggingface_hub's offline mode: a cached file is still found, a missing one fails at once."""
+    from huggingface_hub import constants
+
+    previous = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = previous or offline
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = previous
+
+
+def fetch_tag(model_name: str, tag: str) -> Path:
+    """The cached or downloaded weights file of an open_clip tag."""
+    cfg = open_clip.get_pretrained_cfg(model_name, tag)
+    unreachable = bool(cfg.get('hf_hub')) and not hub_endpoint_reachable()
+    try:
+        with hub_offline(unreachable):
+            return Path(open_clip.download_pretrained(cfg))
     except Exception as err:  # any download failure has the same fix
+        from huggingface_hub import constants
+
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if unreachable:
+            reason = f'{constants.ENDPOINT} cannot be reached and the weights are not in the cache'
         raise SegSRError(f"the CLIP weights '{tag}' of {model_name} cannot be fetched ({reason}); download the "
                          'open_clip checkpoint where a network exists and set sfem.pretrained to its local path'
                          ) from None
