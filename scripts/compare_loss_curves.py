@@ -131,11 +131,13 @@ def summarise(runs: list[Run], window: int) -> list[dict]:
     rows = []
     for run in runs:
         gap = distance(run.losses, reference.losses, window)
-        rows.append({'run': run.label, 'first loss': run.losses[0], f'mean of last {tail}':
-                     statistics.fmean(run.losses[-tail:]), 'gap to reference': gap,
-                     'gap / noise': gap / noise if noise > 0 else float('nan'),
-                     'within noise': 'reference' if run is reference else ('noise' if run is noise_run else
-                                                                           ('yes' if gap <= noise else 'no'))})
+        if run is reference or run is noise_run:
+            verdict = 'reference' if run is reference else 'noise'
+        else:
+            verdict = 'yes' if gap <= noise else 'no'
+        rows.append({'run': run.label, 'first loss': run.losses[0],
+                     f'mean of last {tail}': statistics.fmean(run.losses[-tail:]), 'gap to reference': gap,
+                     'gap / noise': gap / noise if noise > 0 else float('nan'), 'within noise': verdict})
     return rows
 
 
