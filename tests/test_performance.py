@@ -96,32 +96,28 @@ def test_half_precision_clip_tower_keeps_layer_norms_in_float32(clip_file):
 # --- compiled against eager -----------------------------------------------------------------------
 
 
-def test_compiled_hat_matches_eager_and_reuses_the_graph_within_a_size_bucket():
+def assert_compiled_matches_eager_with_one_graph(build, sizes) -> None:
+    """Two identically seeded networks, one compiled: equal outputs for every size, one graph for them all."""
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
-    eager = tiny_hat(depths=[1], num_heads=[2]).eval()
-    compiled = tiny_hat(depths=[1], num_heads=[2]).eval()
+    eager, compiled = build().eval(), build().eval()
     Performance(compile={'mode': 'default', 'dynamic': False, 'fullgraph': False}).prepare_network(compiled)
     assert set(compiled.state_dict()) == set(eager.state_dict())
     with torch.no_grad():
-        for size in ((7, 8), (8, 5)):  # both pad to 8x8: one compiled graph
+        for size in sizes:
             x = torch.rand(1, 3, *size)
             torch.testing.assert_close(compiled(x), eager(x), atol=1e-4, rtol=1e-4)
     assert torch._dynamo.utils.counters['stats']['unique_graphs'] == 1
+
+
+def test_compiled_hat_matches_eager_and_reuses_the_graph_within_a_size_bucket():
+    # both sizes pad to 8x8
+    assert_compiled_matches_eager_with_one_graph(lambda: tiny_hat(depths=[1], num_heads=[2]), ((7, 8), (8, 5)))
 
 
 def test_compiled_segsr_matches_eager_with_one_graph_for_sizes_that_pad_alike(clip_file):
     """CLIP tower, similarity maps and modulated HAT compile together (about a minute on two CPU cores)."""
-    torch._dynamo.reset()
-    torch._dynamo.utils.counters.clear()
-    eager = tiny_segsr(clip_file).eval()
-    compiled = tiny_segsr(clip_file).eval()
-    Performance(compile={'mode': 'default', 'dynamic': False, 'fullgraph': False}).prepare_network(compiled)
-    with torch.no_grad():
-        for size in ((16, 16), (15, 13)):
-            x = torch.rand(1, 3, *size)
-            torch.testing.assert_close(compiled(x), eager(x), atol=1e-4, rtol=1e-4)
-    assert torch._dynamo.utils.counters['stats']['unique_graphs'] == 1
+    assert_compiled_matches_eager_with_one_graph(lambda: tiny_segsr(clip_file), ((16, 16), (15, 13)))
 
 
 # --- option plumbing and the training step --------------------------------------------------------
