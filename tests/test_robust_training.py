@@ -88,7 +88,7 @@ def test_sigkill_then_auto_resume_matches_uninterrupted_run_bitwise(demo_data, t
     assert killed.returncode == -signal.SIGKILL
     assert not (tmp_path / 'experiments' / 'killed' / 'models' / 'net_g_latest.pth').exists()
     if amp == 'fp16':
-        saved = torch.load(state, weights_only=False)['grad_scaler']
+        saved = torch.load(state, weights_only=True)['grad_scaler']
         assert saved['scale'] < INITIAL_LOSS_SCALE * 2**4, 'an overflow must have been skipped before the kill'
 
     output = finish(start(['-opt', str(killed_file), '--root', str(tmp_path), '--auto_resume'], *scale))
