@@ -135,24 +135,9 @@ def main() -> None:
             for device in args.devices:
                 for tile in args.tiles:
                     command = [
-                        sys.executable,
-                        __file__,
-                        '--child',
-                        '--weights',
-                        str(weights),
-                        '--scene',
-                        str(scene),
-                        '--out',
-                        str(folder / 'out'),
-                        '--tile',
-                        str(tile),
-                        '--overlap',
-                        str(args.overlap),
-                        '--batch',
-                        str(args.batch),
-                        '--device',
-                        device,
-                        *(['--bf16'] if args.bf16 else []),
+                        sys.executable, __file__, '--child', '--weights', str(weights), '--scene', str(scene),
+                        '--out', str(folder / 'out'), '--tile', str(tile), '--overlap', str(args.overlap),
+                        '--batch', str(args.batch), '--device', device, *(['--bf16'] if args.bf16 else []),
                     ]
                     done = subprocess.run(command, capture_output=True, text=True)
                     if done.returncode != 0:

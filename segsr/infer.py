@@ -1,6 +1,6 @@
 """Super-resolve images, folders and GeoTIFFs of any size with a trained checkpoint.
 
-python segsr/infer.py --weights net_g.pth --input scene.tif --output results/
+    python segsr/infer.py --weights net_g.pth --input scene.tif --output results/
 """
 
 import argparse
