@@ -104,6 +104,11 @@ def build(model: str, config: str, mode: str, device: torch.device, seed: int = 
     return net
 
 
+def fresh_process_pool() -> ProcessPoolExecutor:
+    """Runs each submitted job in a new spawned process, so compiled graphs and memory peaks are its own."""
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context('spawn'), max_tasks_per_child=1)
+
+
 def performance_for(mode: str, dynamic: bool | None = False):
     """The ``Performance`` settings of a benchmark mode: bf16 autocast and torch.compile as its name says."""
     from segsr.models.precision import Performance
@@ -290,9 +295,8 @@ def main(argv: list[str] | None = None) -> None:
     load_before = os.getloadavg()
     jobs = [(m, c, mode) for m in args.models for c in args.configs for mode in args.modes]
     results = []
-    context = multiprocessing.get_context('spawn')
     started = time.time()
-    with ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=1) as pool:
+    with fresh_process_pool() as pool:
         for job in (bar := tqdm(jobs, desc='benchmark', unit='run')):
             results.append(pool.submit(run_job, *job, args).result())
             row = results[-1]

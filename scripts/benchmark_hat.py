@@ -12,12 +12,16 @@ of the process's peak resident set over the same baseline (``benchmark.PeakMemor
 """
 
 import argparse
-import multiprocessing
 import statistics
-from concurrent.futures import ProcessPoolExecutor
 
 import torch
-from benchmark import PeakMemory, check_device, network_options, step_seconds  # scripts/ is on sys.path
+from benchmark import (  # scripts/ is on sys.path
+    PeakMemory,
+    check_device,
+    fresh_process_pool,
+    network_options,
+    step_seconds,
+)
 from tqdm import tqdm
 
 SMALL = dict(
@@ -109,8 +113,7 @@ def main() -> None:
     impls = IMPLS + ('floor',) * args.floor
     jobs = [(c, i, p) for c in args.configs for i in impls for p in PHASES]
     results = {}
-    context = multiprocessing.get_context('spawn')
-    with ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=1) as pool:
+    with fresh_process_pool() as pool:
         for job in tqdm(jobs, desc='benchmark', unit='run'):
             results[job] = pool.submit(measure, *job, args).result()
 

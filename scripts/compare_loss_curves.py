@@ -14,16 +14,24 @@ Batches are random crops of the photographs that scikit-image ships, with MATLAB
 
 import argparse
 import json
-import multiprocessing
 import statistics
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from benchmark import CONFIGS, MODELS, MODES, build, check_device, config_options, device_name, performance_for
+from benchmark import (
+    CONFIGS,
+    MODELS,
+    MODES,
+    build,
+    check_device,
+    config_options,
+    device_name,
+    fresh_process_pool,
+    performance_for,
+)
 from tqdm import tqdm
 
 PHOTOS = ('astronaut', 'coffee', 'rocket', 'motorcycle_left', 'grass', 'gravel', 'brick', 'moon', 'retina')
@@ -167,8 +175,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     jobs = [(mode, mode, args.seed) for mode in args.modes]
     jobs.append((f'{reference} (seed {args.seed + 1})', reference, args.seed + 1))
     runs = []
-    context = multiprocessing.get_context('spawn')
-    with ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=1) as executor:
+    with fresh_process_pool() as executor:
         for label, mode, seed in jobs:
             losses = executor.submit(train_curve, args.model, args.config, mode, seed, args, pool).result()
             runs.append(Run(label, mode, seed, losses))
