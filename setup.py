@@ -17,7 +17,7 @@ setup(
     long_description=(HERE / 'README.md').read_text(encoding='utf-8'),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['segsr', 'segsr.*']),
-    package_data={'segsr': ['data/splits/*/*/*.txt', 'archs/clip_configs/*.json']},
+    package_data={'segsr': ['data/splits/*/*/*.txt', 'clip/configs/*.json']},
     python_requires='>=3.10',
     install_requires=requirements(),
     extras_require={'dev': ['pytest', 'ruff']},

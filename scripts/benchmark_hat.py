@@ -77,8 +77,8 @@ def skip_attention(q: torch.Tensor, *_args, **_kwargs) -> torch.Tensor:
 def measure(config: str, impl: str, phase: str, args: argparse.Namespace) -> tuple[float, float]:
     """Median seconds per step and peak extra memory in bytes for one config, path and phase."""
     import segsr  # noqa: F401  (registers HAT; imported in the worker process)
-    from segsr.archs import hat_blocks
     from segsr.archs.hat_arch import HAT
+    from segsr.nn import hat_blocks
 
     if impl == 'floor':
         hat_blocks.windowed_attention = skip_attention

@@ -7,8 +7,8 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
 import segsr  # noqa: F401  (registers the archs)
-from segsr.archs.clip_tiny import TINY_CLIP_MODEL, write_tiny_clip_checkpoint
 from segsr.archs.segsr_arch import SEGSR
+from segsr.clip.tiny import TINY_CLIP_MODEL, write_tiny_clip_checkpoint
 from segsr.utils.errors import SegSRError
 
 TINY_BACKBONES = {

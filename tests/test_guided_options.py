@@ -9,7 +9,7 @@ import yaml
 from basicsr.archs import build_network
 
 import segsr  # noqa: F401  (registers the archs)
-from segsr.archs.clip_tiny import write_tiny_clip_checkpoint
+from segsr.clip.tiny import write_tiny_clip_checkpoint
 
 OPTIONS = Path(__file__).resolve().parents[1] / 'options'
 BACKBONES = ('EDSR', 'RCAN', 'SwinIR')

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 import segsr  # noqa: F401  (registers archs)
-from segsr.archs import hat_blocks
 from segsr.archs.hat_arch import HAT
-from segsr.archs.hat_blocks import AttentionContext, OverlappingCrossAttentionBlock, WindowSelfAttention
-from segsr.archs.window_attention import (
+from segsr.nn import hat_blocks
+from segsr.nn.hat_blocks import AttentionContext, OverlappingCrossAttentionBlock, WindowSelfAttention
+from segsr.nn.window_attention import (
     relative_position_index_oca,
     relative_position_index_sa,
     shifted_window_mask,

@@ -134,7 +134,7 @@ def tiny_segsr(tmp_path_factory) -> torch.nn.Module:
 
     if 'SEGSR' not in ARCH_REGISTRY:
         pytest.skip('the SEGSR arch is not registered in this tree')
-    from segsr.archs.clip_tiny import TINY_CLIP_MODEL, write_tiny_clip_checkpoint
+    from segsr.clip.tiny import TINY_CLIP_MODEL, write_tiny_clip_checkpoint
 
     clip = write_tiny_clip_checkpoint(tmp_path_factory.mktemp('clip') / 'tiny_clip.pt')
     torch.manual_seed(0)

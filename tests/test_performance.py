@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import segsr  # noqa: F401  (registers archs and models)
-from segsr.archs.clip_tiny import TINY_CLIP_MODEL, write_tiny_clip_checkpoint
 from segsr.archs.hat_arch import HAT
 from segsr.archs.segsr_arch import SEGSR
+from segsr.clip.tiny import TINY_CLIP_MODEL, write_tiny_clip_checkpoint
 from segsr.data.loaders import apply_loader_defaults
 from segsr.models.precision import Performance
 from segsr.models.sr_model import SegSRModel

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 import segsr  # noqa: F401  (registers the archs)
-from segsr.archs.clip_loader import choose_quick_gelu, encode_texts, load_clip, quiet_open_clip
-from segsr.archs.clip_tiny import TINY_CLIP_MODEL, write_tiny_clip_checkpoint
-from segsr.archs.lora import LoRASelfAttention, is_lora_parameter_name
 from segsr.archs.segsr_arch import SEGSR
 from segsr.archs.sfem_arch import SFEM
+from segsr.clip.loader import choose_quick_gelu, encode_texts, load_clip, quiet_open_clip
+from segsr.clip.lora import LoRASelfAttention, is_lora_parameter_name
+from segsr.clip.tiny import TINY_CLIP_MODEL, write_tiny_clip_checkpoint
 from segsr.utils.errors import SegSRError
 
 TINY_HAT = {

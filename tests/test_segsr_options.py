@@ -8,7 +8,7 @@ import torch
 import yaml
 
 import segsr  # noqa: F401  (registers the archs)
-from segsr.archs.clip_tiny import write_tiny_clip_checkpoint
+from segsr.clip.tiny import write_tiny_clip_checkpoint
 
 OPTIONS = Path(__file__).resolve().parents[1] / 'options'
 EXPERIMENTS = [f'{m}_SRx{s}_{d}' for m in ('SEGSR', 'HAT') for d in ('UCMerced', 'AID') for s in (2, 3, 4)]

@@ -1,4 +1,7 @@
-"""Every `*_arch.py` here registers its architectures with basicsr on import."""
+"""Every `*_arch.py` here registers its networks with basicsr on import.
+
+The layers they are built from live in ``segsr.nn`` and the CLIP models in ``segsr.clip``.
+"""
 
 from segsr.utils.registration import import_modules
 

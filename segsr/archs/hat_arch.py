@@ -8,7 +8,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from segsr.archs.hat_blocks import (
+from segsr.nn.hat_blocks import (
     AttentionContext,
     AttentionGroup,
     HybridAttentionBlock,
@@ -17,8 +17,9 @@ from segsr.archs.hat_blocks import (
     to_channels_first,
     to_channels_last,
 )
-from segsr.archs.staged import StageHook, call_stage_hook
-from segsr.archs.window_attention import (
+from segsr.nn.padding import pad_to_multiple
+from segsr.nn.staged import StageHook, call_stage_hook
+from segsr.nn.window_attention import (
     ShiftMaskCache,
     check_attn_impl,
     compute_dtype,
@@ -26,7 +27,6 @@ from segsr.archs.window_attention import (
     relative_position_index_sa,
 )
 from segsr.utils.errors import SegSRError
-from segsr.utils.padding import pad_to_multiple
 
 SUPPORTED_SCALES = (2, 3, 4, 8)
 RGB_MEAN = (0.4488, 0.4371, 0.4040)

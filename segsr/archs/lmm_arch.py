@@ -2,20 +2,12 @@
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 
+from segsr.nn.guidance import ChannelLayerNorm
 from segsr.utils.errors import SegSRError
 
 NORMS = ('layer', 'none')
-
-
-class ChannelLayerNorm(nn.LayerNorm):
-    """LayerNorm over the channels of an NCHW tensor (as a transformer body normalises its tokens)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias,
-                            self.eps).permute(0, 3, 1, 2)
 
 
 @ARCH_REGISTRY.register()

@@ -8,13 +8,13 @@ import torch
 import torch.nn as nn
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from segsr.archs.clip_loader import load_clip
 from segsr.archs.lmm_arch import LMM
 from segsr.archs.sfem_arch import SFEM
 from segsr.archs.slm_arch import SLM, check_scale
+from segsr.clip.loader import load_clip
+from segsr.nn.padding import pad_to_multiple
 from segsr.utils.checkpoint import load_checkpoint, load_state_dict_checked, select_state_dict
 from segsr.utils.errors import SegSRError
-from segsr.utils.padding import pad_to_multiple
 
 BACKBONE_API = ('num_stages', 'num_features', 'pad_multiple', 'upscale')
 CLIP_SOURCE_KEYS = ('model', 'pretrained', 'quick_gelu', 'mean', 'std')

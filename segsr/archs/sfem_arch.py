@@ -1,50 +1,17 @@
 """SFEM: semantic features of the LR image from a frozen open_clip image tower with LoRA adapters."""
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
-from open_clip.transformer import LayerNormFp32
 from torch.utils.checkpoint import checkpoint
 
-from segsr.archs.clip_loader import LoadedCLIP, load_clip
-from segsr.archs.lora import attach_lora, is_lora_parameter_name, merge_lora, unmerge_lora
+from segsr.clip.loader import LoadedCLIP, load_clip
+from segsr.clip.lora import attach_lora, is_lora_parameter_name, merge_lora, unmerge_lora
+from segsr.clip.tower import interpolate_pos_embed, keep_norms_fp32, tower_dtype
 from segsr.utils.errors import SegSRError
 
-TOWER_DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
 DEFAULT_LORA = {'rank': 32, 'alpha': 32, 'dropout': 0.05, 'targets': ['q', 'k', 'v', 'c_fc', 'c_proj']}
-
-
-def tower_dtype(name: str) -> torch.dtype:
-    if name not in TOWER_DTYPES:
-        raise SegSRError(f"sfem.dtype is '{name}'; use one of {list(TOWER_DTYPES)}")
-    return TOWER_DTYPES[name]
-
-
-def keep_norms_fp32(tower: nn.Module) -> None:
-    """LayerNorms compute in float32 with float32 weights whatever the tower's or autocast's dtype.
-
-    A half-precision LayerNorm loses the small variances of CLIP's residual stream; open_clip's
-    ``LayerNormFp32`` (same parameters) upcasts its input and returns the input's dtype.
-    """
-    for module in tower.modules():
-        if isinstance(module, nn.LayerNorm):
-            module.float()
-            module.__class__ = LayerNormFp32
-
-
-def interpolate_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """Class-token position plus the square patch-position grid resized (bicubic, 2-D) to ``grid``."""
-    cls_pos, patch_pos = pos_embed[:1], pos_embed[1:]
-    side = math.isqrt(patch_pos.shape[0])
-    if (side, side) == grid:
-        return pos_embed
-    patch_pos = patch_pos.float().reshape(1, side, side, -1).permute(0, 3, 1, 2)
-    patch_pos = F.interpolate(patch_pos, size=grid, mode='bicubic', align_corners=False)
-    patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1).to(pos_embed.dtype)
-    return torch.cat([cls_pos, patch_pos], dim=0)
 
 
 @ARCH_REGISTRY.register()

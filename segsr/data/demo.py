@@ -8,7 +8,7 @@ import numpy as np
 import skimage
 from tqdm import tqdm
 
-from segsr.archs.clip_tiny import write_tiny_clip_checkpoint
+from segsr.clip.tiny import write_tiny_clip_checkpoint
 from segsr.data.bicubic import make_lr_uint8
 from segsr.data.prepare.images import encode_png
 from segsr.utils.files import atomic_write_bytes, write_text_if_changed

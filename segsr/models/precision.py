@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from segsr.nn.padding import pad_to_multiple
 from segsr.utils.errors import SegSRError
-from segsr.utils.padding import pad_to_multiple
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'off': None}
 COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')

@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils import checkpoint
 from torchvision.ops import StochasticDepth
 
-from segsr.archs.window_attention import (
+from segsr.nn.window_attention import (
     GatheredBiasCache,
     check_attn_impl,
     window_merge,

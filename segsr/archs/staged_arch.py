@@ -1,14 +1,56 @@
-"""SwinIR (Liang et al., ICCVW 2021) from basicsr, with a stage hook after every RSTB and any input size."""
+"""basicsr's EDSR, RCAN and SwinIR as staged backbones: same options, modules and checkpoint keys, plus a stage hook.
+
+EDSR (Lim et al., CVPRW 2017) and RCAN (Zhang et al., ECCV 2018) take any input size; SwinIR
+(Liang et al., ICCVW 2021) is padded to its window and cropped back.
+"""
+
+from collections.abc import Sequence
 
 import torch
+from basicsr.archs.edsr_arch import EDSR
+from basicsr.archs.rcan_arch import RCAN
 from basicsr.archs.swinir_arch import SwinIR
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from segsr.archs.staged import StageHook, call_stage_hook, check_upscale, mean_as_buffer
+from segsr.nn.padding import pad_to_multiple
+from segsr.nn.staged import StagedResidualBody, StageHook, call_stage_hook, check_upscale, mean_as_buffer
 from segsr.utils.errors import SegSRError
-from segsr.utils.padding import pad_to_multiple
 
 SR_UPSAMPLERS = ('pixelshuffle', 'pixelshuffledirect')
+
+
+@ARCH_REGISTRY.register()
+class StagedEDSR(StagedResidualBody, EDSR):
+    """basicsr's ``EDSR`` (same options, modules and checkpoint keys) as a staged backbone.
+
+    EDSR's body is one run of ``num_block`` residual blocks; it is split into ``num_stages``
+    near-equal consecutive groups (default 4: 16 blocks -> 4 x 4, 32 -> 4 x 8), and the stage hook
+    runs after each group, before ``conv_after_body``. Without a hook the output equals ``EDSR``'s.
+    """
+
+    def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64, num_block: int = 16,
+                 upscale: int = 4, res_scale: float = 1, img_range: float = 255.0,
+                 rgb_mean: Sequence[float] = (0.4488, 0.4371, 0.4040), num_stages: int = 4):
+        check_upscale(upscale, 'StagedEDSR')
+        super().__init__(num_in_ch, num_out_ch, num_feat, num_block, upscale, res_scale, img_range, rgb_mean)
+        self.setup_stages(upscale, num_feat, num_block, num_stages)
+
+
+@ARCH_REGISTRY.register()
+class StagedRCAN(StagedResidualBody, RCAN):
+    """basicsr's ``RCAN`` (same options, modules and checkpoint keys) as a staged backbone.
+
+    One stage per residual group (``num_stages`` = ``num_group``); the hook runs after each group,
+    before ``conv_after_body``. Without a hook the output equals ``RCAN``'s.
+    """
+
+    def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64, num_group: int = 10,
+                 num_block: int = 16, squeeze_factor: int = 16, upscale: int = 4, res_scale: float = 1,
+                 img_range: float = 255.0, rgb_mean: Sequence[float] = (0.4488, 0.4371, 0.4040)):
+        check_upscale(upscale, 'StagedRCAN')
+        super().__init__(num_in_ch, num_out_ch, num_feat, num_group, num_block, squeeze_factor, upscale, res_scale,
+                         img_range, rgb_mean)
+        self.setup_stages(upscale, num_feat, num_group, num_group)
 
 
 @ARCH_REGISTRY.register()

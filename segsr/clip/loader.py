@@ -22,7 +22,7 @@ from open_clip.factory import load_state_dict
 
 from segsr.utils.errors import SegSRError
 
-CLIP_CONFIG_DIR = Path(__file__).parent / 'clip_configs'
+CLIP_CONFIG_DIR = Path(__file__).parent / 'configs'
 open_clip.add_model_config(CLIP_CONFIG_DIR)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

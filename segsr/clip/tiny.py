@@ -1,6 +1,6 @@
 """A tiny random CLIP checkpoint (open_clip format) for the CPU demo and the tests.
 
-The architecture is ``segsr-tiny-vit`` (clip_configs/segsr-tiny-vit.json): a 2-block, 2-head ViT
+The architecture is ``segsr-tiny-vit`` (configs/segsr-tiny-vit.json): a 2-block, 2-head ViT
 of width 32 on 8-pixel patches, with a 1-block text tower; the file weighs about 7 MB.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import open_clip
 import torch
 
-from segsr.archs.clip_loader import quiet_open_clip
+from segsr.clip.loader import quiet_open_clip
 
 TINY_CLIP_MODEL = 'segsr-tiny-vit'
 
