@@ -14,8 +14,9 @@ import torch.nn.functional as F
 from segsr.utils.errors import SegSRError
 
 ATTENTION_TARGETS = ('q', 'k', 'v')
+PACKED_TARGET = 'qkv'  # one adapter on the packed q/k/v projection, as the published SeG-SR code has
 MLP_TARGETS = ('c_fc', 'c_proj')
-LORA_TARGETS = ATTENTION_TARGETS + MLP_TARGETS
+LORA_TARGETS = ATTENTION_TARGETS + (PACKED_TARGET,) + MLP_TARGETS
 
 
 class LoRAAdapter(nn.Module):
@@ -104,7 +105,8 @@ class LoRASelfAttention(MergeableLoRA):
 
     ``nn.MultiheadAttention`` packs q, k, v into one ``in_proj_weight`` and calls it inside a fused
     kernel, so the projection is recomputed here: packed frozen projection plus per-target deltas,
-    then scaled dot-product attention with the checkpoint's own head count.
+    then scaled dot-product attention with the checkpoint's own head count. Target ``qkv`` is one
+    adapter on the packed projection instead (its rank is shared by q, k and v).
     """
 
     def __init__(self, attn: nn.MultiheadAttention, targets: Iterable[str], rank: int, alpha: float, dropout: float):
@@ -118,14 +120,18 @@ class LoRASelfAttention(MergeableLoRA):
         self.out_proj = attn.out_proj
         self.attn_dropout = attn.dropout
         width = attn.embed_dim
-        self.lora = nn.ModuleDict({t: LoRAAdapter(width, width, rank, alpha, dropout) for t in targets})
+        self.lora = nn.ModuleDict({t: LoRAAdapter(width, 3 * width if t == PACKED_TARGET else width, rank, alpha,
+                                                  dropout) for t in targets})
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, need_weights: bool = False,
                 attn_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
         if key is not query or value is not query:
             raise SegSRError('LoRA attention handles self-attention only (key and value must be the query)')
         x = query if self.batch_first else query.transpose(0, 1)
-        q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
+        packed = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        if not self.merged and PACKED_TARGET in self.lora:
+            packed = packed + self.lora[PACKED_TARGET](x)
+        q, k, v = packed.chunk(3, dim=-1)
         if not self.merged:
             q, k, v = (t + self.lora[name](x) if name in self.lora else t
                        for name, t in zip('qkv', (q, k, v), strict=True))
@@ -137,6 +143,8 @@ class LoRASelfAttention(MergeableLoRA):
         return (out if self.batch_first else out.transpose(0, 1)), None
 
     def _weight_deltas(self):
+        if PACKED_TARGET in self.lora:
+            yield self.in_proj_weight, self.lora[PACKED_TARGET].delta_weight()
         for name, weight in zip('qkv', self.in_proj_weight.chunk(3, dim=0), strict=True):
             if name in self.lora:
                 yield weight, self.lora[name].delta_weight()
@@ -147,6 +155,8 @@ def check_targets(targets: Iterable[str]) -> tuple[str, ...]:
     unknown = [t for t in targets if t not in LORA_TARGETS]
     if unknown:
         raise SegSRError(f'unknown sfem.lora.targets {unknown}; choose from {list(LORA_TARGETS)}')
+    if PACKED_TARGET in targets and set(targets) & set(ATTENTION_TARGETS):
+        raise SegSRError(f'sfem.lora.targets {list(targets)} adapt q/k/v twice; give qkv or any of q, k, v, not both')
     return targets
 
 
@@ -159,7 +169,7 @@ def attach_lora(tower: nn.Module, rank: int = 32, alpha: float = 32, dropout: fl
     targets = check_targets(targets)
     if rank <= 0 or not targets:
         return 0
-    attn_targets = [t for t in targets if t in ATTENTION_TARGETS]
+    attn_targets = [t for t in targets if t in ATTENTION_TARGETS + (PACKED_TARGET,)]
     adapted = 0
     for block in tower.transformer.resblocks:
         if attn_targets:
