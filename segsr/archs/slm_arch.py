@@ -8,11 +8,13 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from segsr.clip.loader import LoadedCLIP, encode_texts, load_clip
-from segsr.nn.guidance import GatedFusion, GlobalPromptConditioner, MapUpsampler
+from segsr.nn.guidance import GatedFusion, GlobalPromptConditioner, MapUpsampler, PerStageFusion, PerStageMapUpsampler
+from segsr.nn.published_compat import PublishedCompat
 from segsr.utils.errors import SegSRError
 
 SUPPORTED_SCALES = (2, 3, 4, 8)
 TEXT_INIT_KEYS = ('template', 'global', 'local', 'model', 'pretrained', 'quick_gelu')
+LAYOUTS = ('shared', 'per_stage')
 
 
 def check_scale(scale: int) -> None:
@@ -29,26 +31,37 @@ class SLM(nn.Module):
     multi-head self-attention (with a residual connection), and each local prompt is fused with
     the global one by a sigmoid gate. ``text_init`` optionally initialises the prompts from text
     through the CLIP text tower, which is used at build time only.
+
+    ``fusion`` and ``upsampler`` are ``shared`` (one module for all stages) or ``per_stage`` (one per
+    stage, as published). ``compat`` reproduces published behaviours (not a YAML option of SLM).
     """
 
     def __init__(self, embed_dim: int, num_stages: int, scale: int, patch_size: int, num_local: int = 1,
                  num_heads: int = 8, temperature: float = 100.0, text_init: dict | None = None,
-                 loaded_clip: LoadedCLIP | None = None):
+                 fusion: str = 'shared', upsampler: str = 'shared', loaded_clip: LoadedCLIP | None = None,
+                 compat: PublishedCompat | None = None):
         super().__init__()
         check_scale(scale)
         if embed_dim % num_heads:
             raise SegSRError(f'slm.num_heads {num_heads} does not divide the CLIP embedding size {embed_dim}; '
                              'choose a divisor')
+        for name, value in (('fusion', fusion), ('upsampler', upsampler)):
+            if value not in LAYOUTS:
+                raise SegSRError(f'slm.{name} is {value!r}; use one of {list(LAYOUTS)}')
+        self.compat = compat or PublishedCompat()
         self.num_stages = num_stages
         self.num_local = num_local
         self.temperature = temperature
         std = embed_dim**-0.5
         self.global_prompt = nn.Parameter(torch.randn(embed_dim) * std)
         self.local_prompts = nn.Parameter(torch.randn(num_stages, num_local, embed_dim) * std)
-        self.conditioner = GlobalPromptConditioner(embed_dim)
+        self.conditioner = GlobalPromptConditioner(embed_dim, relu=self.compat.meta_net_relu,
+                                                   gamma_only=self.compat.film_gamma_only)
         self.prompt_attention = nn.MultiheadAttention(embed_dim, num_heads, batch_first=True)
-        self.fusion = GatedFusion(embed_dim)
-        self.upsampler = MapUpsampler(num_stages * num_local, math.ceil(patch_size / scale))
+        self.fusion = GatedFusion(embed_dim) if fusion == 'shared' else PerStageFusion(embed_dim, num_stages)
+        factor = math.ceil(patch_size / scale)
+        self.upsampler = (MapUpsampler(num_stages * num_local, factor) if upsampler == 'shared'
+                          else PerStageMapUpsampler(num_local, factor, num_stages))
         if text_init:
             self.init_from_text(text_init, loaded_clip)
 
@@ -83,11 +96,14 @@ class SLM(nn.Module):
         global_prompt = self.conditioner(self.global_prompt.expand(batch, -1), image_embedding)
         local = self.local_prompts.flatten(0, 1).expand(batch, -1, -1)
         tokens = torch.cat([global_prompt.unsqueeze(1), local], dim=1)
-        tokens = tokens + self.prompt_attention(tokens, tokens, tokens, need_weights=False)[0]
+        attended = self.prompt_attention(tokens, tokens, tokens, need_weights=False)[0]
+        tokens = attended if self.compat.no_prompt_attention_residual else tokens + attended
         stage_prompts = self.fusion(tokens[:, 1:], tokens[:, :1])
         # The temperature (100) magnifies rounding: the similarity is computed in float32 even under autocast.
         with torch.autocast(patch_embeddings.device.type, enabled=False):
-            cosine = torch.einsum('bkc,bchw->bkhw', F.normalize(stage_prompts.float(), dim=-1),
-                                  F.normalize(patch_embeddings.float(), dim=1))
-        maps = self.upsampler(self.temperature * cosine, size)
+            stage_prompts = stage_prompts.float()
+            if not self.compat.unnormalised_prompts:
+                stage_prompts = F.normalize(stage_prompts, dim=-1)
+            similarity = torch.einsum('bkc,bchw->bkhw', stage_prompts, F.normalize(patch_embeddings.float(), dim=1))
+        maps = self.upsampler(self.temperature * similarity, size)
         return list(maps.split(self.num_local, dim=1))
