@@ -13,6 +13,7 @@ from segsr.archs.sfem_arch import SFEM
 from segsr.archs.slm_arch import SLM, check_scale
 from segsr.clip.loader import load_clip
 from segsr.nn.padding import pad_to_multiple
+from segsr.nn.published_compat import PublishedCompat
 from segsr.utils.checkpoint import load_checkpoint, load_state_dict_checked, select_state_dict
 from segsr.utils.errors import SegSRError
 
@@ -52,27 +53,35 @@ class SEGSR(nn.Module):
     guidance map per stage on the padded image; the backbone's ``stage_hook`` applies LMM i with
     map i; the output is cropped back to ``upscale`` times the input size. ``sfem``, ``slm`` and
     ``lmm`` are option dicts of those modules (see docs/segsr.md). ``backbone_checkpoint`` loads
-    published weights of the unguided backbone (strictly, for the backbone's keys).
+    published weights of the unguided backbone (strictly, for the backbone's keys). ``final_norm:
+    false`` drops the backbone's norm after its last stage (the published SeG-SR code never applies
+    it); ``published_compat`` reproduces other published behaviours (:class:`PublishedCompat`).
     """
 
     backbone_type = 'HAT'
     backbone_fixed = False
 
     def __init__(self, backbone: dict, sfem: dict | None = None, slm: dict | None = None, lmm: dict | None = None,
-                 upscale: int = 4, backbone_checkpoint: str | None = None):
+                 upscale: int = 4, backbone_checkpoint: str | None = None, final_norm: bool = True,
+                 published_compat: dict | None = None):
         super().__init__()
         check_scale(upscale)
+        compat = PublishedCompat.from_options(published_compat)
         self.upscale = upscale
         self.backbone = build_backbone(self._backbone_options(backbone), upscale)
         if backbone_checkpoint:
             self.load_backbone_checkpoint(backbone_checkpoint)
+        if not final_norm:
+            self._drop_final_norm()
 
         sfem, slm = dict(sfem or {}), dict(slm or {})
         text_init = slm.pop('text_init', None)
         clip = load_clip(**{k: sfem[k] for k in CLIP_SOURCE_KEYS if k in sfem}, with_text=bool(text_init))
-        self.sfem = SFEM(**sfem, scale=upscale, loaded_clip=clip)
+        self.sfem = SFEM(**sfem, scale=upscale, loaded_clip=clip, compat=compat,
+                         sr_mean=getattr(self.backbone, 'mean', None),
+                         sr_img_range=getattr(self.backbone, 'img_range', 1.0))
         self.slm = SLM(self.sfem.embed_dim, self.backbone.num_stages, upscale, self.sfem.patch_size,
-                       text_init=text_init, loaded_clip=clip, **slm)
+                       text_init=text_init, loaded_clip=clip, compat=compat, **slm)
         self.lmm = nn.ModuleList(LMM(self.backbone.num_features, self.slm.num_local, **(lmm or {}))
                                  for _ in range(self.backbone.num_stages))
 
@@ -83,6 +92,13 @@ class SEGSR(nn.Module):
             raise SegSRError(f"network_g.backbone.type is {options['type']!r} but {cls.__name__} guides "
                              f'{cls.backbone_type}; drop backbone.type, or use SEGSR for another backbone')
         return options
+
+    def _drop_final_norm(self) -> None:
+        """The last modulated features go to the reconstruction unnormalised, as in the published code."""
+        if not isinstance(getattr(self.backbone, 'norm', None), nn.LayerNorm):
+            raise SegSRError(f'network_g.final_norm: false needs a backbone with a final LayerNorm (HAT, '
+                             f'StagedSwinIR); {type(self.backbone).__name__} has none: remove final_norm')
+        self.backbone.norm = nn.Identity()
 
     def load_backbone_checkpoint(self, path: str | Path) -> None:
         if not Path(path).is_file():

@@ -8,7 +8,14 @@ from torch.utils.checkpoint import checkpoint
 
 from segsr.clip.loader import LoadedCLIP, load_clip
 from segsr.clip.lora import attach_lora, is_lora_parameter_name, merge_lora, unmerge_lora
-from segsr.clip.tower import interpolate_pos_embed, keep_norms_fp32, tower_dtype
+from segsr.clip.tower import (
+    interpolate_pos_embed,
+    interpolate_pos_embed_1d,
+    keep_norms_fp32,
+    set_attention_heads,
+    tower_dtype,
+)
+from segsr.nn.published_compat import PublishedCompat
 from segsr.utils.errors import SegSRError
 
 DEFAULT_LORA = {'rank': 32, 'alpha': 32, 'dropout': 0.05, 'targets': ['q', 'k', 'v', 'c_fc', 'c_proj']}
@@ -28,14 +35,18 @@ class SFEM(nn.Module):
     of the frozen tower (its LayerNorms always compute in float32), ``grad_checkpointing`` of its
     blocks, ``mean``/``std`` overrides. Without trainable adapters (``lora.rank: 0``) the tower runs
     without autograd bookkeeping even when the rest of the network trains.
-    ``loaded_clip`` reuses a model already built by :func:`load_clip` (not a YAML option).
+    ``loaded_clip`` reuses a model already built by :func:`load_clip` (not a YAML option), ``compat``
+    reproduces published behaviours; its ``clip_input`` normalises with the SR network's ``sr_mean``
+    and ``sr_img_range`` (given by SEGSR from its backbone) instead of CLIP's mean and std.
     """
 
     def __init__(self, model: str = 'ViT-B-16', pretrained: str | None = 'openai', quick_gelu: str | bool = 'auto',
                  scale: int = 4, lora: dict | None = None, dtype: str = 'float32', store_frozen: bool = False,
                  grad_checkpointing: bool = False, mean: list[float] | None = None, std: list[float] | None = None,
-                 loaded_clip: LoadedCLIP | None = None):
+                 loaded_clip: LoadedCLIP | None = None, compat: PublishedCompat | None = None,
+                 sr_mean: torch.Tensor | None = None, sr_img_range: float = 1.0):
         super().__init__()
+        self.compat = compat or PublishedCompat()
         clip = loaded_clip or load_clip(model, pretrained, quick_gelu, mean=mean, std=std)
         self.tower = clip.model.visual
         self.quick_gelu = clip.quick_gelu
@@ -44,8 +55,14 @@ class SFEM(nn.Module):
         self.patch_size = self.tower.patch_size[0]
         self.embed_dim = self.tower.output_dim
         self.num_heads = self.tower.transformer.resblocks[0].attn.num_heads
-        self.register_buffer('mean', torch.tensor(clip.mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer('std', torch.tensor(clip.std).view(1, 3, 1, 1), persistent=False)
+        mean, std = torch.tensor(clip.mean).view(1, 3, 1, 1), torch.tensor(clip.std).view(1, 3, 1, 1)
+        if self.compat.clip_input:
+            if sr_mean is None:
+                raise SegSRError('published_compat.clip_input needs the backbone\'s RGB mean; use a backbone '
+                                 'with a mean and img_range (HAT, StagedSwinIR) or set clip_input: false')
+            mean, std = sr_mean.detach().float().view(1, 3, 1, 1).clone(), torch.full((1, 3, 1, 1), 1 / sr_img_range)
+        self.register_buffer('mean', mean, persistent=False)
+        self.register_buffer('std', std, persistent=False)
 
         self.tower.requires_grad_(False)
         self.tower.to(tower_dtype(dtype))
@@ -55,6 +72,9 @@ class SFEM(nn.Module):
         if unknown:
             raise SegSRError(f'unknown sfem.lora keys {sorted(unknown)}; use {sorted(DEFAULT_LORA)}')
         attach_lora(self.tower, **lora_opt)
+        if self.compat.clip_num_heads:
+            set_attention_heads(self.tower, self.compat.clip_num_heads)
+            self.num_heads = self.compat.clip_num_heads
         self.trainable = any(p.requires_grad for p in self.parameters())
 
         if not store_frozen and clip.weights is not None:
@@ -63,6 +83,9 @@ class SFEM(nn.Module):
             self.register_load_state_dict_pre_hook(_fill_frozen)
 
     def clip_input_size(self, height: int, width: int) -> tuple[int, int]:
+        """``scale`` times the LR size, snapped to the patch size (as published: not snapped, conv1 floors)."""
+        if self.compat.clip_input:
+            return height * self.scale, width * self.scale
         p = self.patch_size
         return max(1, round(height * self.scale / p)) * p, max(1, round(width * self.scale / p)) * p
 
@@ -73,8 +96,12 @@ class SFEM(nn.Module):
         grid = x.shape[-2:]
         x = x.flatten(2).transpose(1, 2)
         cls = tower.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
-        x = torch.cat([cls, x], dim=1) + interpolate_pos_embed(tower.positional_embedding, tuple(grid)).to(x.dtype)
-        return tower.ln_pre(x)
+        x = torch.cat([cls, x], dim=1)
+        if self.compat.clip_pos_embed_1d:
+            positions = interpolate_pos_embed_1d(tower.positional_embedding, x.shape[1])
+        else:
+            positions = interpolate_pos_embed(tower.positional_embedding, tuple(grid))
+        return tower.ln_pre(x + positions.to(x.dtype))
 
     def forward(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns the global embedding (B, C) and the dense patch embeddings (B, C, gh, gw)."""
@@ -86,7 +113,10 @@ class SFEM(nn.Module):
             x = self.embed(image)
             for block in self.tower.transformer.resblocks:
                 x = checkpoint(block, x, use_reentrant=False) if track and self.grad_checkpointing else block(x)
-            x = self.tower.ln_post(x) @ self.tower.proj
+            x = self.tower.ln_post(x)
+            if self.compat.global_from_first_patch:  # the published tower normalises that token a second time
+                x = torch.cat([self.tower.ln_post(x[:, 1:2]), x[:, 1:]], dim=1)
+            x = x @ self.tower.proj
         x = F.normalize(x.float(), dim=-1)
         grid_h, grid_w = size[0] // self.patch_size, size[1] // self.patch_size
         dense = x[:, 1:].transpose(1, 2).reshape(x.shape[0], -1, grid_h, grid_w)

@@ -40,3 +40,24 @@ def interpolate_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int]) -> tor
     patch_pos = F.interpolate(patch_pos, size=grid, mode='bicubic', align_corners=False)
     patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1).to(pos_embed.dtype)
     return torch.cat([cls_pos, patch_pos], dim=0)
+
+
+def interpolate_pos_embed_1d(pos_embed: torch.Tensor, length: int) -> torch.Tensor:
+    """The whole position table (class position included) resized linearly as one 1-D sequence to ``length``.
+
+    What the published SeG-SR code does; it ignores the 2-D layout of the patch grid.
+    """
+    table = pos_embed.float().t().unsqueeze(0)
+    return F.interpolate(table, size=length, mode='linear', align_corners=False)[0].t().to(pos_embed.dtype)
+
+
+def set_attention_heads(tower: nn.Module, num_heads: int) -> None:
+    """Run every block's self-attention with ``num_heads`` heads over the same projections."""
+    for block in tower.transformer.resblocks:
+        width = block.attn.in_proj_weight.shape[1]
+        if width % num_heads:
+            raise SegSRError(f'published_compat.clip_num_heads {num_heads} does not divide the CLIP width {width}; '
+                             'choose a divisor')
+        block.attn.num_heads = num_heads
+        if hasattr(block.attn, 'head_dim'):
+            block.attn.head_dim = width // num_heads
