@@ -12,6 +12,7 @@ import yaml
 import segsr  # noqa: F401  (registers the archs)
 from segsr.archs.hat_arch import HAT
 from segsr.clip.tiny import TINY_CLIP_MODEL
+from segsr.convert.official_segsr import CLIP_PREFIX, clip_key
 from segsr.inference.checkpoint import load_network
 from segsr.utils.errors import SegSRError
 
@@ -159,3 +160,15 @@ def test_missing_clip_file_in_the_checkout_is_one_line(published_files, tmp_path
 def test_clip_architecture_other_than_the_checkpoints_is_refused(published_files, tmp_path):
     with pytest.raises(SegSRError, match='pass --clip-model'):
         convert(published_files, tmp_path / 'out.pth', **{'--clip-model': 'ViT-B-16'})
+
+
+@pytest.mark.parametrize(('published', 'ours'), [
+    ('transformer.resblocks.0.attn.qkv.weight', 'transformer.resblocks.0.attn.in_proj_weight'),  # peft < 0.7
+    ('transformer.resblocks.0.attn.qkv.base_layer.bias', 'transformer.resblocks.0.attn.in_proj_bias'),
+    ('transformer.resblocks.3.attn.qkv.lora_A.default.weight', 'transformer.resblocks.3.attn.lora.qkv.lora_A'),
+    ('transformer.resblocks.0.attn.proj.weight', 'transformer.resblocks.0.attn.out_proj.weight'),
+    ('transformer.resblocks.0.mlp.c_proj.weight', 'transformer.resblocks.0.mlp.c_proj.weight'),
+    ('transformer.resblocks.0.mlp.c_fc.lora_B.default.weight', 'transformer.resblocks.0.mlp.c_fc.lora.lora_B'),
+])
+def test_both_peft_key_spellings_map_onto_the_tower(published, ours):
+    assert clip_key(CLIP_PREFIX + published) == 'sfem.tower.' + ours
