@@ -57,6 +57,8 @@ def weight_sets(checkpoint: dict, path: Path) -> dict[str, dict]:
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     source, output = Path(args.input), Path(args.output)
+    if output.resolve() == source.resolve():
+        raise SegSRError(f'--output {output} is the input checkpoint; write the converted one to another file')
     options = read_yaml(args.opt)
     if not isinstance(options.get('network_g'), dict) or not isinstance(options.get('manual_seed'), int):
         raise SegSRError(f'{args.opt} needs network_g and an integer manual_seed (the published files have both); '

@@ -172,3 +172,11 @@ def test_clip_architecture_other_than_the_checkpoints_is_refused(published_files
 ])
 def test_both_peft_key_spellings_map_onto_the_tower(published, ours):
     assert clip_key(CLIP_PREFIX + published) == 'sfem.tower.' + ours
+
+
+def test_output_over_the_input_and_a_missing_python_are_one_line(published_files, tmp_path):
+    with pytest.raises(SegSRError, match='is the input checkpoint'):
+        convert(published_files, published_files['checkpoint'])
+    with pytest.raises(SegSRError, match='pass --official-python'):
+        convert(published_files, tmp_path / 'out.pth', **{'--official-python': tmp_path / 'no-python'})
+    assert not (tmp_path / 'out.pth').exists()

@@ -61,8 +61,12 @@ def published_prompts(repo: str | Path, network_g: dict, seed: int, python: str 
     with tempfile.TemporaryDirectory() as tmp:
         options, out = Path(tmp) / 'network_g.yml', Path(tmp) / 'prompts.pt'
         options.write_text(yaml.safe_dump(network_g))
-        run = subprocess.run([python, '-c', CHILD, str(repo), str(options), str(seed), str(out)], cwd=repo,
-                             capture_output=True, text=True)
+        try:
+            run = subprocess.run([python, '-c', CHILD, str(repo), str(options), str(seed), str(out)], cwd=repo,
+                                 capture_output=True, text=True)
+        except OSError as error:
+            raise SegSRError(f'cannot run {python} ({error.strerror}); pass --official-python the Python '
+                             'of the published code\'s environment') from None
         if run.returncode or not out.is_file():
             last = (run.stderr.strip().splitlines() or ['no output'])[-1]
             raise SegSRError(f'building the published network from {repo} failed ({last}); run it with the Python '
