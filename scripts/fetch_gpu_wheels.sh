@@ -26,7 +26,7 @@ done
     --abi "$abi" --abi abi3 --abi none "${platforms[@]}" --platform any -d "$dest" -r "$root/scripts/gpu_wheels.txt"
 
 # basicsr builds no extension unless BASICSR_EXT is set: the wheel must come out pure Python (py3-none-any).
-BASICSR_EXT= "$python" -m pip wheel --quiet --no-deps --no-build-isolation -w "$dest" basicsr==1.4.2
+env -u BASICSR_EXT "$python" -m pip wheel --quiet --no-deps --no-build-isolation -w "$dest" basicsr==1.4.2
 if [[ ! -f $dest/basicsr-1.4.2-py3-none-any.whl ]]; then
     echo "error: basicsr 1.4.2 did not build as a pure-Python wheel in $dest; build it without BASICSR_EXT" >&2
     exit 1
