@@ -1,7 +1,9 @@
 """scripts/gpu_check.py: the CPU dry run end to end, the target verdicts, and the wheel install."""
 
+import argparse
 import base64
 import hashlib
+import importlib
 import json
 import os
 import subprocess
@@ -10,6 +12,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
+import yaml
 from conftest import ROOT
 
 from scripts.gpu_check import (
@@ -19,8 +23,11 @@ from scripts.gpu_check import (
     TARGET_STEPS,
     install_command,
     missing_wheels,
+    plan,
     targets,
 )
+from segsr.option_schema import validate_options
+from segsr.options import parse_command_line
 
 
 @pytest.mark.slow
@@ -120,3 +127,25 @@ def test_only_missing_wheels_are_installed_into_their_own_folder(tmp_path):
                            env={**os.environ, 'PYTHONPATH': str(site)}, capture_output=True, text=True, check=True)
     assert probe.stdout.strip() == '42'
     assert sorted(path.name for path in site.iterdir()) == ['segsr_probe_pkg', 'segsr_probe_pkg-1.0.dist-info']
+
+
+def test_every_command_of_the_gpu_plan_is_accepted_by_its_script_and_the_training_options_by_the_schema(
+        tmp_path, monkeypatch):
+    """What a CPU cannot run of the GPU plan is at least parsed here, so the first GPU run fails on no typo."""
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.syspath_prepend(str(ROOT / 'scripts'))
+    steps = plan(argparse.Namespace(device='cuda', quick=False), tmp_path / 'out', tmp_path, gpus=2)
+    parsed = []
+    for step in steps:
+        program = Path(step.command[1]).name
+        if program in ('benchmark.py', 'compare_loss_curves.py', 'tiled_inference_peak.py'):
+            options = importlib.import_module(program.removesuffix('.py')).parse_args(step.command[2:])
+            assert options.device == 'cuda'
+            parsed.append(program)
+        elif program == 'train.py' or 'torch.distributed.run' in step.command:
+            train_args = step.command[step.command.index(str(ROOT / 'segsr/train.py')) + 1:]
+            options_file = parse_command_line(True, train_args).opt
+            validate_options(yaml.safe_load(Path(options_file).read_text()), options_file, True)
+            parsed.append('train.py')
+    assert parsed.count('benchmark.py') == 8 and parsed.count('train.py') == 2
+    assert {'compare_loss_curves.py', 'tiled_inference_peak.py'} <= set(parsed)
