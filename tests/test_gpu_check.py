@@ -35,7 +35,7 @@ def test_quick_cpu_run_writes_summary_results_log_and_plot(tmp_path):
     out = tmp_path / 'out'
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'CUDA_VISIBLE_DEVICES': '', 'PYTHONPATH': str(ROOT)}
     done = subprocess.run([sys.executable, str(ROOT / 'scripts/gpu_check.py'), '--device', 'cpu', '--quick',
-                           '--out', str(out)], env=env, capture_output=True, text=True, timeout=400)
+                           '--out', str(out)], env=env, capture_output=True, text=True, timeout=1000)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert sorted(path.name for path in out.iterdir()) == sorted(OUTPUT_FILES)
 
