@@ -237,6 +237,7 @@ def test_unsupported_scale_lists_supported_ones(clip_file):
     assert '[2, 3, 4, 8]' in one_line_error(excinfo)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 def test_cpu_and_cuda_agree(clip_file):
     net = build(clip_file).eval()
