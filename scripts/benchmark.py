@@ -28,7 +28,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
-import yaml
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,8 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def config_options(model: str, config: str) -> dict:
     """The whole option file of a (model, config)."""
-    with open(ROOT / OPTION_FILES[(model, config)]) as f:
-        return yaml.safe_load(f)
+    from segsr.utils.option_yaml import load_option_file
+
+    return load_option_file(ROOT / OPTION_FILES[(model, config)])
 
 
 def network_options(model: str, config: str) -> dict:

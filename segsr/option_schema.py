@@ -7,6 +7,7 @@ Sections that basicsr and this project read (top level, ``datasets.*``, ``path``
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from segsr.utils.errors import SegSRError
@@ -20,7 +21,8 @@ class Field:
     """One option: the YAML kinds it may take, whether it must be there, and the keys of a mapping.
 
     ``keys`` and ``patterns`` (regular expressions) name a mapping's known keys; ``closed`` mappings
-    reject any other key, with a did-you-mean suggestion among ``keys`` and ``examples``.
+    reject any other key, with a did-you-mean suggestion among ``keys`` and ``examples``. ``check``
+    judges a value of the right kind and returns what is wrong with it, or None.
     """
 
     kinds: tuple[str, ...]
@@ -29,25 +31,50 @@ class Field:
     patterns: dict[str, 'Field'] = field(default_factory=dict)
     closed: bool = False
     examples: tuple[str, ...] = ()
+    check: Callable[[object], str | None] | None = None
 
 
-def _f(*kinds: str, required: bool = False) -> Field:
-    return Field(kinds, required)
+def _f(*kinds: str, required: bool = False, check: Callable[[object], str | None] | None = None) -> Field:
+    return Field(kinds, required, check=check)
+
+
+def at_least(minimum: int) -> Callable[[object], str | None]:
+    """A number (or null, where the kinds allow it) of at least ``minimum``."""
+    return lambda value: None if value is None or value >= minimum else f'must be at least {minimum}, got {value}'
+
+
+def positive(value: object) -> str | None:
+    return None if value > 0 else f'must be greater than 0, got {value}'
+
+
+def gpu_count(value: object) -> str | None:
+    if value == 'auto' or (not isinstance(value, str) and value >= 0):
+        return None
+    return f'must be a number of GPUs (0 for the CPU) or auto, got {value!r}'
+
+
+def plain_folder_name(value: object) -> str | None:
+    """``name`` becomes experiments/<name> and results/<name>: it must stay inside them."""
+    if value in ('', '.', '..') or '/' in value or '\\' in value or '\0' in value:
+        return f'must be a plain folder name (no path separator, not "." or ".."), got {value!r}'
+    return None
 
 
 TYPED = Field(('dict',), keys={'type': _f('str', required=True)})  # a registered type and its free-form kwargs
 OPTIONAL_TYPED = Field(('dict', 'none'), keys={'type': _f('str', required=True)})
+OPTIM = Field(('dict',), keys={'type': _f('str', required=True), 'lr': _f('float', check=positive)})
 
+POSITIVE_INT = _f('int', check=at_least(1))
 DATASET_KEYS = {
-    'name': _f('str', required=True), 'type': _f('str', required=True), 'phase': _f('str'), 'scale': _f('int'),
+    'name': _f('str', required=True), 'type': _f('str', required=True), 'phase': _f('str'), 'scale': POSITIVE_INT,
     'dataroot_gt': _f('str'), 'dataroot_lq': _f('str'), 'meta_info_file': _f('str', 'none'),
-    'io_backend': _f('dict'), 'filename_tmpl': _f('str'), 'gt_size': _f('int'), 'use_hflip': _f('bool'),
-    'use_rot': _f('bool'), 'use_shuffle': _f('bool'), 'num_worker_per_gpu': _f('int'),
-    'batch_size_per_gpu': _f('int'), 'dataset_enlarge_ratio': _f('int'), 'prefetch_mode': _f('str', 'none'),
-    'pin_memory': _f('bool'), 'persistent_workers': _f('bool'), 'num_prefetch_queue': _f('int'),
+    'io_backend': _f('dict'), 'filename_tmpl': _f('str'), 'gt_size': POSITIVE_INT, 'use_hflip': _f('bool'),
+    'use_rot': _f('bool'), 'use_shuffle': _f('bool'), 'num_worker_per_gpu': _f('int', check=at_least(0)),
+    'batch_size_per_gpu': POSITIVE_INT, 'dataset_enlarge_ratio': POSITIVE_INT, 'prefetch_mode': _f('str', 'none'),
+    'pin_memory': _f('bool'), 'persistent_workers': _f('bool'), 'num_prefetch_queue': POSITIVE_INT,
     'color': _f('str', 'none'), 'mean': _f('list', 'none'), 'std': _f('list', 'none'),
 }
-TRAIN_DATASET = Field(('dict',), keys={**DATASET_KEYS, 'batch_size_per_gpu': _f('int', required=True)})
+TRAIN_DATASET = Field(('dict',), keys={**DATASET_KEYS, 'batch_size_per_gpu': replace(POSITIVE_INT, required=True)})
 EVAL_DATASET = Field(('dict',), keys=DATASET_KEYS)
 
 PATH = Field(('dict',), closed=True, keys={
@@ -59,22 +86,24 @@ PATH = Field(('dict',), closed=True, keys={
 }, examples=('pretrain_network_g', 'strict_load_g', 'param_key_g'))
 
 TRAIN = Field(('dict',), closed=True, keys={
-    'total_iter': _f('int', required=True), 'optim_g': TYPED, 'scheduler': TYPED, 'warmup_iter': _f('int'),
-    'ema_decay': _f('float'), 'max_nonfinite_steps': _f('int'), 'amp': _f('str', 'bool'), 'net_d_iters': _f('int'),
+    'total_iter': replace(POSITIVE_INT, required=True), 'optim_g': OPTIM, 'scheduler': TYPED,
+    'warmup_iter': _f('int'), 'ema_decay': _f('float'), 'max_nonfinite_steps': POSITIVE_INT, 'amp': _f('str', 'bool'),
+    'net_d_iters': _f('int'),
     'net_d_init_iters': _f('int'), 'use_grad_clip': _f('bool'), 'r1_reg_weight': _f('float'),
     'path_reg_weight': _f('float'), 'path_batch_shrink': _f('int'), 'net_g_reg_every': _f('int'),
     'net_d_reg_every': _f('int'), 'mixing_prob': _f('float'), 'fix_flow': _f('int', 'none'),
     'flow_lr_mul': _f('float'), 'dcn_lr_mul': _f('float'), 'lr_flow': _f('float'),
-}, patterns={r'optim_\w+': TYPED, r'\w+_opt': OPTIONAL_TYPED}, examples=('optim_<net>', '<loss>_opt'))
+}, patterns={r'optim_\w+': OPTIM, r'\w+_opt': OPTIONAL_TYPED}, examples=('optim_<net>', '<loss>_opt'))
 
+FREQUENCY = _f('int', 'none', check=at_least(1))  # every N iterations; null: never (at the end only)
 METRICS = Field(('dict', 'none'), patterns={r'.+': TYPED})
 VAL = Field(('dict',), closed=True, keys={
-    'val_freq': _f('int', 'none'), 'save_img': _f('bool'), 'suffix': _f('str', 'none'), 'pbar': _f('bool'),
+    'val_freq': FREQUENCY, 'save_img': _f('bool'), 'suffix': _f('str', 'none'), 'pbar': _f('bool'),
     'metrics': METRICS, 'compare_bicubic': _f('bool'), 'num_val_samples': _f('int'),
     'center_frame_only': _f('bool'), 'flip_seq': _f('bool'), 'amp': _f('str', 'bool'),
 })
 LOGGER = Field(('dict',), closed=True, keys={
-    'print_freq': _f('int'), 'save_checkpoint_freq': _f('int'), 'use_tb_logger': _f('bool'),
+    'print_freq': FREQUENCY, 'save_checkpoint_freq': FREQUENCY, 'use_tb_logger': _f('bool'),
     'wandb': Field(('dict', 'none'), keys={'project': _f('str', 'none'), 'resume_id': _f('str', 'none')}),
 })
 DIST_PARAMS = Field(('dict',), closed=True, keys={'backend': _f('str'), 'port': _f('int')})
@@ -87,7 +116,8 @@ PERFORMANCE = Field(('dict',), closed=True, keys={
 TILE = Field(('dict',), keys={'tile_size': _f('int'), 'tile_pad': _f('int')})
 
 COMMON_TOP = {
-    'name': _f('str', required=True), 'model_type': _f('str'), 'scale': _f('int'), 'num_gpu': _f('int', 'str'),
+    'name': _f('str', required=True, check=plain_folder_name), 'model_type': _f('str'),
+    'scale': POSITIVE_INT, 'num_gpu': _f('int', 'str', check=gpu_count),
     'manual_seed': _f('int', 'none'), 'path': PATH, 'val': VAL, 'logger': LOGGER, 'dist_params': DIST_PARAMS,
     'find_unused_parameters': _f('bool'), 'tile': TILE, 'performance': PERFORMANCE,
     'network_g': replace(TYPED, required=True),
@@ -136,6 +166,9 @@ def _check(value: object, spec: Field, where: str, problems: list[str], top_leve
         expected = ' or '.join(KIND_NAMES[kind] for kind in spec.kinds)
         problems.append(f'{where}: expected {expected}, got {type(value).__name__} {value!r}')
         return
+    if spec.check is not None and (problem := spec.check(value)):
+        problems.append(f'{where}: {problem}')
+        return
     if not isinstance(value, dict) or not (spec.keys or spec.patterns):
         return
     prefix = f'{where}.' if where else ''
@@ -154,10 +187,29 @@ def _check(value: object, spec: Field, where: str, problems: list[str], top_leve
             problems.append(f'{prefix}{key}: unknown key; {hint}')
 
 
+# Network options that state the upscaling factor, in the archs of basicsr, HAT and this project.
+NETWORK_SCALE_KEYS = ('upscale', 'scale')
+
+
+def _scale_problems(opt: dict) -> list[str]:
+    """The network and every dataset must upscale by the top-level ``scale``."""
+    scale = opt.get('scale')
+    if not isinstance(scale, int):
+        return []
+    stated = [(f'network_g.{key}', opt['network_g'][key]) for key in NETWORK_SCALE_KEYS
+              if isinstance(opt.get('network_g'), dict) and isinstance(opt['network_g'].get(key), int)][:1]
+    stated += [(f'datasets.{phase}.scale', dataset['scale']) for phase, dataset in opt.get('datasets', {}).items()
+               if isinstance(dataset, dict) and isinstance(dataset.get('scale'), int)]
+    return [f'{where}: {value} does not match scale: {scale}; make them agree' for where, value in stated
+            if value != scale]
+
+
 def validate_options(opt: dict, source: str, is_train: bool) -> None:
     """Raise one SegSRError that lists every problem found in the options, or return if there are none."""
     problems: list[str] = []
     _check(opt, TRAIN_TOP if is_train else EVAL_TOP, '', problems, top_level=True)
+    if not problems:
+        problems = _scale_problems(opt)
     if problems:
         count = f'{len(problems)} problem{"s" if len(problems) > 1 else ""}'
         raise SegSRError(f'{count} in option file {source}: ' + '; '.join(problems))

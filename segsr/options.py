@@ -11,14 +11,14 @@ import random
 from pathlib import Path
 
 import torch
-import yaml
 from basicsr.utils import set_random_seed
 from basicsr.utils.dist_util import get_dist_info
-from basicsr.utils.options import _postprocess_yml_value, ordered_yaml
 
+from segsr.data.loaders import apply_loader_defaults
 from segsr.option_schema import validate_options
 from segsr.utils.dist import init_dist
 from segsr.utils.errors import SegSRError
+from segsr.utils.option_yaml import load_option_file, parse_option_value
 from segsr.utils.registries import check_registered_types
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -45,27 +45,8 @@ def parse_command_line(is_train: bool, argv: list[str] | None = None) -> argpars
     return parser.parse_args(argv)
 
 
-def read_yaml(path: str | os.PathLike) -> dict:
-    """Read an option file, turning a missing file or a syntax error into a one-line message."""
-    path = Path(path)
-    if not path.is_file():
-        raise SegSRError(f'option file {path} does not exist; pass an existing YAML file with -opt '
-                         f'(examples are in {PROJECT_ROOT / "options"})')
-    try:
-        with path.open() as f:
-            opt = yaml.load(f, Loader=ordered_yaml()[0])
-    except yaml.YAMLError as err:
-        mark = getattr(err, 'problem_mark', None)
-        where = f' at line {mark.line + 1}, column {mark.column + 1}' if mark else ''
-        problem = getattr(err, 'problem', None) or str(err).splitlines()[0]
-        raise SegSRError(f'option file {path} is not valid YAML{where}: {problem}; fix the syntax there') from None
-    if not isinstance(opt, dict):
-        raise SegSRError(f'option file {path} must hold a mapping of options, not {type(opt).__name__}')
-    return opt
-
-
 def apply_overrides(opt: dict, overrides: list[str]) -> None:
-    """Apply ``a:b:c=value`` overrides to existing keys."""
+    """Apply ``a:b:c=value`` overrides; each value is read as YAML by the safe option loader."""
     for entry in overrides:
         if '=' not in entry:
             raise SegSRError(f'--force_yml entry "{entry}" has no "="; write it as section:key=value')
@@ -76,7 +57,15 @@ def apply_overrides(opt: dict, overrides: list[str]) -> None:
             if not isinstance(node.get(key), dict):
                 raise SegSRError(f'--force_yml entry "{entry}": section "{key}" does not exist in the options')
             node = node[key]
-        node[leaf] = _postprocess_yml_value(value)
+        node[leaf] = parse_option_value(value, f'--force_yml entry "{entry}"')
+
+
+def check_gpus(num_gpu: int) -> None:
+    """Asking for more GPUs than this machine shows is a mistake found now, not at the first CUDA call."""
+    visible = torch.cuda.device_count()
+    if num_gpu > visible:
+        raise SegSRError(f'num_gpu: {num_gpu} but {visible} GPUs are visible here; '
+                         'set num_gpu: 0 to run on the CPU (or --force_yml num_gpu=0)')
 
 
 def resolve_path(path: str, root: Path) -> str:
@@ -108,9 +97,40 @@ def check_dataroots(opt: dict) -> None:
                 raise SegSRError(f'datasets.{phase}.{key}: {path} does not exist; {data_builder_hint(path)}')
 
 
+DEFAULT_PRINT_FREQ = 100
+DEFAULT_SAVE_CHECKPOINT_FREQ = 5000
+DEFAULT_MAX_NONFINITE_STEPS = 10
+
+
+def default_metrics(scale: int) -> dict:
+    """The protocol of the SR literature: Y channel, a border of ``scale`` pixels cropped."""
+    return {
+        'psnr': {'type': 'calculate_psnr', 'crop_border': scale, 'test_y_channel': True},
+        'ssim': {'type': 'calculate_ssim', 'crop_border': scale, 'test_y_channel': True},
+    }
+
+
+def complete_options(opt: dict, is_train: bool) -> None:
+    """Fill every default the run reads, once, so no later stage changes the options or guesses a value."""
+    logger = opt['logger']
+    if is_train:
+        logger.setdefault('print_freq', DEFAULT_PRINT_FREQ)
+        logger.setdefault('save_checkpoint_freq', DEFAULT_SAVE_CHECKPOINT_FREQ)
+        logger.setdefault('use_tb_logger', True)
+        opt['train'].setdefault('max_nonfinite_steps', DEFAULT_MAX_NONFINITE_STEPS)
+        apply_loader_defaults(opt['datasets']['train'], opt['num_gpu'])
+    else:
+        if not isinstance(opt.get('scale'), int):
+            raise SegSRError('scale: missing; add the upscaling factor of the network (e.g. scale: 4)')
+        val = opt['val'] = opt.get('val') or {}
+        val.setdefault('metrics', default_metrics(opt['scale']))
+        val.setdefault('save_img', False)
+        val.setdefault('pbar', True)
+
+
 def setup_options(args: argparse.Namespace, is_train: bool) -> dict:
     """Read, complete and check the options; join the process group when a launcher is given."""
-    opt = read_yaml(args.opt)
+    opt = load_option_file(args.opt)
     if args.force_yml:
         apply_overrides(opt, args.force_yml)
     validate_options(opt, args.opt, is_train)
@@ -121,6 +141,7 @@ def setup_options(args: argparse.Namespace, is_train: bool) -> dict:
     if opt.get('num_gpu', 0) == 'auto':
         opt['num_gpu'] = torch.cuda.device_count()
     opt['num_gpu'] = int(opt.get('num_gpu', 0))
+    check_gpus(opt['num_gpu'])
 
     check_registered_types(opt)
 
@@ -172,4 +193,5 @@ def setup_options(args: argparse.Namespace, is_train: bool) -> dict:
         results_root = root / 'results' / name
         opt['path'].update(results_root=str(results_root), log=str(results_root),
                            visualization=str(results_root / 'visualization'))
+    complete_options(opt, is_train)
     return opt

@@ -3,12 +3,12 @@
 from copy import deepcopy
 from pathlib import Path
 
-import yaml
 from basicsr.archs import build_network  # segsr/__init__ has patched basicsr and registered the archs
 from torch import nn
 
 from segsr.utils.checkpoint import load_checkpoint, load_state_dict_checked, select_state_dict
 from segsr.utils.errors import SegSRError
+from segsr.utils.option_yaml import load_option_file
 
 
 def _load_file(path: Path) -> dict:
@@ -19,11 +19,8 @@ def _load_file(path: Path) -> dict:
 
 
 def _network_options_from_yaml(path: Path) -> dict:
-    try:
-        options = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise SegSRError(f'cannot read options file {path} ({type(error).__name__}): pass a readable YAML') from None
-    if not isinstance(options, dict) or not isinstance(options.get('network_g'), dict):
+    options = load_option_file(path)
+    if not isinstance(options.get('network_g'), dict):
         raise SegSRError(f'options file {path} has no network_g section: pass a training or test options file')
     return options['network_g']
 
