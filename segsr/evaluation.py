@@ -6,31 +6,14 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from basicsr.data import build_dataloader
 from basicsr.models import build_model
 from basicsr.utils import get_env_info, get_root_logger, get_time_str, make_exp_dirs
 from basicsr.utils.options import dict2str
 
-from segsr.data.loaders import build_checked_dataset
+from segsr.data.loaders import build_eval_loader
 from segsr.options import parse_command_line, setup_options
 from segsr.utils.errors import SegSRError
 from segsr.utils.report import average_rows, format_table, metric_columns, write_csv, write_json
-
-
-def default_metrics(scale: int) -> dict:
-    """The protocol of the SR literature: Y channel, a border of ``scale`` pixels cropped."""
-    return {
-        'psnr': {'type': 'calculate_psnr', 'crop_border': scale, 'test_y_channel': True},
-        'ssim': {'type': 'calculate_ssim', 'crop_border': scale, 'test_y_channel': True},
-    }
-
-
-def complete_val_options(opt: dict) -> None:
-    val = opt.setdefault('val', {}) or {}
-    opt['val'] = val
-    val.setdefault('metrics', default_metrics(opt['scale']))
-    val.setdefault('save_img', False)
-    val.setdefault('pbar', True)
 
 
 def describe_protocol(metrics_opt: dict) -> dict:
@@ -100,7 +83,6 @@ def evaluate(opt: dict) -> list[dict]:
     if not opt['path'].get('pretrain_network_g'):
         raise SegSRError('path.pretrain_network_g is not set; point it at the trained weights '
                          '(experiments/<name>/models/net_g_latest.pth)')
-    complete_val_options(opt)
     make_exp_dirs(opt)
     log_file = Path(opt['path']['log']) / f"test_{opt['name']}_{get_time_str()}.log"
     logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO, log_file=str(log_file))
@@ -109,16 +91,15 @@ def evaluate(opt: dict) -> list[dict]:
 
     loaders = []
     for phase, dataset_opt in opt['datasets'].items():
-        dataset = build_checked_dataset(dataset_opt, phase)
-        logger.info(f'Test set {dataset_opt["name"]}: {len(dataset)} images.')
-        loaders.append(build_dataloader(dataset, dataset_opt, num_gpu=opt['num_gpu'], dist=False, sampler=None,
-                                        seed=opt['manual_seed']))
+        loader = build_eval_loader(dataset_opt, phase, opt)
+        logger.info(f'Test set {dataset_opt["name"]}: {len(loader.dataset)} images.')
+        loaders.append(loader)
     model = build_model(opt)
     payloads = []
     for loader in loaders:
         name = loader.dataset.opt['name']
-        model.validation(loader, current_iter=0, tb_logger=None, save_img=opt['val']['save_img'])
-        payloads.append(report_dataset(opt, name, model.validation_rows[name], model))
+        rows = model.validation(loader, current_iter=0, tb_logger=None, save_img=opt['val']['save_img'])
+        payloads.append(report_dataset(opt, name, rows, model))
     return payloads
 
 

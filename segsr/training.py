@@ -2,13 +2,15 @@
 
 import datetime
 import logging
+import logging.handlers
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from basicsr.data import build_dataloader
 from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
 from basicsr.models import build_model
 from basicsr.utils import (
@@ -24,16 +26,18 @@ from basicsr.utils import (
 )
 from basicsr.utils.options import copy_opt_file, dict2str
 
-from segsr.data.loaders import apply_loader_defaults, build_checked_dataset
-from segsr.data.sampling import build_train_loader
+from segsr.data.loaders import build_eval_loader, build_train_loader
 from segsr.options import parse_command_line, setup_options
 from segsr.utils.checkpoint import load_checkpoint
 from segsr.utils.errors import SegSRError
+from segsr.utils.files import remove_stale_temp_files
 from segsr.utils.loss_log import LossLog
 from segsr.utils.rng import all_ranks_rng_state, isolated_rng, restore_rng_state
+from segsr.utils.run_lock import RunLock, refuse_if_locked
 from segsr.utils.signals import StopRequest
 
-DEFAULT_MAX_NONFINITE_STEPS = 10
+# Log records kept in memory until the run's log file exists (a start that fails writes none).
+EARLY_LOG_CAPACITY = 100_000
 
 
 def candidate_states(states_dir: Path) -> list[Path]:
@@ -66,10 +70,21 @@ def agreed_resume_state(opt: dict, logger: logging.Logger) -> tuple[str | None, 
         newest = newest_state(Path(opt['path']['training_states']), Path(opt['path']['models']), logger)
         if newest is not None:
             path, state = str(newest[0]), newest[1]
+        elif not path:
+            report_archived_runs(Path(opt['path']['experiments_root']), logger)
     choice = [path]
     if opt['dist']:
         torch.distributed.broadcast_object_list(choice, src=0)
     return choice[0], state
+
+
+def report_archived_runs(experiment: Path, logger: logging.Logger) -> None:
+    """--auto_resume found nothing: name the archived runs of this name, which may hold the run meant."""
+    archived = sorted(path.name for path in experiment.parent.glob(f'{experiment.name}_archived_*') if path.is_dir())
+    if archived:
+        logger.warning(f'--auto_resume: {experiment} holds no training state; archived runs of this name: '
+                       f'{", ".join(archived)}. To continue one, set path.resume_state to a state in its '
+                       'training_states folder; this run starts from iteration 0.')
 
 
 def load_resume_state(opt: dict, logger: logging.Logger) -> dict | None:
@@ -91,43 +106,53 @@ def run_logger(opt: dict) -> logging.Logger:
     return logger
 
 
-def prepare_experiment(opt: dict, opt_file: str, resumed: bool, logger: logging.Logger) -> logging.Handler | None:
-    """Create the experiment folders (rank 0) and attach this run's log file; return its handler."""
-    if not resumed:
-        make_exp_dirs(opt)
-        if opt['logger'].get('use_tb_logger') and 'debug' not in opt['name'] and opt['rank'] == 0:
+def open_experiment(opt: dict, opt_file: str, resumed: bool, logger: logging.Logger,
+                    early_log: logging.handlers.MemoryHandler) -> tuple[RunLock | None, logging.Handler | None]:
+    """Lock the experiment folder, archive an earlier run there (fresh start only, as basicsr does), create the
+    folders, remove temporary files of dead runs and attach the log file; rank 0 does the writing.
+
+    Called only once everything the run needs is built, so a start that fails never archives or writes.
+    Returns the lock (held for the run's life) and the log file's handler.
+    """
+    if opt['rank'] != 0:
+        early_log.close()
+        return None, None
+    experiment = Path(opt['path']['experiments_root'])
+    if resumed:
+        lock = RunLock.acquire(experiment)
+        for key in ('models', 'training_states'):
+            Path(opt['path'][key]).mkdir(parents=True, exist_ok=True)
+    else:
+        earlier = RunLock.acquire(experiment) if experiment.is_dir() else None
+        make_exp_dirs(opt)  # renames an earlier folder to <name>_archived_<time>; its lock moves along with it
+        lock = RunLock.acquire(experiment)
+        if earlier is not None:
+            earlier.release()
+        if opt['logger']['use_tb_logger'] and 'debug' not in opt['name']:
             mkdir_and_rename(str(Path(opt['root_path']) / 'tb_logger' / opt['name']))
     copy_opt_file(opt_file, opt['path']['experiments_root'])
-    handler = None
-    if opt['rank'] == 0:
-        log_file = Path(opt['path']['log']) / f"train_{opt['name']}_{get_time_str()}.log"
-        handler = logging.FileHandler(log_file, 'w')
-        handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s: %(message)s'))
-        logger.addHandler(handler)
+    handler = logging.FileHandler(Path(opt['path']['log']) / f"train_{opt['name']}_{get_time_str()}.log", 'w')
+    handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s: %(message)s'))
+    logger.addHandler(handler)
     logger.info(get_env_info())
     logger.info(dict2str(opt))
-    return handler
+    logger.removeHandler(early_log)
+    early_log.setTarget(handler)
+    early_log.close()  # flushes what was logged while the run was being built into the log file
+    for path in remove_stale_temp_files(experiment):
+        logger.info(f'Removed {path.relative_to(experiment)}, a temporary file of a run that no longer exists.')
+    return lock, handler
 
 
 def build_loaders(opt: dict, logger: logging.Logger):
-    train_loader = train_sampler = None
+    train_loader, train_sampler = build_train_loader(opt['datasets']['train'], opt)
+    logger.info(f'Training on {len(train_loader.dataset)} images, {len(train_loader)} iterations per epoch, '
+                f'batch {opt["datasets"]["train"]["batch_size_per_gpu"]} per process x {opt["world_size"]} processes.')
     val_loaders = []
     for phase, dataset_opt in opt['datasets'].items():
-        if phase == 'train':
-            train_set = build_checked_dataset(dataset_opt, phase)
-            apply_loader_defaults(dataset_opt, opt['num_gpu'])
-            train_loader, train_sampler = build_train_loader(train_set, dataset_opt, opt)
-            if len(train_loader) == 0:
-                raise SegSRError(f'datasets.train: {len(train_set)} images do not fill one batch of '
-                                 f'{train_loader.batch_size}; lower batch_size_per_gpu or raise dataset_enlarge_ratio')
-            logger.info(f'Training on {len(train_set)} images, {len(train_loader)} iterations per epoch, '
-                        f'batch {dataset_opt["batch_size_per_gpu"]} per process x {opt["world_size"]} processes.')
-        else:  # the option schema admits only train, val and val_<n>
-            val_set = build_checked_dataset(dataset_opt, phase)
-            val_loader = build_dataloader(val_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
-                                          sampler=None, seed=opt['manual_seed'])
-            logger.info(f'Validation set {dataset_opt["name"]}: {len(val_set)} images.')
-            val_loaders.append(val_loader)
+        if phase != 'train':  # the option schema admits only train, val and val_<n>
+            val_loaders.append(build_eval_loader(dataset_opt, phase, opt))
+            logger.info(f'Validation set {dataset_opt["name"]}: {len(val_loaders[-1].dataset)} images.')
     return train_loader, train_sampler, val_loaders
 
 
@@ -182,14 +207,28 @@ def restore_rng(state: dict, opt: dict, logger: logging.Logger) -> None:
     restore_rng_state(states[opt['rank']])
 
 
-def save_state(model, opt: dict, progress: Progress) -> None:
+@contextmanager
+def naming_last_checkpoint(opt: dict, last_saved: int | None) -> Iterator[None]:
+    """A checkpoint that cannot be written (disk full) ends the run with one line that also names the last
+    complete one, which is intact: files are written under a temporary name and renamed."""
+    try:
+        yield
+    except SegSRError as err:
+        models = Path(opt['path']['models'])
+        last = (f'the last complete checkpoint is {models / f"net_g_{last_saved}.pth"} with its training state'
+                if last_saved else 'no checkpoint of this run was complete yet')
+        raise SegSRError(f'{err}; {last}; free space, then continue with --auto_resume') from None
+
+
+def save_state(model, opt: dict, progress: Progress, last_saved: int | None) -> None:
     """Weights and training state at ``progress.iteration`` (all processes call; rank 0 writes)."""
     extra = {
         'rng': all_ranks_rng_state(opt['num_gpu'] > 0),
         'sampler': {'epoch_samples': progress.epoch_samples},
         'nonfinite_steps': progress.nonfinite_total,
     }
-    model.save(progress.epoch, progress.iteration, extra_state=extra)
+    with naming_last_checkpoint(opt, last_saved):
+        model.save(progress.epoch, progress.iteration, extra_state=extra)
 
 
 def check_finite_step(model, progress: Progress, max_in_row: int, logger: logging.Logger) -> None:
@@ -209,29 +248,21 @@ def check_finite_step(model, progress: Progress, max_in_row: int, logger: loggin
             f'{model.opt["path"]["models"]}; lower the learning rate or check the data, then resume with --auto_resume')
 
 
-def train(opt: dict, opt_file: str) -> None:
-    logger = run_logger(opt)
-    resume_state = load_resume_state(opt, logger)
-    log_handler = prepare_experiment(opt, opt_file, resumed=resume_state is not None, logger=logger)
-    try:
-        run_training(opt, resume_state, logger)
-    finally:
-        if log_handler is not None:
-            logger.removeHandler(log_handler)
-            log_handler.close()
+@dataclass
+class Run:
+    """Everything a run needs, built before the experiment folder is touched."""
+
+    train_loader: object
+    train_sampler: object
+    val_loaders: list
+    model: object
+    progress: Progress
+    resumed: bool
 
 
-def run_training(opt: dict, resume_state: dict | None, logger: logging.Logger) -> None:
-    tb_logger = None
-    if opt['logger'].get('use_tb_logger', True) and 'debug' not in opt['name']:
-        tb_logger = init_tb_logger(log_dir=str(Path(opt['root_path']) / 'tb_logger' / opt['name']))
-    opt['logger'].setdefault('use_tb_logger', tb_logger is not None)
-
+def build_run(opt: dict, resume_state: dict | None, logger: logging.Logger) -> Run:
+    """Data, network, weights and resumed state: whatever of these fails, fails before anything is written."""
     train_loader, train_sampler, val_loaders = build_loaders(opt, logger)
-    total_iters = int(opt['train']['total_iter'])
-    global_batch = train_loader.batch_size * opt['world_size']
-    max_nonfinite = int(opt['train'].get('max_nonfinite_steps', DEFAULT_MAX_NONFINITE_STEPS))
-
     model = build_model(opt)
     progress = Progress()
     if resume_state:
@@ -240,15 +271,48 @@ def run_training(opt: dict, resume_state: dict | None, logger: logging.Logger) -
         restore_rng(resume_state, opt, logger)
         logger.info(f'Resuming training from epoch {progress.epoch}, iteration {progress.iteration} '
                     f'({progress.epoch_samples} samples of the epoch already used).')
+    return Run(train_loader, train_sampler, val_loaders, model, progress, resumed=resume_state is not None)
+
+
+def train(opt: dict, opt_file: str) -> None:
+    logger = run_logger(opt)
+    early_log = logging.handlers.MemoryHandler(EARLY_LOG_CAPACITY, flushLevel=logging.CRITICAL + 1)
+    logger.addHandler(early_log)
+    lock = log_handler = None
+    try:
+        if opt['rank'] == 0:
+            refuse_if_locked(Path(opt['path']['experiments_root']))
+        resume_state = load_resume_state(opt, logger)
+        run = build_run(opt, resume_state, logger)
+        lock, log_handler = open_experiment(opt, opt_file, run.resumed, logger, early_log)
+        run_training(opt, run, logger)
+    finally:
+        logger.removeHandler(early_log)
+        if log_handler is not None:
+            logger.removeHandler(log_handler)
+            log_handler.close()
+        if lock is not None:
+            lock.release()
+
+
+def run_training(opt: dict, run: Run, logger: logging.Logger) -> None:
+    tb_logger = None
+    if opt['logger']['use_tb_logger'] and 'debug' not in opt['name'] and opt['rank'] == 0:
+        tb_logger = init_tb_logger(log_dir=str(Path(opt['root_path']) / 'tb_logger' / opt['name']))
+    train_loader, train_sampler, val_loaders, model, progress = (
+        run.train_loader, run.train_sampler, run.val_loaders, run.model, run.progress)
+    total_iters = int(opt['train']['total_iter'])
+    global_batch = train_loader.batch_size * opt['world_size']
+    max_nonfinite = int(opt['train']['max_nonfinite_steps'])
     loss_log = LossLog(Path(opt['path']['experiments_root']) / 'losses.jsonl', enabled=opt['rank'] == 0,
-                       resume_iter=progress.iteration if resume_state else None)
+                       resume_iter=progress.iteration if run.resumed else None)
 
     msg_logger = MessageLogger(opt, progress.iteration, tb_logger)
     prefetcher = make_prefetcher(opt, train_loader)
-    print_freq = int(opt['logger'].get('print_freq', 100))
-    save_freq = int(opt['logger'].get('save_checkpoint_freq', 5000))
+    print_freq = opt['logger']['print_freq'] or 0  # null: never
+    save_freq = opt['logger']['save_checkpoint_freq'] or 0  # null: at the end (and on a stop request) only
     val_freq = int(opt['val'].get('val_freq') or 0) if opt.get('val') else 0
-    last_saved = progress.iteration if resume_state else None
+    last_saved = progress.iteration if run.resumed else None
 
     logger.info(f'Start training from epoch {progress.epoch}, iteration {progress.iteration}.')
     data_timer, iter_timer = AvgTimer(), AvgTimer()
@@ -272,14 +336,14 @@ def run_training(opt: dict, resume_state: dict | None, logger: logging.Logger) -
                 check_finite_step(model, progress, max_nonfinite, logger)
                 if current_iter == 1:
                     msg_logger.reset_start_time()
-                if current_iter % print_freq == 0:
+                if print_freq and current_iter % print_freq == 0:
                     msg_logger({'epoch': progress.epoch, 'iter': current_iter,
                                 'lrs': model.get_current_learning_rate(), 'time': iter_timer.get_avg_time(),
                                 'data_time': data_timer.get_avg_time(), **model.get_current_log()})
                 stopping = stop.agreed()
-                if current_iter % save_freq == 0 or stopping:
+                if (save_freq and current_iter % save_freq == 0) or stopping:
                     logger.info(f'Saving models and training state of iteration {current_iter}.')
-                    save_state(model, opt, progress)
+                    save_state(model, opt, progress, last_saved)
                     last_saved = current_iter
                 if stopping:
                     logger.warning(f'Stop requested ({stop.signal_name or "by another process"}): '
@@ -297,8 +361,10 @@ def run_training(opt: dict, resume_state: dict | None, logger: logging.Logger) -
     logger.info(f'End of training after {datetime.timedelta(seconds=int(time.time() - start_time))}. '
                 'Saving the latest model.')
     if last_saved != progress.iteration:
-        save_state(model, opt, progress)
-    model.save(epoch=-1, current_iter=-1)
+        save_state(model, opt, progress, last_saved)
+        last_saved = progress.iteration
+    with naming_last_checkpoint(opt, last_saved):
+        model.save(epoch=-1, current_iter=-1)
     if val_loaders and not (val_freq and progress.iteration % val_freq == 0):
         validate(model, val_loaders, opt, progress.iteration, tb_logger)
     if tb_logger:

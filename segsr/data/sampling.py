@@ -11,11 +11,9 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-from basicsr.data.prefetch_dataloader import PrefetchDataLoader
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset, Sampler
 
 from segsr.utils.rng import isolated_python_numpy_rng
-from segsr.utils.signals import ignore_stop_signals
 
 
 def derived_seed(*keys: int) -> int:
@@ -78,24 +76,3 @@ class SeededSamples(Dataset):
         index, seed = key
         with isolated_python_numpy_rng(seed):
             return self.dataset[index]
-
-
-def build_train_loader(dataset: Dataset, dataset_opt: dict, opt: dict) -> tuple[DataLoader, ResumableSampler]:
-    """The training loader and its sampler, with basicsr's batch, worker and prefetch options."""
-    processes_per_loader = 1 if opt['dist'] else max(opt['num_gpu'], 1)
-    sampler = ResumableSampler(len(dataset), opt['world_size'], opt['rank'],
-                               dataset_opt.get('dataset_enlarge_ratio', 1), opt['manual_seed'])
-    num_workers = dataset_opt.get('num_worker_per_gpu', 0) * processes_per_loader
-    loader_args = dict(
-        dataset=SeededSamples(dataset), batch_size=dataset_opt['batch_size_per_gpu'] * processes_per_loader,
-        sampler=sampler, num_workers=num_workers, drop_last=True,
-        pin_memory=dataset_opt.get('pin_memory', False),
-        persistent_workers=dataset_opt.get('persistent_workers', False) and num_workers > 0,
-        worker_init_fn=ignore_stop_signals if num_workers > 0 else None,
-        # the loader draws its workers' base seed from this generator, not from the global one that
-        # the network's own randomness (dropout, drop-path) uses and that a resumed run restores
-        generator=torch.Generator().manual_seed(derived_seed(opt['manual_seed'], opt['rank'])),
-    )
-    if dataset_opt.get('prefetch_mode') == 'cpu':
-        return PrefetchDataLoader(num_prefetch_queue=dataset_opt.get('num_prefetch_queue', 1), **loader_args), sampler
-    return DataLoader(**loader_args), sampler

@@ -170,7 +170,13 @@ class SegSRModel(SRModel):
         if resume_state.get('grad_scaler'):
             self.performance.scaler(self.device).load_state_dict(resume_state['grad_scaler'])
 
-    def nondist_validation(self, dataloader, current_iter: int, tb_logger, save_img: bool) -> None:
+    def validation(self, dataloader, current_iter: int, tb_logger, save_img: bool = False) -> list[dict]:
+        """Validate on rank 0 and return its per-image rows (metrics, bicubic metrics, class); [] elsewhere."""
+        if self.opt['dist'] and self.opt['rank'] != 0:
+            return []
+        return self.nondist_validation(dataloader, current_iter, tb_logger, save_img)
+
+    def nondist_validation(self, dataloader, current_iter: int, tb_logger, save_img: bool) -> list[dict]:
         dataset_name = dataloader.dataset.opt['name']
         val_opt = self.opt['val']
         metrics_opt = val_opt.get('metrics') or {}
@@ -204,16 +210,14 @@ class SegSRModel(SRModel):
             rows.append(row)
             del self.lq, self.output
 
-        if not hasattr(self, 'validation_rows'):
-            self.validation_rows = {}
-        self.validation_rows[dataset_name] = rows
         if not metrics_opt or not rows:
-            return
+            return rows
         averages = average_rows(rows, metric_columns(rows))
         self.metric_results = {metric: averages[metric] for metric in metrics_opt}
         for metric, value in self.metric_results.items():
             self._update_best_metric_result(dataset_name, metric, value, current_iter)
         self._log_validation(dataset_name, len(rows), averages, current_iter, tb_logger)
+        return rows
 
     def _image_path(self, dataset_name: str, img_name: str, current_iter: int) -> str:
         visualization = self.opt['path']['visualization']

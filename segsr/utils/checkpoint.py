@@ -1,6 +1,7 @@
 """Checkpoint files: written atomically, read safely, and named for basicsr's layout."""
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,19 @@ from segsr.utils.files import atomic_open
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """Save so that a job killed mid-write never leaves a truncated checkpoint under the real name."""
-    with atomic_open(path) as handle:
-        torch.save(obj, handle)
+    """Save so that a job killed mid-write never leaves a truncated checkpoint under the real name.
+
+    A failed write (a full disk: torch reports it as a RuntimeError) is a one-line error naming the file;
+    the temporary file is removed and an earlier file of that name is left as it was.
+    """
+    try:
+        with atomic_open(path) as handle:
+            torch.save(obj, handle)
+    except (OSError, RuntimeError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        free = shutil.disk_usage(Path(path).parent).free if Path(path).parent.is_dir() else 0
+        message = f'cannot write checkpoint {path} ({reason}; {free / 2**20:.1f} MiB free on its disk)'
+        raise SegSRError(message) from None
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 'cpu') -> dict:

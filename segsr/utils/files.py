@@ -6,6 +6,7 @@ the write succeeded, so readers see the old file or the whole new one.
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -27,11 +28,12 @@ def _renamed_on_success(temporary: Path, final: Path) -> Iterator[Path]:
 def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """A binary handle on ``<path>.tmp``, synced and renamed onto ``path`` when the block succeeds.
 
-    The name does not end in the real suffix, so a file left by a killed process is never taken for
-    an image; dataset preparation removes such files on its next run.
+    The name (``<name>.<pid>.tmp``) does not end in the real suffix, so a file left by a killed process
+    is never taken for an image, and it names its writer, so :func:`remove_stale_temp_files` can tell
+    whether that process is gone.
     """
     path = Path(path)
-    with _renamed_on_success(path.with_name(path.name + TEMP_SUFFIX), path) as temporary:
+    with _renamed_on_success(path.with_name(f'{path.name}.{os.getpid()}{TEMP_SUFFIX}'), path) as temporary:
         with open(temporary, 'wb') as handle:
             yield handle
             handle.flush()
@@ -59,3 +61,35 @@ def atomic_path(final: Path) -> contextlib.AbstractContextManager[Path]:
     processes writing the same output do not share it.
     """
     return _renamed_on_success(final.with_name(f'.{final.stem}.partial-{os.getpid()}{final.suffix}'), final)
+
+
+# The temporary names above: ``<name>.<pid>.tmp`` and ``.<stem>.partial-<pid><suffix>``.
+TEMP_NAME_PID = (re.compile(r'.+\.(\d+)\.tmp'), re.compile(r'\..+\.partial-(\d+)(\.[^.]*)?'))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Remove, under ``folder``, the temporary files of the writers above whose process is no longer alive.
+
+    Only names these writers make are touched, so a user's own ``*.tmp`` file is left alone.
+    Returns the removed paths.
+    """
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for path in folder.rglob('*'):
+        match = next((m for pattern in TEMP_NAME_PID if (m := pattern.fullmatch(path.name))), None)
+        if match and path.is_file() and not _process_alive(int(match.group(1))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

@@ -5,6 +5,7 @@ import math
 import os
 from pathlib import Path
 
+from segsr.utils.errors import SegSRError
 from segsr.utils.files import atomic_write_bytes
 
 
@@ -36,8 +37,12 @@ class LossLog:
         record = {'iter': iteration, 'epoch': epoch, 'lr': lr,
                   **{name: value if math.isfinite(value) else None for name, value in losses.items()},
                   'skipped': skipped}
-        with self.path.open('a', encoding='utf-8') as handle:
-            handle.write(json.dumps(record) + '\n')
+        try:
+            with self.path.open('a', encoding='utf-8') as handle:
+                handle.write(json.dumps(record) + '\n')
+        except OSError as err:
+            raise SegSRError(f'cannot append to {self.path} ({err.strerror}); free space, then continue with '
+                             '--auto_resume') from None
 
 
 def read_loss_log(path: str | os.PathLike) -> list[dict]:
