@@ -22,7 +22,6 @@ if __name__ == '__main__':  # run as a script: import this checkout's package
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 import torch  # noqa: E402
-import yaml  # noqa: E402
 from rasterio.transform import Affine  # noqa: E402
 from rasterio.windows import Window  # noqa: E402
 
@@ -30,6 +29,7 @@ import segsr  # noqa: E402,F401  (basicsr compat and registration)
 from segsr import infer  # noqa: E402
 from segsr.inference.tiling import count_tiles  # noqa: E402
 from segsr.utils.files import atomic_write_bytes  # noqa: E402
+from segsr.utils.option_yaml import load_option_file  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def random_network_options(path: Path) -> dict:
     """``network_g`` of an option file with CLIP weights left random and no text initialisation."""
-    network = yaml.safe_load(path.read_text())['network_g']
+    network = load_option_file(path)['network_g']
     if 'sfem' in network:
         network['sfem']['pretrained'] = None
         network.get('slm', {}).pop('text_init', None)
