@@ -6,6 +6,7 @@ the write succeeded, so readers see the old file or the whole new one.
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -59,3 +60,47 @@ def atomic_path(final: Path) -> contextlib.AbstractContextManager[Path]:
     processes writing the same output do not share it.
     """
     return _renamed_on_success(final.with_name(f'.{final.stem}.partial-{os.getpid()}{final.suffix}'), final)
+
+
+PARTIAL_NAME = re.compile(r'^\..+\.partial-(\d+)\.')
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def open_by_any_process(path: Path) -> bool:
+    """Whether a live process holds ``path`` open (Linux /proc; elsewhere assumed so, to stay on the safe side)."""
+    proc = Path('/proc')
+    if not proc.is_dir():
+        return True
+    target = str(path.resolve())
+    for fd_dir in proc.glob('[0-9]*/fd'):
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) == target for fd in fd_dir.iterdir()):
+                return True
+    return False
+
+
+def remove_stale_partials(folder: str | os.PathLike) -> list[Path]:
+    """Delete temporary files killed processes left in ``folder``: ``.name.partial-PID.ext`` whose PID
+    is gone, and ``*.tmp`` that no live process holds open. Returns what was removed."""
+    removed = []
+    for path in Path(folder).iterdir():
+        if not path.is_file():
+            continue
+        match = PARTIAL_NAME.match(path.name)
+        if match:
+            stale = int(match.group(1)) != os.getpid() and not pid_alive(int(match.group(1)))
+        else:
+            stale = path.name.endswith(TEMP_SUFFIX) and not open_by_any_process(path)
+        if stale:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
