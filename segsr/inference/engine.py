@@ -18,7 +18,10 @@ def resolve_device(name: str | None) -> torch.device:
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     if name.startswith('cuda') and not torch.cuda.is_available():
         raise SegSRError(f'--device {name} asked for but CUDA is not available: use --device cpu')
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise SegSRError(f'unknown --device {name!r}: use cpu, cuda or cuda:N') from None
 
 
 def makes_guidance(network: nn.Module) -> bool:
@@ -48,7 +51,8 @@ class TileUpscaler:
             shape = tuple(image.shape)
             raise SegSRError(f'network output {shape} for a {PROBE_SIZE}px input is not an integer upscale')
         self.sr_channels = image.shape[1]
-        self.map_channels = sum(m.shape[1] for m in maps)
+        self.map_stages = [m.shape[1] for m in maps]
+        self.map_channels = sum(self.map_stages)
 
     @torch.inference_mode()
     def _forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
