@@ -57,6 +57,7 @@ def run_child(args: argparse.Namespace) -> None:
     """Runs one scene and prints one JSON line with its numbers."""
     from segsr.inference.checkpoint import input_channels, load_network
     from segsr.inference.engine import TileUpscaler
+    from segsr.inference.inputs import plan_input
     from segsr.inference.runner import RadiometryOptions, TilingOptions, upscale_files
     from segsr.inference.tiling import count_tiles
 
@@ -70,8 +71,7 @@ def run_child(args: argparse.Namespace) -> None:
         tiles = count_tiles(dataset.height, dataset.width, args.tile, args.overlap)
     start = time.perf_counter()
     upscale_files(
-        [Path(args.scene)],
-        Path(args.out),
+        [plan_input(Path(args.scene), Path(args.out), guidance=False)],
         upscaler,
         TilingOptions(args.tile, args.overlap, args.batch),
         RadiometryOptions(),
