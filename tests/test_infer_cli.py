@@ -230,13 +230,17 @@ def test_bf16_autocast_stays_close_to_float32(weights, tmp_path):
 def test_guidance_maps_are_written_on_the_output_grid(guided_arch, tmp_path):
     weights = save_checkpoint(tmp_path / 'guided.pth', {'type': guided_arch, 'upscale': 2, 'stages': 2})
     data, _ = multispectral(40, 50)
-    source = write_geotiff(tmp_path / 'scene.tif', data[:3], nodata=None)
+    data[:, :4, :6] = 0
+    source = write_geotiff(tmp_path / 'scene.tif', data[:3], nodata=0)
     infer('--weights', weights, '--input', source, '--output', tmp_path / 'out', '--tile', 16, '--overlap', 8,
           '--save-guidance')
     with rasterio.open(tmp_path / 'out' / 'scene_guidance.tif') as maps, rasterio.open(source) as lr:
         assert maps.count == 2 and maps.dtypes[0] == 'float32' and maps.shape == (80, 100)
         assert maps.crs == lr.crs and maps.transform.almost_equals(lr.transform @ Affine.scale(0.5))
-        assert np.isfinite(maps.read()).all() and maps.read().std() > 0
+        assert maps.descriptions == ('stage 1', 'stage 2')
+        values = maps.read()
+    assert np.isnan(values[:, :8, :12]).all(), 'nodata areas are masked in the maps'
+    assert np.isfinite(values[:, 8:]).all() and np.nanstd(values) > 0
 
 
 def test_guidance_from_a_plain_network_is_refused(weights, tmp_path, capsys):
