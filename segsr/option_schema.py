@@ -2,13 +2,15 @@
 
 Sections that basicsr and this project read (top level, ``datasets.*``, ``path``, ``train``, ``val``,
 ``logger``, ``dist_params``) are described here; the constructor arguments of registered types
-(``network_*``, a dataset's own options, a loss's or metric's) stay free-form apart from ``type``.
+(a dataset's own options, a loss's or metric's) stay free-form apart from ``type``; those of
+``network_*`` are checked against the arch constructors by :mod:`segsr.network_options`.
 """
 
 import difflib
 import re
 from dataclasses import dataclass, field, replace
 
+from segsr.network_options import network_option_problems
 from segsr.utils.errors import SegSRError
 
 KIND_NAMES = {'int': 'an integer', 'float': 'a number', 'bool': 'true/false', 'str': 'a string',
@@ -158,6 +160,7 @@ def validate_options(opt: dict, source: str, is_train: bool) -> None:
     """Raise one SegSRError that lists every problem found in the options, or return if there are none."""
     problems: list[str] = []
     _check(opt, TRAIN_TOP if is_train else EVAL_TOP, '', problems, top_level=True)
+    problems += network_option_problems(opt)
     if problems:
         count = f'{len(problems)} problem{"s" if len(problems) > 1 else ""}'
         raise SegSRError(f'{count} in option file {source}: ' + '; '.join(problems))

@@ -4,7 +4,6 @@ from collections.abc import Sequence
 
 import torch
 from basicsr.archs.arch_util import Upsample
-from basicsr.utils import get_root_logger
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
@@ -104,11 +103,8 @@ class HAT(nn.Module):
         upsampler: str = 'pixelshuffle',
         resi_connection: str = '1conv',
         attn_impl: str = 'sdpa',
-        **kwargs,
     ):
         super().__init__()
-        if kwargs:
-            get_root_logger().warning(f'HAT ignores unknown options: {", ".join(sorted(kwargs))}')
         resolution = tuple(s // p for s, p in zip(_pair(img_size), _pair(patch_size), strict=True))
         self._check_options(
             upscale, upsampler, resi_connection, depths, num_heads, embed_dim, window_size, overlap_ratio, resolution
