@@ -13,6 +13,7 @@ from basicsr.utils.options import dict2str
 
 from segsr.data.loaders import build_checked_dataset
 from segsr.options import parse_command_line, setup_options
+from segsr.self_ensemble import PROTOCOL_TEXT
 from segsr.utils.errors import SegSRError
 from segsr.utils.report import average_rows, format_table, metric_columns, write_csv, write_json
 
@@ -33,12 +34,13 @@ def complete_val_options(opt: dict) -> None:
     val.setdefault('pbar', True)
 
 
-def describe_protocol(metrics_opt: dict) -> dict:
-    """What the numbers mean: RGB papers and Y-channel papers are not comparable."""
+def describe_protocol(metrics_opt: dict, self_ensemble: bool = False) -> dict:
+    """What the numbers mean: RGB and Y-channel papers, plain and self-ensembled ("+") rows are not comparable."""
     first = next(iter(metrics_opt.values()), {})
     channel = 'Y' if first.get('test_y_channel') else 'RGB'
     crop = int(first.get('crop_border', 0))
-    return {'channel': channel, 'crop_border': crop, 'text': f'{channel} channel, {crop}-pixel border cropped'}
+    text = f'{channel} channel, {crop}-pixel border cropped' + (f', {PROTOCOL_TEXT}' if self_ensemble else '')
+    return {'channel': channel, 'crop_border': crop, 'self_ensemble': self_ensemble, 'text': text}
 
 
 def count_parameters(net: torch.nn.Module) -> tuple[int, int]:
@@ -58,7 +60,7 @@ def report_dataset(opt: dict, dataset_name: str, rows: list[dict], model) -> dic
     """Print the tables for one test set and write them as CSV and JSON; return the JSON payload."""
     logger = get_root_logger()
     metrics = metric_columns(rows)
-    protocol = describe_protocol(opt['val']['metrics'])
+    protocol = describe_protocol(opt['val']['metrics'], opt['val'].get('self_ensemble', False))
     average = average_rows(rows, metrics)
     columns = ['image'] + (['class'] if 'class' in rows[0] else []) + metrics
     logger.info('\n' + format_table(rows, columns, title=f'{dataset_name}: per image ({protocol["text"]})'))

@@ -14,7 +14,7 @@ if __name__ == '__main__':
 import segsr  # noqa: E402  (basicsr compat and arch registration first)
 from segsr.inference.bands import EACH_BAND  # noqa: E402
 from segsr.inference.checkpoint import input_channels, load_network  # noqa: E402
-from segsr.inference.engine import TileUpscaler, resolve_device  # noqa: E402
+from segsr.inference.engine import TileUpscaler, makes_guidance, resolve_device  # noqa: E402
 from segsr.inference.geotiff import TiffFormat  # noqa: E402
 from segsr.inference.inputs import InputFile, check_input, check_writable, collect_inputs, plan_input  # noqa: E402
 from segsr.inference.runner import (  # noqa: E402
@@ -25,6 +25,7 @@ from segsr.inference.runner import (  # noqa: E402
     one_line,
     upscale_files,
 )
+from segsr.self_ensemble import with_self_ensemble  # noqa: E402
 from segsr.utils.errors import SegSRError  # noqa: E402
 
 COMPRESSIONS = ('deflate', 'lzw', 'zstd', 'lzma', 'packbits', 'none')
@@ -69,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--batch', type=int, default=1, help='tiles per network call')
     parser.add_argument('--bf16', action='store_true', help='bfloat16 autocast (GPU; also allowed on CPU)')
     parser.add_argument('--save-guidance', action='store_true', help='also write guidance maps (SEGSR networks)')
+    parser.add_argument('--self-ensemble', action='store_true',
+                        help='mean over the 8 flips and rotations of each tile (8 network calls per tile)')
     parser.add_argument(
         '--bands',
         type=band_group,
@@ -132,6 +135,8 @@ def plan_inputs(args: argparse.Namespace, radiometry: RadiometryOptions, report:
 def build_upscaler(args: argparse.Namespace, device) -> tuple[TileUpscaler, str]:
     """The network as a tile function, and the name of what it was built from (for provenance)."""
     network, options = load_network(args.weights, args.opt)
+    if args.self_ensemble:
+        network = with_self_ensemble(network, makes_guidance(network))
     upscaler = TileUpscaler(network, input_channels(options), device, bf16=args.bf16, guidance=args.save_guidance)
     return upscaler, Path(args.weights).name
 

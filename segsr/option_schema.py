@@ -73,7 +73,7 @@ METRICS = Field(('dict', 'none'), patterns={r'.+': TYPED})
 VAL = Field(('dict',), closed=True, keys={
     'val_freq': _f('int', 'none'), 'save_img': _f('bool'), 'suffix': _f('str', 'none'), 'pbar': _f('bool'),
     'metrics': METRICS, 'compare_bicubic': _f('bool'), 'num_val_samples': _f('int'),
-    'center_frame_only': _f('bool'), 'flip_seq': _f('bool'), 'amp': _f('str', 'bool'),
+    'center_frame_only': _f('bool'), 'flip_seq': _f('bool'), 'amp': _f('str', 'bool'), 'self_ensemble': _f('bool'),
 })
 LOGGER = Field(('dict',), closed=True, keys={
     'print_freq': _f('int'), 'save_checkpoint_freq': _f('int'), 'use_tb_logger': _f('bool'),

@@ -17,6 +17,7 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 from tqdm import tqdm
 
 from segsr.models.precision import Performance
+from segsr.self_ensemble import ensemble_mean
 from segsr.utils.checkpoint import atomic_torch_save, load_checkpoint, load_state_dict_checked, select_state_dict
 from segsr.utils.report import average_rows, metric_columns
 
@@ -113,13 +114,14 @@ class SegSRModel(SRModel):
         return OrderedDict(zip(loss_dict, values.tolist(), strict=True))
 
     def test(self) -> None:
-        """Inference under ``val.amp`` autocast without the DDP wrapper, whose buffer broadcast would wait for
-        processes not validating."""
+        """Inference under ``val.amp`` autocast (and ``val.self_ensemble``) without the DDP wrapper, whose buffer
+        broadcast would wait for processes not validating."""
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
         was_training = net.training
         net.eval()
+        ensemble = (self.opt.get('val') or {}).get('self_ensemble', False)
         with torch.no_grad(), self.performance.autocast(self.lq, training=False):
-            self.output = net(self.lq).float()
+            self.output = (ensemble_mean(net, self.lq) if ensemble else net(self.lq)).float()
         net.train(was_training)
 
     def save(self, epoch: int, current_iter: int, extra_state: dict | None = None) -> None:
