@@ -23,12 +23,18 @@ DEMO_DATA := datasets/demo/meta/val.txt
 $(DEMO_DATA): scripts/make_demo_data.py segsr/data/demo.py | $(STAMP)
 	$(BIN)/python scripts/make_demo_data.py
 
-# The HAT baseline, then SeG-SR on the same data; each test prints its PSNR next to bicubic's.
+# HAT and SeG-SR on the same backbone, data and schedule, each tested plain and self-ensembled ("+"),
+# then one table: bicubic, both methods, and their paired difference with its 95 % interval.
+PLUS := val:self_ensemble=true
 demo: $(STAMP) $(DEMO_DATA)
 	$(BIN)/python segsr/train.py -opt options/train/demo_HAT_SRx4.yml
-	$(BIN)/python segsr/test.py -opt options/test/demo_HAT_SRx4.yml
 	$(BIN)/python segsr/train.py -opt options/train/demo_SEGSR_SRx4.yml
+	$(BIN)/python segsr/test.py -opt options/test/demo_HAT_SRx4.yml
 	$(BIN)/python segsr/test.py -opt options/test/demo_SEGSR_SRx4.yml
+	$(BIN)/python segsr/test.py -opt options/test/demo_HAT_SRx4.yml --force_yml name=demo_HAT_SRx4_plus $(PLUS)
+	$(BIN)/python segsr/test.py -opt options/test/demo_SEGSR_SRx4.yml --force_yml name=demo_SEGSR_SRx4_plus $(PLUS)
+	$(BIN)/python scripts/demo_table.py --hat results/demo_HAT_SRx4 --segsr results/demo_SEGSR_SRx4 \
+		--hat-plus results/demo_HAT_SRx4_plus --segsr-plus results/demo_SEGSR_SRx4_plus --out results/demo.md
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
