@@ -156,11 +156,20 @@ def _check(value: object, spec: Field, where: str, problems: list[str], top_leve
             problems.append(f'{prefix}{key}: unknown key; {hint}')
 
 
+def wandb_problems(opt: dict) -> list[str]:
+    """basicsr's option files carry ``logger.wandb`` (project null = off); a project would be silently unused."""
+    wandb = (opt.get('logger') or {}).get('wandb') or {}
+    if isinstance(wandb, dict) and wandb.get('project') is not None:
+        return [f"logger.wandb.project: {wandb['project']!r} is not used, segsr logs to TensorBoard only; set "
+                'project: ~ and upload tb_logger/<name> with `wandb sync --sync-tensorboard` if you want it in wandb']
+    return []
+
+
 def validate_options(opt: dict, source: str, is_train: bool) -> None:
     """Raise one SegSRError that lists every problem found in the options, or return if there are none."""
     problems: list[str] = []
     _check(opt, TRAIN_TOP if is_train else EVAL_TOP, '', problems, top_level=True)
-    problems += network_option_problems(opt)
+    problems += network_option_problems(opt) + wandb_problems(opt)
     if problems:
         count = f'{len(problems)} problem{"s" if len(problems) > 1 else ""}'
         raise SegSRError(f'{count} in option file {source}: ' + '; '.join(problems))
