@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from segsr.archs.lmm_arch import LMM
-from segsr.archs.lora import attach_lora
 from segsr.archs.segsr_arch import SEGSR
 from segsr.archs.sfem_arch import SFEM
 from segsr.archs.slm_arch import SLM, TEXT_INIT_KEYS
+from segsr.clip.lora import attach_lora
 
 SIMILARITY = 0.6
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from conftest import train_options, write_yaml
 
-from segsr.archs.clip_tiny import TINY_CLIP_MODEL
+from segsr.clip.tiny import TINY_CLIP_MODEL
 from segsr.network_options import constructor_parameters, network_option_problems
 from segsr.option_schema import validate_options
 from segsr.options import read_yaml
@@ -75,7 +75,7 @@ def test_guided_backbone_type_and_missing_required_arguments():
 
 
 def test_keyword_arguments_are_followed_into_the_base_constructor():
-    from segsr.archs.staged_swinir_arch import StagedSwinIR
+    from segsr.archs.staged_arch import StagedSwinIR
 
     parameters = constructor_parameters(StagedSwinIR)
     assert {'upscale', 'upsampler', 'window_size', 'embed_dim'} <= set(parameters)

@@ -9,7 +9,7 @@ import torch
 from conftest import TINY_EDSR, eval_options, write_yaml
 
 from segsr import evaluation
-from segsr.archs.clip_tiny import TINY_CLIP_MODEL
+from segsr.clip.tiny import TINY_CLIP_MODEL
 from segsr.infer import main as infer_main
 from segsr.self_ensemble import TRANSFORMS, GuidedSelfEnsemble, SelfEnsemble, transform
 
