@@ -25,5 +25,6 @@ setup(
         'segsr-train=segsr.train:main',
         'segsr-test=segsr.test:main',
         'segsr-infer=segsr.infer:main',
+        'segsr-export=segsr.export:main',
     ]},
 )
