@@ -21,6 +21,7 @@ import segsr  # noqa: F401  (basicsr compat and arch registration first)
 from segsr.inference.checkpoint import input_channels, load_network
 from segsr.utils.errors import SegSRError
 from segsr.utils.files import atomic_path
+from segsr.utils.optional import import_optional
 
 INPUT_NAME, OUTPUT_NAME = 'lr', 'sr'
 METADATA_PREFIX = 'segsr.'
@@ -55,16 +56,21 @@ def metadata(network: nn.Module, network_type: str, channels: int, multiple: int
 
 def export_onnx(network: nn.Module, output: Path, channels: int, multiple: int, properties: dict[str, str]) -> None:
     """Write ``output`` atomically: torch.export's graph (dynamo exporter), sizes symbolic in blocks of ``multiple``."""
-    import onnx
-
+    onnx = import_optional('onnx', 'segsr-export')
+    import_optional('onnxscript', 'segsr-export')  # torch's dynamo exporter translates through it
     batch = torch.export.Dim('batch', min=1, max=1024)
     height = multiple * torch.export.Dim('height_blocks', min=1, max=16384 // multiple)
     width = multiple * torch.export.Dim('width_blocks', min=1, max=16384 // multiple)
     example = torch.rand(2, channels, *(multiple * blocks for blocks in EXAMPLE_BLOCKS))
-    with torch.no_grad():
-        program = torch.onnx.export(network, (example,), dynamo=True, verbose=False, input_names=[INPUT_NAME],
-                                    output_names=[OUTPUT_NAME],
-                                    dynamic_shapes={'x': {0: batch, 2: height, 3: width}})
+    try:
+        with torch.no_grad():
+            program = torch.onnx.export(network, (example,), dynamo=True, verbose=False, input_names=[INPUT_NAME],
+                                        output_names=[OUTPUT_NAME],
+                                        dynamic_shapes={'x': {0: batch, 2: height, 3: width}})
+    except torch.onnx.errors.OnnxExporterError as error:
+        summary = str(error).strip().splitlines()[0]
+        raise SegSRError(f'torch cannot export {properties[METADATA_PREFIX + "network"]} to ONNX ({summary}); '
+                         'HAT, SEGSR and the Guided networks export (docs/interop.md)') from None
     model = program.model_proto
     for key, value in properties.items():
         model.metadata_props.add(key=key, value=value)
@@ -80,8 +86,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def compare_with_torch(network: nn.Module, onnx_path: Path, channels: int, multiple: int, seed: int = 0) -> float:
     """PSNR between torch and onnxruntime on a random input of a size the export did not see."""
-    import onnxruntime
-
+    onnxruntime = import_optional('onnxruntime', 'segsr-export')
     generator = torch.Generator().manual_seed(seed)
     lr = torch.rand(1, channels, multiple * 3, multiple * 2, generator=generator)
     with torch.no_grad():

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from segsr.utils.errors import SegSRError
+from segsr.utils.optional import import_optional
 from segsr.utils.padding import reflect_pad
 
 METADATA_PREFIX = 'segsr.'
@@ -27,8 +28,7 @@ class OnnxTileUpscaler:
     map_channels = 0
 
     def __init__(self, path: str | Path, threads: int | None = None):
-        import onnxruntime
-
+        onnxruntime = import_optional('onnxruntime', 'segsr-infer --onnx')
         path = Path(path)
         if not path.is_file():
             raise SegSRError(f'--onnx {path} does not exist: write it with segsr-export --weights W.pth '
