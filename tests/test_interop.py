@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from segsr.archs.clip_tiny import TINY_CLIP_MODEL, write_tiny_clip_checkpoint
-from segsr.archs.lora import lora_modules
+from segsr.clip.lora import lora_modules
+from segsr.clip.tiny import TINY_CLIP_MODEL, write_tiny_clip_checkpoint
 from segsr.export import main as export_main
 from segsr.export import psnr
 from segsr.infer import main as infer_main

@@ -14,7 +14,7 @@ from basicsr.archs import build_network
 from conftest import TINY_EDSR
 
 from segsr import evaluation
-from segsr.archs.clip_tiny import write_tiny_clip_checkpoint
+from segsr.clip.tiny import write_tiny_clip_checkpoint
 from segsr.models import tiled_forward
 from segsr.training import main as train_main
 

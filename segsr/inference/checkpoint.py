@@ -7,7 +7,7 @@ import yaml
 from basicsr.archs import build_network  # segsr/__init__ has patched basicsr and registered the archs
 from torch import nn
 
-from segsr.archs.lora import merge_lora
+from segsr.clip.lora import merge_lora
 from segsr.utils.checkpoint import load_checkpoint, load_state_dict_checked, select_state_dict
 from segsr.utils.errors import SegSRError
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from segsr.nn.padding import reflect_pad
 from segsr.utils.errors import SegSRError
 from segsr.utils.optional import import_optional
-from segsr.utils.padding import reflect_pad
 
 METADATA_PREFIX = 'segsr.'
 REQUIRED_METADATA = ('scale', 'in_channels', 'size_multiple')

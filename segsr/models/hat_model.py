@@ -4,7 +4,7 @@ import torch
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from segsr.models.sr_model import SegSRModel
-from segsr.utils.padding import pad_to_multiple
+from segsr.nn.padding import pad_to_multiple
 
 
 def window_size(network_opt: dict) -> int:

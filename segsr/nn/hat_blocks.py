@@ -23,7 +23,12 @@ from segsr.nn.window_attention import (
 )
 
 
-def merge_heads(out):
+def merge_heads(out: torch.Tensor) -> torch.Tensor:
+    """(B, nw, heads, L, d) -> (B, nw, L, heads * d), head-major along channels.
+
+    Concatenation rather than ``transpose(2, 3).reshape``: with symbolic sizes (ONNX export) torch.export
+    drops the copy that reshape needs, and the graph then fails to build.
+    """
     return torch.cat(out.unbind(2), dim=-1)
 
 
@@ -209,7 +214,7 @@ class OverlappingCrossAttentionBlock(CachedBiasMixin, nn.Module):
         k, v = self._key_value_windows(k, v)
         mask = self.relative_bias(ctx.rpi_oca, q.dtype)
         out = windowed_attention(q, k, v, mask, self.scale, 0.0, self.attn_impl)
-        out = window_merge(merge_heads(out).flatten(1, 1), ws, h, w)
+        out = window_merge(merge_heads(out), ws, h, w)
         x = self.proj(out) + x
         return x + self.mlp(self.norm2(x))
 
