@@ -12,7 +12,7 @@ def _check(registry, name: object, where: str) -> None:
                          f'registered types are: {known}')
 
 
-# Published model types segsr refuses, and why (see docs/training.md, "Published option files").
+# Published model types segsr refuses, and why (docs/interop.md).
 UNSUPPORTED_MODELS = {
     name: (f'model_type {name} (Real-HAT) is not supported: it synthesises real-world degradations on the GPU '
            f'with basicsr\'s {base}, which hard-codes CUDA{extra} and bypasses segsr\'s checkpoints, resume and '
