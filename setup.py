@@ -20,10 +20,11 @@ setup(
     package_data={'segsr': ['data/splits/*/*/*.txt', 'clip/configs/*.json']},
     python_requires='>=3.10',
     install_requires=requirements(),
-    extras_require={'dev': ['pytest', 'ruff']},
+    extras_require={'dev': ['pytest', 'ruff'], 'onnx': ['onnx', 'onnxscript', 'onnxruntime']},
     entry_points={'console_scripts': [
         'segsr-train=segsr.train:main',
         'segsr-test=segsr.test:main',
         'segsr-infer=segsr.infer:main',
+        'segsr-export=segsr.export:main',
     ]},
 )

@@ -1,6 +1,7 @@
 """Super-resolve images, folders and GeoTIFFs of any size with a trained checkpoint.
 
     python segsr/infer.py --weights net_g.pth --input scene.tif --output results/
+    python segsr/infer.py --onnx model.onnx --input scene.tif --output results/   # onnxruntime on the CPU
 """
 
 import argparse
@@ -17,6 +18,7 @@ from segsr.inference.checkpoint import input_channels, load_network  # noqa: E40
 from segsr.inference.engine import TileUpscaler, makes_guidance, resolve_device  # noqa: E402
 from segsr.inference.geotiff import TiffFormat  # noqa: E402
 from segsr.inference.inputs import InputFile, check_input, check_writable, collect_inputs, plan_input  # noqa: E402
+from segsr.inference.onnx_runner import OnnxTileUpscaler  # noqa: E402
 from segsr.inference.runner import (  # noqa: E402
     FILE_ERRORS,
     RadiometryOptions,
@@ -54,7 +56,9 @@ def percentile_pair(text: str) -> tuple[float, float]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--weights', required=True, help='checkpoint (.pth) with params_ema/params and network_g')
+    network = parser.add_mutually_exclusive_group(required=True)
+    network.add_argument('--weights', help='checkpoint (.pth) with params_ema/params and network_g')
+    network.add_argument('--onnx', help='graph written by segsr-export, run with onnxruntime on the CPU')
     parser.add_argument('--opt', help='options YAML whose network_g builds the network (overrides the checkpoint)')
     parser.add_argument('--input', required=True, help='image, raster (GeoTIFF, VRT, /vsizip/...), folder or glob')
     parser.add_argument('--recursive', action='store_true', help='also search subfolders; the output mirrors them')
@@ -113,6 +117,12 @@ def validate(args: argparse.Namespace) -> None:
         raise SegSRError(f'--overlap {args.overlap} must lie between 0 and --tile {args.tile}')
     if args.blocksize is not None and (args.blocksize < 16 or args.blocksize % 16):
         raise SegSRError(f'--blocksize {args.blocksize} must be a positive multiple of 16, e.g. 256 or 512')
+    if args.onnx:
+        torch_only = [flag for flag, given in (('--opt', args.opt), ('--bf16', args.bf16),
+                                               ('--save-guidance', args.save_guidance),
+                                               ('--device', args.device not in (None, 'cpu'))) if given]
+        if torch_only:
+            raise SegSRError(f'{", ".join(torch_only)} apply to --weights only; drop them with --onnx')
 
 
 def plan_inputs(args: argparse.Namespace, radiometry: RadiometryOptions, report: RunReport) -> list[InputFile]:
@@ -132,8 +142,11 @@ def plan_inputs(args: argparse.Namespace, radiometry: RadiometryOptions, report:
     return planned
 
 
-def build_upscaler(args: argparse.Namespace, device) -> tuple[TileUpscaler, str]:
-    """The network as a tile function, and the name of what it was built from (for provenance)."""
+def build_upscaler(args: argparse.Namespace, device) -> tuple[TileUpscaler | OnnxTileUpscaler, str]:
+    """The network runner the tiled engine calls (torch with --weights, onnxruntime with --onnx), and the
+    name of what it was built from (for provenance)."""
+    if args.onnx:
+        return OnnxTileUpscaler(args.onnx), Path(args.onnx).name
     network, options = load_network(args.weights, args.opt)
     if args.self_ensemble:
         network = with_self_ensemble(network, makes_guidance(network))

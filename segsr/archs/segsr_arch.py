@@ -42,6 +42,16 @@ def build_backbone(options: dict, upscale: int) -> nn.Module:
     return backbone
 
 
+def backbone_section(backbone: dict | None, flat: dict) -> dict:
+    """The backbone options, nested (segsr's form) or written flat beside SEGSR's own keys (published form)."""
+    if backbone is not None and flat:
+        raise SegSRError(f'network_g has both backbone and backbone keys at its top ({", ".join(sorted(flat))}); '
+                         'move those keys under backbone')
+    if backbone is None and not flat:
+        raise SegSRError('network_g has no backbone options; add a backbone section, e.g. backbone: {type: HAT}')
+    return dict(backbone if backbone is not None else flat)
+
+
 @ARCH_REGISTRY.register()
 class SEGSR(nn.Module):
     """A semantically guided SR network: ``backbone`` (e.g. HAT) with one LMM after each of its stages.
@@ -56,19 +66,22 @@ class SEGSR(nn.Module):
     published weights of the unguided backbone (strictly, for the backbone's keys). ``final_norm:
     false`` drops the backbone's norm after its last stage (the published SeG-SR code never applies
     it); ``published_compat`` reproduces other published behaviours (:class:`PublishedCompat`).
+
+    The published SeG-SR option files write the backbone's keys flat in ``network_g`` (``in_chans``,
+    ``window_size``, ``depths``...): every key that is not one of SEGSR's own is taken as such a key.
     """
 
     backbone_type = 'HAT'
     backbone_fixed = False
 
-    def __init__(self, backbone: dict, sfem: dict | None = None, slm: dict | None = None, lmm: dict | None = None,
-                 upscale: int = 4, backbone_checkpoint: str | None = None, final_norm: bool = True,
-                 published_compat: dict | None = None):
+    def __init__(self, backbone: dict | None = None, sfem: dict | None = None, slm: dict | None = None,
+                 lmm: dict | None = None, upscale: int = 4, backbone_checkpoint: str | None = None,
+                 final_norm: bool = True, published_compat: dict | None = None, **flat_backbone):
         super().__init__()
         check_scale(upscale)
         compat = PublishedCompat.from_options(published_compat)
         self.upscale = upscale
-        self.backbone = build_backbone(self._backbone_options(backbone), upscale)
+        self.backbone = build_backbone(self._backbone_options(backbone_section(backbone, flat_backbone)), upscale)
         if backbone_checkpoint:
             self.load_backbone_checkpoint(backbone_checkpoint)
         if not final_norm:

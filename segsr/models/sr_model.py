@@ -17,6 +17,7 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 from tqdm import tqdm
 
 from segsr.models.precision import Performance
+from segsr.models.tiled_forward import check_tile_options, tiled_forward
 from segsr.self_ensemble import ensemble_mean
 from segsr.utils.checkpoint import atomic_torch_save, load_checkpoint, load_state_dict_checked, select_state_dict
 from segsr.utils.report import average_rows, metric_columns
@@ -35,12 +36,14 @@ class SegSRModel(SRModel):
     rebuilds its network; every file is written atomically, by rank 0 only. A step whose loss is NaN
     or infinite (on any process) changes neither the weights, the optimiser nor the EMA;
     ``last_step_skipped`` tells the training loop. Precision, memory layout and compilation follow
-    ``train.amp``, ``val.amp`` and ``performance`` (see :mod:`segsr.models.precision`).
+    ``train.amp``, ``val.amp`` and ``performance`` (see :mod:`segsr.models.precision`); validation
+    runs tile by tile when the options have ``tile`` (see :mod:`segsr.models.tiled_forward`).
     """
 
     last_step_skipped = False
 
     def __init__(self, opt: dict):
+        self.tile = check_tile_options(opt.get('tile'))
         self.performance = Performance.from_options(opt)
         self.performance.apply_backend_flags()
         super().__init__(opt)
@@ -121,8 +124,17 @@ class SegSRModel(SRModel):
         net.eval()
         ensemble = (self.opt.get('val') or {}).get('self_ensemble', False)
         with torch.no_grad(), self.performance.autocast(self.lq, training=False):
-            self.output = (ensemble_mean(net, self.lq) if ensemble else net(self.lq)).float()
+            if ensemble:
+                self.output = ensemble_mean(lambda lq: self.run_network(net, lq), self.lq).float()
+            else:
+                self.output = self.run_network(net, self.lq)
         net.train(was_training)
+
+    def run_network(self, net: torch.nn.Module, lq: torch.Tensor) -> torch.Tensor:
+        """The whole image at once, or through the tiled engine when the options have ``tile``."""
+        if self.tile is None:
+            return net(lq).float()
+        return tiled_forward(net, lq, self.opt['scale'], *self.tile)
 
     def save(self, epoch: int, current_iter: int, extra_state: dict | None = None) -> None:
         """Save the weights, then the training state (plus ``extra_state``): a state never outlives its weights."""
