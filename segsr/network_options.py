@@ -69,6 +69,11 @@ def constructor_parameters(target: Callable) -> dict[str, inspect.Parameter]:
     return parameters
 
 
+def takes_flat_backbone(target: Callable) -> bool:
+    """SEGSR and its subclasses also take the backbone's keys flat, as the published option files write them."""
+    return inspect.isclass(target) and issubclass(target, SEGSR)
+
+
 def sections_of(target: Callable) -> dict[str, Section]:
     if inspect.isclass(target):
         return next((sections for cls, sections in NESTED if issubclass(target, cls)), {})
@@ -96,9 +101,11 @@ def _check_call(target: Callable, options: dict, where: str, problems: list[str]
     parameters = constructor_parameters(target)
     known = [name for name in parameters if name not in supplied]
     owner = owner or target.__name__
-    for key in options:
-        if key not in known:
-            problems.append(_unknown(str(key), known, where, owner))
+    unknown = {key: value for key, value in options.items() if key not in known}
+    if unknown and takes_flat_backbone(target) and options.get('backbone') is None:
+        _check_arch({**unknown, 'upscale': options.get('upscale', 4)}, where, problems, target.backbone_type)
+    else:
+        problems.extend(_unknown(str(key), known, where, owner) for key in unknown)
     for name in known:
         if parameters[name].default is inspect.Parameter.empty and name not in options:
             problems.append(f'{where}.{name}: missing; {owner} needs it')
