@@ -216,7 +216,7 @@ def run_job(model: str, config: str, mode: str, args: argparse.Namespace) -> dic
     count = 'compile' not in mode
     result = {'model': model, 'config': config, 'mode': mode, 'params': params, 'trainable': trainable}
 
-    scale = net.upscale
+    scale = net.network_info.scale
     generator = torch.Generator().manual_seed(0)
     lq = torch.rand(args.batch, 3, args.train_size, args.train_size, generator=generator).to(device)
     gt = torch.rand(args.batch, 3, args.train_size * scale, args.train_size * scale, generator=generator).to(device)

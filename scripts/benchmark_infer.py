@@ -55,14 +55,14 @@ def write_scene(path: Path, height: int, width: int) -> None:
 
 def run_child(args: argparse.Namespace) -> None:
     """Runs one scene and prints one JSON line with its numbers."""
-    from segsr.inference.checkpoint import input_channels, load_network
+    from segsr.inference.checkpoint import load_network
     from segsr.inference.engine import TileUpscaler
     from segsr.inference.runner import RadiometryOptions, TilingOptions, upscale_files
     from segsr.inference.tiling import count_tiles
 
     device = torch.device(args.device)
-    network, options = load_network(args.weights)
-    upscaler = TileUpscaler(network, input_channels(options), device, bf16=args.bf16, guidance=False)
+    network, _ = load_network(args.weights)
+    upscaler = TileUpscaler(network, device, bf16=args.bf16, guidance=False)
     baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)

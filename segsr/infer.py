@@ -11,7 +11,7 @@ if __name__ == '__main__':
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import segsr  # noqa: E402,F401  (basicsr compat and arch registration first)
-from segsr.inference.checkpoint import input_channels, load_network  # noqa: E402
+from segsr.inference.checkpoint import load_network  # noqa: E402
 from segsr.inference.engine import TileUpscaler, resolve_device  # noqa: E402
 from segsr.inference.runner import RadiometryOptions, TilingOptions, collect_inputs, upscale_files  # noqa: E402
 from segsr.utils.errors import SegSRError  # noqa: E402
@@ -72,10 +72,8 @@ def validate(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> list[Path]:
     validate(args)
     inputs = collect_inputs(args.input)
-    network, options = load_network(args.weights, args.opt)
-    upscaler = TileUpscaler(
-        network, input_channels(options), resolve_device(args.device), bf16=args.bf16, guidance=args.save_guidance
-    )
+    network, _ = load_network(args.weights, args.opt)
+    upscaler = TileUpscaler(network, resolve_device(args.device), bf16=args.bf16, guidance=args.save_guidance)
     tiling = TilingOptions(tile=args.tile, overlap=args.overlap, batch=args.batch)
     radiometry = RadiometryOptions(bands=args.bands, stretch=args.stretch, percentiles=args.percentiles)
     return upscale_files(inputs, Path(args.output), upscaler, tiling, radiometry, guidance=args.save_guidance)

@@ -76,8 +76,9 @@ def test_adapter_hook_sees_every_stage_and_any_input_size_works(name):
     with torch.no_grad():
         plain, hooked = adapter(lr), adapter(lr, stage_hook=record)
     size = (8, 12) if name == 'SwinIR' else (7, 10)  # padded to the window multiple
-    assert adapter.num_stages == STAGES[name] and adapter.pad_multiple == (4 if name == 'SwinIR' else 1)
-    assert seen == [(i, (1, adapter.num_features, *size)) for i in range(STAGES[name])]
+    info = adapter.network_info
+    assert info.num_stages == STAGES[name] and info.pad_multiple == (4 if name == 'SwinIR' else 1)
+    assert seen == [(i, (1, info.num_features, *size)) for i in range(STAGES[name])]
     assert torch.equal(plain, hooked) and plain.shape == (1, 3, 28, 40)
 
 
@@ -113,7 +114,7 @@ def test_guided_type_runs_forward_and_backward(name, upscale, clip_file):
     lr = torch.rand(2, 3, 7, 9)
     out, maps = net(lr, return_maps=True)
     assert out.shape == (2, 3, 7 * upscale, 9 * upscale)
-    padded = [-(-size // net.backbone.pad_multiple) * net.backbone.pad_multiple for size in (7, 9)]
+    padded = [-(-size // net.network_info.pad_multiple) * net.network_info.pad_multiple for size in (7, 9)]
     assert all(m.shape == (2, 1, *padded) for m in maps)
     out.abs().mean().backward()
     for module in (net.backbone, net.lmm, net.slm):

@@ -51,7 +51,7 @@ def test_full_options_are_twins_on_the_segsr_recipe(backbone, dataset):
 @pytest.mark.parametrize('backbone', BACKBONES)
 def test_full_size_backbone_builds(backbone):
     network = build_network(copy.deepcopy(load('train', f'{backbone}_SRx4_UCMerced')['network_g']))
-    assert network.num_stages == {'EDSR': 4, 'RCAN': 10, 'SwinIR': 6}[backbone]
+    assert network.network_info.num_stages == {'EDSR': 4, 'RCAN': 10, 'SwinIR': 6}[backbone]
 
 
 @pytest.fixture(scope='module')

@@ -263,7 +263,8 @@ def test_registered_and_buildable_from_options():
 
     model = build_network({'type': 'HAT', **TINY})
     assert isinstance(model, HAT)
-    assert (model.num_stages, model.num_features, model.pad_multiple, model.upscale) == (2, 12, 4, 2)
+    info = model.network_info
+    assert (info.num_stages, info.num_features, info.pad_multiple, info.scale) == (2, 12, 4, 2)
 
 
 # --- mask cache -----------------------------------------------------------------------------------
@@ -325,7 +326,7 @@ def test_stage_hook_sees_every_stage_and_identity_hook_changes_nothing():
         plain = model(x)
         hooked = model(x, stage_hook=record)
         zeroed = model(x, stage_hook=lambda stage, feat: feat * 0 if stage == 0 else feat)
-    assert calls == [(i, (2, 12, 8, 12)) for i in range(model.num_stages)]
+    assert calls == [(i, (2, 12, 8, 12)) for i in range(model.network_info.num_stages)]
     assert torch.equal(plain, hooked)
     assert not torch.allclose(plain, zeroed)
 

@@ -68,7 +68,7 @@ def test_tiled_equals_network_on_whole_scene(scale, tile, batch):
     rng = np.random.default_rng(0)
     image = rng.random((3, 45, 70), dtype=np.float32)
     overlap = 16
-    upscaler = TileUpscaler(tiny_edsr(scale), 3, torch.device('cpu'), bf16=False, guidance=False)
+    upscaler = TileUpscaler(tiny_edsr(scale), torch.device('cpu'), bf16=False, guidance=False)
     tiled = run_tiled(image, upscaler, scale, tile, overlap, batch)
 
     padded = np.pad(image, ((0, 0), (overlap, overlap), (overlap, overlap)), mode='reflect')
@@ -153,7 +153,7 @@ def tiny_segsr(tmp_path_factory) -> torch.nn.Module:
 
 def test_segsr_tiles_show_no_seam_in_image_or_guidance(tiny_segsr):
     """Each tile's CLIP sees a different window, so its guidance differs; blending must hide that."""
-    upscaler = TileUpscaler(tiny_segsr, 3, torch.device('cpu'), bf16=False, guidance=True)
+    upscaler = TileUpscaler(tiny_segsr, torch.device('cpu'), bf16=False, guidance=True)
     image = smooth_scene(96, 96)
     untiled = run_tiled(image, upscaler, 2, tile=96, overlap=16)
     hard = run_tiled(image, upscaler, 2, tile=24, overlap=0, batch=4)
