@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from conftest import TINY_HAT
 
 import segsr  # noqa: F401  (registers archs)
 from segsr.archs.hat_arch import HAT
@@ -18,18 +19,7 @@ from segsr.nn.window_attention import (
 )
 from segsr.utils.errors import SegSRError
 
-TINY = dict(
-    img_size=8,
-    embed_dim=12,
-    depths=(2, 1),
-    num_heads=(2, 3),
-    window_size=4,
-    compress_ratio=3,
-    squeeze_factor=4,
-    mlp_ratio=2,
-    upscale=2,
-    upsampler='pixelshuffle',
-)
+TINY = {**TINY_HAT, 'upscale': 2}
 RPI = ('relative_position_index_SA', 'relative_position_index_OCA')
 
 

@@ -5,6 +5,7 @@ import tracemalloc
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_HAT
 
 import segsr  # noqa: F401  (basicsr compat and registration)
 from segsr.inference.engine import TileUpscaler
@@ -115,33 +116,20 @@ def test_feathering_removes_the_step_of_tile_dependent_conditioning():
     assert seam_ratio(feathered, untiled, 24, 1, 16) < 1.25
 
 
-TINY_HAT = {
-    'type': 'HAT',
-    'img_size': 8,
-    'embed_dim': 12,
-    'depths': (2, 1),
-    'num_heads': (2, 3),
-    'window_size': 4,
-    'squeeze_factor': 4,
-    'mlp_ratio': 2,
-}
-
-
 @pytest.fixture(scope='module')
-def tiny_segsr(tmp_path_factory) -> torch.nn.Module:
+def tiny_segsr(clip_file) -> torch.nn.Module:
     """SEGSR with a tiny random CLIP and HAT; the modulation is perturbed so guidance changes the image."""
     from basicsr.utils.registry import ARCH_REGISTRY  # after segsr has patched basicsr
 
     if 'SEGSR' not in ARCH_REGISTRY:
         pytest.skip('the SEGSR arch is not registered in this tree')
-    from segsr.clip.tiny import TINY_CLIP_MODEL, write_tiny_clip_checkpoint
+    from segsr.clip.tiny import TINY_CLIP_MODEL
 
-    clip = write_tiny_clip_checkpoint(tmp_path_factory.mktemp('clip') / 'tiny_clip.pt')
     torch.manual_seed(0)
     network = ARCH_REGISTRY.get('SEGSR')(
-        backbone=TINY_HAT,
+        backbone={'type': 'HAT', **TINY_HAT},
         upscale=2,
-        sfem={'model': TINY_CLIP_MODEL, 'pretrained': str(clip), 'lora': {'rank': 4, 'alpha': 4, 'dropout': 0.0}},
+        sfem={'model': TINY_CLIP_MODEL, 'pretrained': str(clip_file), 'lora': {'rank': 4, 'alpha': 4, 'dropout': 0.0}},
         slm={'num_heads': 4},
         lmm={'hidden': 8},
     ).eval()
