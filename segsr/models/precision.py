@@ -19,7 +19,7 @@ one dataset mostly share a padded size, so they compile once and not once per im
 Everything is device-agnostic: autocast takes its device type from the tensors it sees.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
@@ -109,6 +109,24 @@ class Performance:
     def backward(self, loss: torch.Tensor) -> None:
         """``loss.backward()``, with the loss scaled first when training in fp16."""
         self.scaler(loss.device).scale(loss).backward()
+
+    def train_step(self, net: nn.Module, optimizer: torch.optim.Optimizer, lq: torch.Tensor,
+                   losses_of: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+                   accept: Callable[[dict[str, torch.Tensor]], bool] | None = None) -> tuple[torch.Tensor, dict]:
+        """One optimisation step: forward under the training autocast, losses of the float32 output, backward
+        of their sum, then the optimizer step unless ``accept`` refuses the losses. Returns output and losses.
+
+        The training model, the benchmark and the loss-curve comparison all step through here, so the
+        numbers they report are those of the same step."""
+        optimizer.zero_grad(set_to_none=True)
+        with self.autocast(lq, training=True):
+            output = net(lq)
+        output = output.float()
+        losses = losses_of(output)
+        self.backward(sum(losses.values()))
+        if accept is None or accept(losses):
+            self.step(optimizer)
+        return output, losses
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
         """``optimizer.step()``; in fp16 gradients are unscaled first, and a step with inf/NaN gradients is
