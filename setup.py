@@ -18,6 +18,7 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(include=['segsr', 'segsr.*']),
     package_data={'segsr': ['data/splits/*/*/*.txt', 'clip/configs/*.json']},
+    license='Apache-2.0',
     python_requires='>=3.10',
     install_requires=requirements(),
     extras_require={'dev': ['pytest', 'ruff'], 'onnx': ['onnx', 'onnxscript', 'onnxruntime']},

@@ -24,10 +24,11 @@ import yaml  # noqa: E402
 import segsr  # noqa: E402,F401  (basicsr compat and registration)
 from segsr.clip.tiny import write_tiny_clip_checkpoint  # noqa: E402
 from segsr.export import export_onnx, metadata, psnr, size_multiple  # noqa: E402
-from segsr.inference.checkpoint import input_channels, load_network  # noqa: E402
+from segsr.inference.checkpoint import load_network  # noqa: E402
 from segsr.inference.engine import TileUpscaler  # noqa: E402
 from segsr.inference.onnx_runner import OnnxTileUpscaler  # noqa: E402
 from segsr.inference.tiling import upscale_tiled  # noqa: E402
+from segsr.nn.info import describe  # noqa: E402
 
 OPTIONS = Path(__file__).resolve().parents[1] / 'options' / 'train'
 DEMO_OPTIONS = {'HAT': 'demo_HAT_SRx4.yml', 'SEGSR': 'demo_SEGSR_SRx4.yml'}
@@ -62,7 +63,7 @@ def upscale_scene(runner, scene: np.ndarray, tile: int, overlap: int) -> tuple[n
 def benchmark(name: str, folder: Path, scene: np.ndarray, tile: int, overlap: int, threads: int) -> dict:
     weights = demo_checkpoint(name, folder)
     network, options = load_network(weights)
-    channels, multiple = input_channels(options), size_multiple(network)
+    channels, multiple = describe(network).in_chans, size_multiple(network)
     onnx_path = folder / f'{name}.onnx'
     start = time.perf_counter()
     export_onnx(network, onnx_path, channels, multiple, metadata(network, options['type'], channels, multiple))

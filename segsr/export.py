@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 import segsr  # noqa: F401  (basicsr compat and arch registration first)
-from segsr.inference.checkpoint import input_channels, load_network
+from segsr.inference.checkpoint import load_network
+from segsr.nn.info import describe
 from segsr.utils.errors import SegSRError
 from segsr.utils.files import atomic_path
 from segsr.utils.optional import import_optional
@@ -32,24 +33,16 @@ EXAMPLE_BLOCKS = (2, 3)  # example height and width in multiples: distinct, so n
 def size_multiple(network: nn.Module) -> int:
     """LR sizes the exported graph takes: multiples of the network's padding and, with a CLIP
     encoder, of what makes the CLIP input a whole number of patches without rounding."""
-    backbone = getattr(network, 'backbone', network)
-    multiple = getattr(network, 'pad_multiple', None) or getattr(backbone, 'pad_multiple', 1)
+    multiple = describe(network).pad_multiple
     sfem = getattr(network, 'sfem', None)
     if sfem is not None:
         multiple = math.lcm(multiple, sfem.patch_size // math.gcd(sfem.patch_size, sfem.scale))
     return multiple
 
 
-def network_scale(network: nn.Module) -> int:
-    scale = getattr(network, 'upscale', None) or getattr(getattr(network, 'backbone', None), 'upscale', None)
-    if scale is None:
-        raise SegSRError(f'{type(network).__name__} does not say its upscale factor: export a segsr network')
-    return int(scale)
-
-
 def metadata(network: nn.Module, network_type: str, channels: int, multiple: int) -> dict[str, str]:
     """What ``segsr-infer --onnx`` needs to feed the graph, stored in the ONNX file."""
-    values = {'network': network_type, 'scale': network_scale(network), 'in_channels': channels,
+    values = {'network': network_type, 'scale': describe(network).scale, 'in_channels': channels,
               'size_multiple': multiple}
     return {METADATA_PREFIX + key: str(value) for key, value in values.items()}
 
@@ -108,7 +101,7 @@ def run(args: argparse.Namespace) -> float:
     if output.suffix.lower() != '.onnx':
         raise SegSRError(f'--output {output} must end in .onnx')
     network, options = load_network(args.weights, args.opt)  # LoRA already folded in
-    channels, multiple = input_channels(options), size_multiple(network)
+    channels, multiple = describe(network).in_chans, size_multiple(network)
     export_onnx(network, output, channels, multiple, metadata(network, options['type'], channels, multiple))
     agreement = compare_with_torch(network, output, channels, multiple)
     if agreement < MIN_PSNR_DB:

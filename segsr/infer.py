@@ -14,8 +14,8 @@ if __name__ == '__main__':
 
 import segsr  # noqa: E402  (basicsr compat and arch registration first)
 from segsr.inference.bands import EACH_BAND  # noqa: E402
-from segsr.inference.checkpoint import input_channels, load_network  # noqa: E402
-from segsr.inference.engine import TileUpscaler, makes_guidance, resolve_device  # noqa: E402
+from segsr.inference.checkpoint import load_network  # noqa: E402
+from segsr.inference.engine import TileUpscaler, resolve_device  # noqa: E402
 from segsr.inference.geotiff import TiffFormat  # noqa: E402
 from segsr.inference.inputs import InputFile, check_input, check_writable, collect_inputs, plan_input  # noqa: E402
 from segsr.inference.onnx_runner import OnnxTileUpscaler  # noqa: E402
@@ -147,10 +147,10 @@ def build_upscaler(args: argparse.Namespace, device) -> tuple[TileUpscaler | Onn
     name of what it was built from (for provenance)."""
     if args.onnx:
         return OnnxTileUpscaler(args.onnx), Path(args.onnx).name
-    network, options = load_network(args.weights, args.opt)
+    network, _ = load_network(args.weights, args.opt)
     if args.self_ensemble:
-        network = with_self_ensemble(network, makes_guidance(network))
-    upscaler = TileUpscaler(network, input_channels(options), device, bf16=args.bf16, guidance=args.save_guidance)
+        network = with_self_ensemble(network)
+    upscaler = TileUpscaler(network, device, bf16=args.bf16, guidance=args.save_guidance)
     return upscaler, Path(args.weights).name
 
 

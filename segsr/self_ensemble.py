@@ -10,6 +10,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from segsr.nn.info import NetworkInfo, describe
+
 # (mirror left-right, quarter turns): the dihedral group of the square.
 TRANSFORMS = tuple((mirror, turns) for mirror in (False, True) for turns in range(4))
 PROTOCOL_TEXT = 'x8 self-ensemble'
@@ -41,6 +43,11 @@ class SelfEnsemble(nn.Module):
         super().__init__()
         self.network = network
 
+    @property
+    def network_info(self) -> NetworkInfo:
+        """The wrapped network's: the ensemble changes neither scale, channels nor maps."""
+        return describe(self.network)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return ensemble_mean(self.network, x)
 
@@ -66,5 +73,6 @@ class GuidedSelfEnsemble(SelfEnsemble):
         return torch.stack(images).mean(0), mean_maps
 
 
-def with_self_ensemble(network: nn.Module, makes_guidance: bool) -> SelfEnsemble:
-    return GuidedSelfEnsemble(network) if makes_guidance else SelfEnsemble(network)
+def with_self_ensemble(network: nn.Module) -> SelfEnsemble:
+    """The ensemble that also averages guidance maps where the network makes them."""
+    return GuidedSelfEnsemble(network) if describe(network).map_channels else SelfEnsemble(network)

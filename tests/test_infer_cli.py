@@ -17,6 +17,7 @@ from segsr.infer import main
 from segsr.inference.engine import TileUpscaler
 from segsr.inference.geotiff import block_side
 from segsr.inference.runner import RadiometryOptions, TilingOptions, upscale_file
+from segsr.nn.info import NetworkInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 EDSR = {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'upscale': 2}
@@ -28,6 +29,7 @@ class GuidedToySR(torch.nn.Module):
     def __init__(self, upscale: int = 2, stages: int = 2):
         super().__init__()
         self.upscale = upscale
+        self.network_info = NetworkInfo(scale=upscale, in_chans=3, out_chans=3, map_stages=(1,) * stages)
         self.body = torch.nn.Conv2d(3, 3 * upscale**2, 3, padding=1)
         self.maps = torch.nn.Conv2d(3, stages, 1)
 
@@ -308,7 +310,7 @@ def test_failure_mid_scene_leaves_no_partial_file(tmp_path, name):
     out = tmp_path / 'out'
     out.mkdir()
     (out / name).write_bytes(b'previous result')
-    upscaler = TileUpscaler(FailsOnScenes(build_network(EDSR)), 3, torch.device('cpu'), bf16=False, guidance=False)
+    upscaler = TileUpscaler(FailsOnScenes(build_network(EDSR)), torch.device('cpu'), bf16=False, guidance=False)
     with pytest.raises(RuntimeError, match='out of memory'):
         upscale_file(tmp_path / name, out, upscaler, TilingOptions(tile=16, overlap=4), RadiometryOptions())
     assert [p.name for p in out.iterdir()] == [name] and (out / name).read_bytes() == b'previous result'

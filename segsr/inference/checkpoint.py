@@ -57,10 +57,3 @@ def load_network(
     merge_lora(network)
     return network.eval(), network_options
 
-
-def input_channels(network_options: dict) -> int:
-    """Channels the network expects, from the option names basicsr's and HAT's archs use."""
-    for key in ('num_in_ch', 'in_chans'):
-        if key in network_options:
-            return int(network_options[key])
-    return 3

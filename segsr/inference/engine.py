@@ -1,15 +1,12 @@
 """Running a network on batches of numpy tiles: device placement, bf16 autocast, guidance maps."""
 
-import inspect
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from segsr.nn.info import describe
 from segsr.utils.errors import SegSRError
-
-PROBE_SIZE = 16
 
 
 def resolve_device(name: str | None) -> torch.device:
@@ -24,11 +21,6 @@ def resolve_device(name: str | None) -> torch.device:
         raise SegSRError(f'unknown --device {name!r}: use cpu, cuda or cuda:N') from None
 
 
-def makes_guidance(network: nn.Module) -> bool:
-    """Whether the network can return its per-stage guidance maps (``forward(x, return_maps=True)``)."""
-    return 'return_maps' in inspect.signature(network.forward).parameters
-
-
 class TileUpscaler:
     """``(B, C, h, w)`` float32 array -> ``(B, C_sr + C_maps, h*s, w*s)`` float32 array.
 
@@ -36,23 +28,20 @@ class TileUpscaler:
     as extra channels, so they are tiled and blended exactly like the image.
     """
 
-    def __init__(self, network: nn.Module, in_channels: int, device: torch.device, bf16: bool, guidance: bool):
-        if guidance and not makes_guidance(network):
+    def __init__(self, network: nn.Module, device: torch.device, bf16: bool, guidance: bool):
+        self.network = network.to(device)
+        info = describe(self.network)
+        if guidance and not info.map_channels:
             name = type(network).__name__
             raise SegSRError(f'{name} produces no guidance maps: drop --save-guidance or use a SEGSR checkpoint')
-        self.network = network.to(device)
-        self.in_channels = in_channels
+        self.in_channels = info.in_chans
+        self.scale = info.scale
+        self.sr_channels = info.out_chans
+        self.map_channels = info.map_channels if guidance else 0
+        self.map_stages = list(info.map_stages) if guidance else []
         self.device = device
         self.bf16 = bf16
         self.guidance = guidance
-        image, maps = self._forward(torch.zeros(1, in_channels, PROBE_SIZE, PROBE_SIZE, device=device))
-        self.scale = image.shape[-1] // PROBE_SIZE
-        if self.scale < 1 or tuple(image.shape[-2:]) != (PROBE_SIZE * self.scale,) * 2:
-            shape = tuple(image.shape)
-            raise SegSRError(f'network output {shape} for a {PROBE_SIZE}px input is not an integer upscale')
-        self.sr_channels = image.shape[1]
-        self.map_stages = [m.shape[1] for m in maps]
-        self.map_channels = sum(self.map_stages)
 
     @torch.inference_mode()
     def _forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:

@@ -77,13 +77,13 @@ class SegSRModel(SRModel):
         self.optimizer_g = self.get_optimizer(optim_type, trainable, **optim_opt)
         self.optimizers.append(self.optimizer_g)
 
-    def compute_losses(self) -> OrderedDict:
-        """The configured losses of ``self.output`` against ``self.gt``, by log name."""
+    def compute_losses(self, output: torch.Tensor) -> OrderedDict:
+        """The configured losses of ``output`` against ``self.gt``, by log name."""
         losses = OrderedDict()
         if self.cri_pix:
-            losses['l_pix'] = self.cri_pix(self.output, self.gt)
+            losses['l_pix'] = self.cri_pix(output, self.gt)
         if self.cri_perceptual:
-            l_percep, l_style = self.cri_perceptual(self.output, self.gt)
+            l_percep, l_style = self.cri_perceptual(output, self.gt)
             if l_percep is not None:
                 losses['l_percep'] = l_percep
             if l_style is not None:
@@ -91,21 +91,19 @@ class SegSRModel(SRModel):
         return losses
 
     def optimize_parameters(self, current_iter: int) -> None:
-        """Forward under ``train.amp`` autocast, losses in float32, backward and step through the fp16 scaler."""
-        self.optimizer_g.zero_grad(set_to_none=True)
-        with self.performance.autocast(self.lq, training=True):
-            output = self.net_g(self.lq)
-        self.output = output.float()
-        losses = self.compute_losses()
-        # every process runs backward, so DDP's gradient exchange stays in step
-        self.performance.backward(sum(losses.values()))
+        """Forward under ``train.amp`` autocast, losses in float32, backward and step through the fp16 scaler;
+        a step whose losses are not finite on some process is skipped on all."""
+        self.output, _ = self.performance.train_step(self.net_g, self.optimizer_g, self.lq, self.compute_losses,
+                                                     accept=self._losses_finite)
+        if not self.last_step_skipped and self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def _losses_finite(self, losses: OrderedDict) -> bool:
+        """Every process has run backward (so DDP's gradient exchange stays in step) before the losses are
+        averaged over processes and logged."""
         self.log_dict = self.reduce_loss_dict(losses)
         self.last_step_skipped = not all(math.isfinite(value) for value in self.log_dict.values())
-        if self.last_step_skipped:
-            return
-        self.performance.step(self.optimizer_g)
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
+        return not self.last_step_skipped
 
     def reduce_loss_dict(self, loss_dict: OrderedDict) -> OrderedDict:
         """Losses averaged over every process, on every process, so all agree on skipping a non-finite step."""
