@@ -3,21 +3,25 @@
 import numpy as np
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.data.transforms import augment, paired_random_crop
-from basicsr.utils import FileClient, bgr2ycbcr, imfrombytes, img2tensor
+from basicsr.utils import FileClient, bgr2ycbcr, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torchvision.transforms.functional import normalize
 
 from segsr.data.classes import image_class, load_manifest
+from segsr.data.file_check import PAIR_FIX, modcrop_pair_problem
+from segsr.data.image_files import ImageHeader, read_image
 from segsr.utils.errors import SegSRError
 
 
 def match_gt_to_lq(img_gt: np.ndarray, img_lq: np.ndarray, scale: int, gt_path: str, lq_path: str) -> np.ndarray:
-    """Crop the GT to LR * scale (modcrop), after checking that the LR was made from this GT at this scale."""
+    """Crop the GT to LR * scale (modcrop), after checking that the LR was made from this GT at this scale.
+
+    The dataset check applies the same rule to the headers before a run; this catches a file changed since.
+    """
     (h_gt, w_gt), (h_lq, w_lq) = img_gt.shape[:2], img_lq.shape[:2]
-    if (h_lq, w_lq) != (h_gt // scale, w_gt // scale):
-        raise SegSRError(
-            f'{lq_path} is {w_lq}x{h_lq} but {gt_path} ({w_gt}x{h_gt}) at scale {scale} needs '
-            f'{w_gt // scale}x{h_gt // scale}; point dataroot_lq at the LR_x{scale} folder or set scale to match')
+    problem = modcrop_pair_problem(gt_path, ImageHeader(w_gt, h_gt), lq_path, ImageHeader(w_lq, h_lq), scale)
+    if problem:
+        raise SegSRError(f'{problem}; {PAIR_FIX}')
     return img_gt[:h_lq * scale, :w_lq * scale]
 
 
@@ -27,10 +31,12 @@ class RSPairedImageDataset(PairedImageDataset):
 
     Same options as PairedImageDataset. Differences: the GT is cropped to LR * scale in every
     phase (so HR sizes that are not multiples of the scale work for training too), items are in
-    file-name order without a meta_info_file, a pair whose
-    sizes do not fit the scale raises a one-line SegSRError, and each item has a ``class`` label
-    (from the dataset's manifest.json, else from the file name).
+    file-name order without a meta_info_file, a pair whose sizes do not fit the scale or a file that
+    cannot be read raises a one-line SegSRError, and each item has a ``class`` label (from the
+    dataset's manifest.json, else from the file name).
     """
+
+    pair_size_problem = staticmethod(modcrop_pair_problem)
 
     def __init__(self, opt: dict):
         super().__init__(opt)
@@ -43,8 +49,8 @@ class RSPairedImageDataset(PairedImageDataset):
             self.file_client = FileClient(self.io_backend_opt.pop('type'), **self.io_backend_opt)
         scale = self.opt['scale']
         gt_path, lq_path = self.paths[index]['gt_path'], self.paths[index]['lq_path']
-        img_gt = imfrombytes(self.file_client.get(gt_path, 'gt'), float32=True)
-        img_lq = imfrombytes(self.file_client.get(lq_path, 'lq'), float32=True)
+        img_gt = read_image(self.file_client, gt_path, 'gt')
+        img_lq = read_image(self.file_client, lq_path, 'lq')
         img_gt = match_gt_to_lq(img_gt, img_lq, scale, gt_path, lq_path)
         if self.opt['phase'] == 'train':
             img_gt, img_lq = paired_random_crop(img_gt, img_lq, self.opt['gt_size'], scale, gt_path)
