@@ -1,6 +1,7 @@
 """Bad data is named: broken, missing, undersized or converted image files in datasets and in preparation."""
 
 import hashlib
+import importlib.util
 import logging
 import os
 import shutil
@@ -18,6 +19,7 @@ from conftest import ROOT, eval_options, train_options, write_yaml
 from segsr import evaluation
 from segsr.data.image_files import BadImageFile, read_header
 from segsr.data.loaders import build_checked_dataset
+from segsr.data.prepare import prepare_dataset
 from segsr.utils.errors import SegSRError
 
 SIDE, SCALE = 32, 4
@@ -266,3 +268,55 @@ def test_test_with_a_missing_listed_file_stops_in_one_line_and_writes_nothing(de
     assert message.startswith('error: datasets.test_1: ') and '\n' not in message
     assert f'{data / "LR_x4" / "val" / "camera_00.png"} does not exist' in message
     assert not (tmp_path / 'results').exists()
+
+
+# --- prepare_dataset.py -----------------------------------------------------------------------------------------
+
+def prepare_script():
+    spec = importlib.util.spec_from_file_location('prepare_dataset_script', ROOT / 'scripts' / 'prepare_dataset.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('scales, words', [([0], 'scale 0 is not possible'), ([-2], 'scale -2 is not possible'),
+                                           ([4, 999], 'scale 999 is not possible for AID')])
+def test_impossible_scales_are_refused_before_anything_is_written(tmp_path, scales, words):
+    rs_fakes.build(tmp_path / 'src.zip', rs_fakes.aid_members({'Airport': 10}), 48)
+    with pytest.raises(SegSRError, match=words):
+        prepare_dataset('AID', tmp_path / 'src.zip', tmp_path / 'out', scales=tuple(scales), progress=False)
+    assert not (tmp_path / 'out').exists()
+
+
+def test_bad_workers_and_an_output_that_is_a_file_are_refused(tmp_path):
+    rs_fakes.build(tmp_path / 'src.zip', rs_fakes.aid_members({'Airport': 10}), 48)
+    with pytest.raises(SegSRError, match='workers must be a whole number of at least 1'):
+        prepare_dataset('AID', tmp_path / 'src.zip', tmp_path / 'out', workers=0, progress=False)
+    (tmp_path / 'taken').write_text('mine')
+    with pytest.raises(SegSRError, match='taken exists and is not a folder'):
+        prepare_dataset('AID', tmp_path / 'src.zip', tmp_path / 'taken', progress=False)
+    assert not (tmp_path / 'out').exists() and (tmp_path / 'taken').read_text() == 'mine'
+
+
+def test_script_with_scales_0_exits_2_in_one_line_and_writes_nothing(tmp_path, capsys):
+    rs_fakes.build(tmp_path / 'src.zip', rs_fakes.aid_members({'Airport': 10}), 48)
+    status = prepare_script().main(['AID', '--src', str(tmp_path / 'src.zip'), '--out', str(tmp_path / 'out'),
+                                    '--scales', '0'])
+    captured = capsys.readouterr()
+    assert status == 2 and captured.out == ''
+    assert captured.err.startswith('error: scale 0 is not possible') and captured.err.count('\n') == 1
+    assert not (tmp_path / 'out').exists()
+
+
+def test_broken_sources_are_named_and_the_rest_prepared(tmp_path):
+    members = rs_fakes.aid_members({'Airport': 5})
+    rs_fakes.build(tmp_path / 'src', members, 48, as_zip=False)
+    broken = {members[1]: b'', members[2]: truncated((tmp_path / 'src' / members[2]).read_bytes())}
+    for member, data in broken.items():
+        (tmp_path / 'src' / member).write_bytes(data)
+    manifest = prepare_dataset('AID', tmp_path / 'src', tmp_path / 'out', scales=(2, 4), workers=1, progress=False)
+    errors = {item['source']: item['error'] for item in manifest['failed']}
+    assert errors == {members[1]: 'is empty (0 bytes)', members[2]: 'is truncated (JPEG without its end marker)'}
+    assert manifest['counts']['images'] == 3
+    assert sorted(p.name for p in (tmp_path / 'out' / 'HR').iterdir()) == ['airport_1.png', 'airport_4.png',
+                                                                           'airport_5.png']
