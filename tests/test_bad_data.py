@@ -167,6 +167,14 @@ def test_an_lr_hr_size_mismatch_names_the_pair_and_both_sizes(tmp_path):
         in message and 'point dataroot_lq' in message
 
 
+def test_unpaired_files_in_folders_are_named(tmp_path):
+    root = make_pairs(tmp_path)
+    (root / 'LR' / 'img1.png').rename(root / 'LR' / 'other.png')
+    message = check_error(paired_opt(root, 'val'), 'val')
+    assert f'1 HR files have no LR file, e.g. {root / "HR" / "img1.png"} (no {root / "LR" / "img1.png"})' in message
+    assert f'1 LR files have no HR file, e.g. {root / "LR" / "other.png"}' in message
+
+
 def test_basicsr_paired_dataset_needs_an_exact_multiple_in_training(tmp_path):
     root = make_pairs(tmp_path)
     cv2.imwrite(str(root / 'HR' / 'img3.png'), rgb(3, 34))  # LR 8x8 still floor(34 / 4)

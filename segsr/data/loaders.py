@@ -42,6 +42,8 @@ def build_checked_dataset(dataset_opt: dict, phase: str) -> CheckedDataset:
     where = f'datasets.{phase}'
     try:
         dataset = build_dataset(dataset_opt)
+    except SegSRError as err:
+        raise SegSRError(f'{where}: {err}') from None
     except (AssertionError, ValueError, FileNotFoundError, OSError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SegSRError(f'{where} ({dataset_opt.get("type")}): {message}; check the dataroot and meta_info '

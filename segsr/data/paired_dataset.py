@@ -1,9 +1,11 @@
 """Pre-made LR/HR pairs (the prepared LR_x{s} and HR folders), with a class label per image."""
 
+import os
+
 import numpy as np
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.data.transforms import augment, paired_random_crop
-from basicsr.utils import FileClient, bgr2ycbcr, img2tensor
+from basicsr.utils import FileClient, bgr2ycbcr, img2tensor, scandir
 from basicsr.utils.registry import DATASET_REGISTRY
 from torchvision.transforms.functional import normalize
 
@@ -25,6 +27,24 @@ def match_gt_to_lq(img_gt: np.ndarray, img_lq: np.ndarray, scale: int, gt_path: 
     return img_gt[:h_lq * scale, :w_lq * scale]
 
 
+def unpaired_files_problem(gt_folder: str, lq_folder: str, filename_tmpl: str) -> str | None:
+    """The files of two folders that have no partner, by basicsr's naming rule (basicsr reports only counts)."""
+    gt_names = sorted(scandir(gt_folder))
+    lq_names = set(scandir(lq_folder))
+    partner = {name: filename_tmpl.format(os.path.splitext(name)[0]) + os.path.splitext(name)[1] for name in gt_names}
+    lonely_gt = [name for name in gt_names if partner[name] not in lq_names]
+    lonely_lq = sorted(lq_names - set(partner.values()))
+    parts = []
+    if lonely_gt:
+        parts.append(f'{len(lonely_gt)} HR files have no LR file, e.g. {os.path.join(gt_folder, lonely_gt[0])} '
+                     f'(no {os.path.join(lq_folder, partner[lonely_gt[0]])})')
+    if lonely_lq:
+        parts.append(f'{len(lonely_lq)} LR files have no HR file, e.g. {os.path.join(lq_folder, lonely_lq[0])}')
+    if not parts:
+        return None
+    return '; '.join(parts) + '; remove them, or point dataroot_gt and dataroot_lq at matching folders'
+
+
 @DATASET_REGISTRY.register()
 class RSPairedImageDataset(PairedImageDataset):
     """basicsr's PairedImageDataset, for HR kept at full size next to LR made from modcrop(HR).
@@ -39,6 +59,12 @@ class RSPairedImageDataset(PairedImageDataset):
     pair_size_problem = staticmethod(modcrop_pair_problem)
 
     def __init__(self, opt: dict):
+        folders = opt.get('dataroot_gt'), opt.get('dataroot_lq')
+        if opt['io_backend']['type'] == 'disk' and not opt.get('meta_info_file') and all(
+                folder and os.path.isdir(folder) for folder in folders):
+            problem = unpaired_files_problem(*folders, opt.get('filename_tmpl', '{}'))
+            if problem:
+                raise SegSRError(problem)
         super().__init__(opt)
         if not opt.get('meta_info_file'):  # basicsr keeps the folder's arbitrary listing order
             self.paths.sort(key=lambda pair: pair['gt_path'])
