@@ -2,6 +2,7 @@
 
 import hashlib
 import importlib.util
+import io
 import logging
 import os
 import shutil
@@ -15,6 +16,7 @@ import pytest
 import rs_fakes
 import torch
 from conftest import ROOT, eval_options, train_options, write_yaml
+from PIL import Image
 
 from segsr import evaluation
 from segsr.data.image_files import BadImageFile, read_header
@@ -35,6 +37,13 @@ def png_bytes(img: np.ndarray, ext: str = '.png') -> bytes:
     return buffer.tobytes()
 
 
+def tiff_bytes(img: np.ndarray) -> bytes:
+    """An uncompressed TIFF with its directory first (as PIL writes it), so only the strips are cut short."""
+    buffer = io.BytesIO()
+    Image.fromarray(img).save(buffer, format='TIFF')
+    return buffer.getvalue()
+
+
 def truncated(data: bytes) -> bytes:
     return data[:len(data) // 2]
 
@@ -44,6 +53,7 @@ BROKEN = {
     'text.png': lambda: b'just some text, not pixels\n',
     'truncated.png': lambda: truncated(png_bytes(rgb(1))),
     'truncated.jpg': lambda: truncated(png_bytes(rgb(1), '.jpg')),
+    'truncated.tif': lambda: truncated(tiff_bytes(rgb(1))),
 }
 
 

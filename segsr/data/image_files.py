@@ -1,14 +1,15 @@
 """One image file of a dataset: its header checked without decoding, or its pixels read, naming the file when bad.
 
 The header check is what lets a run refuse a broken dataset in seconds instead of failing mid-epoch: PIL
-reads the size and pixel format from the first bytes of the file, and a PNG or JPEG whose end marker is
+reads the size and pixel format from the first bytes of the file; a PNG or JPEG whose end marker is
 missing (a copy or download cut short) is decoded in full to tell a truncated file from one that merely
-carries trailing bytes.
+carries trailing bytes, and a TIFF whose strips end beyond the file is truncated.
 """
 
 import contextlib
 import io
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -47,10 +48,13 @@ class ImageHeader:
 
 @contextlib.contextmanager
 def _no_size_limit() -> Iterator[None]:
-    """PIL refuses huge images as decompression bombs; only headers are read here, so size is no risk."""
+    """PIL refuses huge images as decompression bombs and warns about damaged metadata; only headers are
+    read here, so size is no risk, and damage is reported by the check itself."""
     limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            yield
     finally:
         Image.MAX_IMAGE_PIXELS = limit
 
@@ -75,6 +79,15 @@ def _tail(path: str) -> bytes:
     with open(path, 'rb') as handle:
         handle.seek(max(os.path.getsize(path) - TAIL_BYTES, 0))
         return handle.read()
+
+
+def tiff_data_end(image: Image.Image) -> int:
+    """Where the last strip or tile of a TIFF ends, by its own offsets and byte counts (0 when not a TIFF)."""
+    tags = getattr(image, 'tag_v2', None)
+    if image.format != 'TIFF' or tags is None:
+        return 0
+    offsets, counts = tags.get(273) or tags.get(324) or (), tags.get(279) or tags.get(325) or ()
+    return max((offset + count for offset, count in zip(offsets, counts, strict=False)), default=0)
 
 
 def lacks_end_marker(image_format: str | None, tail: bytes) -> bool:
@@ -118,7 +131,7 @@ def read_header(path: str) -> ImageHeader:
         raise BadImageFile(f'{path} is empty (0 bytes)')
     try:
         with _no_size_limit(), Image.open(path) as image:
-            header, image_format = _header_of(image), image.format
+            header, image_format, data_end = _header_of(image), image.format, tiff_data_end(image)
     except (UnidentifiedImageError, SyntaxError, ValueError, OSError):
         header = _decoded_header(path)
         if header is None:
@@ -126,6 +139,9 @@ def read_header(path: str) -> ImageHeader:
         return header
     if lacks_end_marker(image_format, _tail(path)) and not decodes_completely(path):
         raise BadImageFile(f'{path} is truncated ({image_format} without its end marker)')
+    if data_end > os.path.getsize(path):
+        raise BadImageFile(f'{path} is truncated (its TIFF data ends at byte {data_end}, the file has '
+                           f'{os.path.getsize(path)})')
     return header
 
 
