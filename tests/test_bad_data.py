@@ -1,5 +1,6 @@
 """Bad data is named: broken, missing, undersized or converted image files in datasets and in preparation."""
 
+import dataclasses
 import hashlib
 import importlib.util
 import io
@@ -21,7 +22,7 @@ from PIL import Image
 from segsr import evaluation
 from segsr.data.image_files import BadImageFile, read_header
 from segsr.data.loaders import build_checked_dataset
-from segsr.data.prepare import prepare_dataset
+from segsr.data.prepare import get_spec, prepare_dataset
 from segsr.utils.errors import SegSRError
 
 SIDE, SCALE = 32, 4
@@ -332,7 +333,8 @@ def test_broken_sources_are_named_and_the_rest_prepared(tmp_path):
     broken = {members[1]: b'', members[2]: truncated((tmp_path / 'src' / members[2]).read_bytes())}
     for member, data in broken.items():
         (tmp_path / 'src' / member).write_bytes(data)
-    manifest = prepare_dataset('AID', tmp_path / 'src', tmp_path / 'out', scales=(2, 4), workers=1, progress=False)
+    spec = dataclasses.replace(get_spec('AID'), size=48)  # sources at the nominal size: no resizing needed
+    manifest = prepare_dataset(spec, tmp_path / 'src', tmp_path / 'out', scales=(2, 4), workers=1, progress=False)
     errors = {item['source']: item['error'] for item in manifest['failed']}
     assert errors == {members[1]: 'is empty (0 bytes)', members[2]: 'is truncated (JPEG without its end marker)'}
     assert manifest['counts']['images'] == 3
