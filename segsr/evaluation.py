@@ -11,7 +11,7 @@ from basicsr.models import build_model
 from basicsr.utils import get_env_info, get_root_logger, get_time_str, make_exp_dirs
 from basicsr.utils.options import dict2str
 
-from segsr.data.loaders import build_checked_dataset
+from segsr.data.loaders import build_checked_datasets
 from segsr.options import parse_command_line, setup_options
 from segsr.self_ensemble import PROTOCOL_TEXT
 from segsr.utils.errors import SegSRError
@@ -103,6 +103,7 @@ def evaluate(opt: dict) -> list[dict]:
         raise SegSRError('path.pretrain_network_g is not set; point it at the trained weights '
                          '(experiments/<name>/models/net_g_latest.pth)')
     complete_val_options(opt)
+    datasets = build_checked_datasets(opt['datasets'])  # a bad file stops the run before anything is written
     make_exp_dirs(opt)
     log_file = Path(opt['path']['log']) / f"test_{opt['name']}_{get_time_str()}.log"
     logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO, log_file=str(log_file))
@@ -110,8 +111,9 @@ def evaluate(opt: dict) -> list[dict]:
     logger.info(dict2str(opt))
 
     loaders = []
-    for phase, dataset_opt in opt['datasets'].items():
-        dataset = build_checked_dataset(dataset_opt, phase)
+    for phase, checked in datasets.items():
+        dataset_opt, dataset = opt['datasets'][phase], checked.dataset
+        checked.log_check(logger)
         logger.info(f'Test set {dataset_opt["name"]}: {len(dataset)} images.')
         loaders.append(build_dataloader(dataset, dataset_opt, num_gpu=opt['num_gpu'], dist=False, sampler=None,
                                         seed=opt['manual_seed']))

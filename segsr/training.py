@@ -24,7 +24,7 @@ from basicsr.utils import (
 )
 from basicsr.utils.options import copy_opt_file, dict2str
 
-from segsr.data.loaders import apply_loader_defaults, build_checked_dataset
+from segsr.data.loaders import CheckedDataset, apply_loader_defaults, build_checked_datasets
 from segsr.data.sampling import build_train_loader
 from segsr.options import parse_command_line, setup_options
 from segsr.utils.checkpoint import load_checkpoint
@@ -109,12 +109,14 @@ def prepare_experiment(opt: dict, opt_file: str, resumed: bool, logger: logging.
     return handler
 
 
-def build_loaders(opt: dict, logger: logging.Logger):
+def build_loaders(opt: dict, datasets: dict[str, CheckedDataset], logger: logging.Logger):
     train_loader = train_sampler = None
     val_loaders = []
-    for phase, dataset_opt in opt['datasets'].items():
+    for phase, checked in datasets.items():
+        dataset_opt = opt['datasets'][phase]
+        checked.log_check(logger)
         if phase == 'train':
-            train_set = build_checked_dataset(dataset_opt, phase)
+            train_set = checked.dataset
             apply_loader_defaults(dataset_opt, opt['num_gpu'])
             train_loader, train_sampler = build_train_loader(train_set, dataset_opt, opt)
             if len(train_loader) == 0:
@@ -123,7 +125,7 @@ def build_loaders(opt: dict, logger: logging.Logger):
             logger.info(f'Training on {len(train_set)} images, {len(train_loader)} iterations per epoch, '
                         f'batch {dataset_opt["batch_size_per_gpu"]} per process x {opt["world_size"]} processes.')
         else:  # the option schema admits only train, val and val_<n>
-            val_set = build_checked_dataset(dataset_opt, phase)
+            val_set = checked.dataset
             val_loader = build_dataloader(val_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
                                           sampler=None, seed=opt['manual_seed'])
             logger.info(f'Validation set {dataset_opt["name"]}: {len(val_set)} images.')
@@ -212,22 +214,24 @@ def check_finite_step(model, progress: Progress, max_in_row: int, logger: loggin
 def train(opt: dict, opt_file: str) -> None:
     logger = run_logger(opt)
     resume_state = load_resume_state(opt, logger)
+    datasets = build_checked_datasets(opt['datasets'])  # a bad file stops the run before anything is written
     log_handler = prepare_experiment(opt, opt_file, resumed=resume_state is not None, logger=logger)
     try:
-        run_training(opt, resume_state, logger)
+        run_training(opt, datasets, resume_state, logger)
     finally:
         if log_handler is not None:
             logger.removeHandler(log_handler)
             log_handler.close()
 
 
-def run_training(opt: dict, resume_state: dict | None, logger: logging.Logger) -> None:
+def run_training(opt: dict, datasets: dict[str, CheckedDataset], resume_state: dict | None,
+                 logger: logging.Logger) -> None:
     tb_logger = None
     if opt['logger'].get('use_tb_logger', True) and 'debug' not in opt['name']:
         tb_logger = init_tb_logger(log_dir=str(Path(opt['root_path']) / 'tb_logger' / opt['name']))
     opt['logger'].setdefault('use_tb_logger', tb_logger is not None)
 
-    train_loader, train_sampler, val_loaders = build_loaders(opt, logger)
+    train_loader, train_sampler, val_loaders = build_loaders(opt, datasets, logger)
     total_iters = int(opt['train']['total_iter'])
     global_batch = train_loader.batch_size * opt['world_size']
     max_nonfinite = int(opt['train'].get('max_nonfinite_steps', DEFAULT_MAX_NONFINITE_STEPS))

@@ -1,9 +1,27 @@
 """Dataset construction with one-line errors for the data problems users hit."""
 
+from dataclasses import dataclass
+
 from basicsr.data import build_dataset
 from torch.utils.data import Dataset
 
+from segsr.data.file_check import FileCheck, check_dataset_files
 from segsr.utils.errors import SegSRError
+
+
+@dataclass(frozen=True)
+class CheckedDataset:
+    """A built dataset and the check of its files (None where its files are not on disk)."""
+
+    dataset: Dataset
+    check: FileCheck | None
+    where: str
+
+    def log_check(self, logger) -> None:
+        if self.check is None:
+            logger.info(f'{self.where}: files not checked beforehand (not on disk or not listed by the dataset).')
+        else:
+            self.check.log(logger, self.where)
 
 
 def apply_loader_defaults(dataset_opt: dict, num_gpu: int) -> None:
@@ -16,11 +34,16 @@ def apply_loader_defaults(dataset_opt: dict, num_gpu: int) -> None:
     dataset_opt.setdefault('persistent_workers', True)
 
 
-def build_checked_dataset(dataset_opt: dict, phase: str) -> Dataset:
-    """Build a registered dataset; a folder that yields no pairs, or no images at all, is an error."""
+def build_checked_dataset(dataset_opt: dict, phase: str) -> CheckedDataset:
+    """Build a registered dataset and check every file it lists (headers and sizes, see ``file_check``).
+
+    A folder that yields no pairs, no images at all, or a bad file is a one-line error.
+    """
     where = f'datasets.{phase}'
     try:
         dataset = build_dataset(dataset_opt)
+    except SegSRError as err:
+        raise SegSRError(f'{where}: {err}') from None
     except (AssertionError, ValueError, FileNotFoundError, OSError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SegSRError(f'{where} ({dataset_opt.get("type")}): {message}; check the dataroot and meta_info '
@@ -29,5 +52,9 @@ def build_checked_dataset(dataset_opt: dict, phase: str) -> Dataset:
         folders = ', '.join(str(dataset_opt[key]) for key in ('dataroot_gt', 'dataroot_lq') if dataset_opt.get(key))
         raise SegSRError(f'{where}: no images found in {folders or "the dataroot"}; '
                          'put images there or point dataroot_gt/dataroot_lq at the right folders')
-    return dataset
+    return CheckedDataset(dataset, check_dataset_files(dataset, dataset_opt, where), where)
 
+
+def build_checked_datasets(datasets_opt: dict) -> dict[str, CheckedDataset]:
+    """Every dataset of a run, built and checked before the run writes anything."""
+    return {phase: build_checked_dataset(dataset_opt, phase) for phase, dataset_opt in datasets_opt.items()}
