@@ -18,12 +18,14 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(include=['segsr', 'segsr.*']),
     package_data={'segsr': ['data/splits/*/*/*.txt', 'clip/configs/*.json']},
+    license='Apache-2.0',
     python_requires='>=3.10',
     install_requires=requirements(),
-    extras_require={'dev': ['pytest', 'ruff']},
+    extras_require={'dev': ['pytest', 'ruff'], 'onnx': ['onnx', 'onnxscript', 'onnxruntime']},
     entry_points={'console_scripts': [
         'segsr-train=segsr.train:main',
         'segsr-test=segsr.test:main',
         'segsr-infer=segsr.infer:main',
+        'segsr-export=segsr.export:main',
     ]},
 )

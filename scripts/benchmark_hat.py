@@ -5,7 +5,7 @@ time no attention kernel can beat, so ``explicit / floor`` bounds the speed-up a
 
 Each measurement runs in a fresh process so that peak memory is its own: on CUDA the peak of
 torch.cuda.max_memory_allocated above what the model and input already hold, on CPU the growth
-of the process's peak resident set over the same baseline (``benchmark.PeakMemory``).
+of the process's peak resident set over the same baseline (``segsr.benchmarking.harness.PeakMemory``).
 
     python scripts/benchmark_hat.py --device cuda
     python scripts/benchmark_hat.py --device cpu --batch 1 --size 32 --repeats 2
@@ -13,16 +13,22 @@ of the process's peak resident set over the same baseline (``benchmark.PeakMemor
 
 import argparse
 import statistics
+import sys
+from pathlib import Path
 
-import torch
-from benchmark import (  # scripts/ is on sys.path
+if __name__ == '__main__':  # run as a script: the project, not scripts/, comes first
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from segsr.benchmarking.harness import (  # noqa: E402
     PeakMemory,
     check_device,
     fresh_process_pool,
     network_options,
     step_seconds,
 )
-from tqdm import tqdm
 
 SMALL = dict(
     embed_dim=60,

@@ -9,9 +9,7 @@ times the area of a square one stay within the same budget.
 """
 
 import argparse
-import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +24,7 @@ from rasterio.transform import Affine  # noqa: E402
 from rasterio.windows import Window  # noqa: E402
 
 import segsr  # noqa: E402,F401  (basicsr compat and registration)
+from segsr.benchmarking.harness import fresh_process_pool  # noqa: E402
 
 SMALL_EDSR = {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 16, 'num_block': 2, 'upscale': 4}
 
@@ -53,27 +52,28 @@ def write_scene(path: Path, height: int, width: int) -> None:
             dataset.write(np.clip(block, 0, 255).astype(np.uint8), window=Window(0, row, width, rows))
 
 
-def run_child(args: argparse.Namespace) -> None:
-    """Runs one scene and prints one JSON line with its numbers."""
-    from segsr.inference.checkpoint import input_channels, load_network
+def run_scene(weights: Path, scene: Path, out: Path, tile: int, overlap: int, batch: int, device: str,
+              bf16: bool) -> dict:
+    """Runs one scene (in a fresh process of its own) and returns its numbers."""
+    from segsr.inference.checkpoint import load_network
     from segsr.inference.engine import TileUpscaler
+    from segsr.inference.inputs import plan_input
     from segsr.inference.runner import RadiometryOptions, TilingOptions, upscale_files
     from segsr.inference.tiling import count_tiles
 
-    device = torch.device(args.device)
-    network, options = load_network(args.weights)
-    upscaler = TileUpscaler(network, input_channels(options), device, bf16=args.bf16, guidance=False)
+    device = torch.device(device)
+    network, _ = load_network(weights)
+    upscaler = TileUpscaler(network, device, bf16=bf16, guidance=False)
     baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
-    with rasterio.open(args.scene) as dataset:
-        tiles = count_tiles(dataset.height, dataset.width, args.tile, args.overlap)
+    with rasterio.open(scene) as dataset:
+        tiles = count_tiles(dataset.height, dataset.width, tile, overlap)
     start = time.perf_counter()
     upscale_files(
-        [Path(args.scene)],
-        Path(args.out),
+        [plan_input(scene, out, guidance=False)],
         upscaler,
-        TilingOptions(args.tile, args.overlap, args.batch),
+        TilingOptions(tile, overlap, batch),
         RadiometryOptions(),
     )
     if device.type == 'cuda':
@@ -87,7 +87,7 @@ def run_child(args: argparse.Namespace) -> None:
         'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         'peak_cuda_mb': torch.cuda.max_memory_allocated(device) / 2**20 if device.type == 'cuda' else None,
     }
-    print(json.dumps(result))
+    return result
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -105,20 +105,11 @@ def main() -> None:
     parser.add_argument('--batch', type=int, default=4)
     parser.add_argument('--devices', nargs='+', default=['cpu', 'cuda'] if torch.cuda.is_available() else ['cpu'])
     parser.add_argument('--bf16', action='store_true')
-    parser.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
-    parser.add_argument('--weights', help=argparse.SUPPRESS)
-    parser.add_argument('--scene', help=argparse.SUPPRESS)
-    parser.add_argument('--out', help=argparse.SUPPRESS)
-    parser.add_argument('--tile', type=int, help=argparse.SUPPRESS)
-    parser.add_argument('--device', help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        run_child(args)
-        return
 
     from basicsr.archs import build_network  # after segsr has patched basicsr
 
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, fresh_process_pool() as pool:
         folder = Path(folder)
         weights = folder / 'edsr_x4.pth'
         torch.manual_seed(0)
@@ -134,16 +125,13 @@ def main() -> None:
             write_scene(scene, height, width)
             for device in args.devices:
                 for tile in args.tiles:
-                    command = [
-                        sys.executable, __file__, '--child', '--weights', str(weights), '--scene', str(scene),
-                        '--out', str(folder / 'out'), '--tile', str(tile), '--overlap', str(args.overlap),
-                        '--batch', str(args.batch), '--device', device, *(['--bf16'] if args.bf16 else []),
-                    ]
-                    done = subprocess.run(command, capture_output=True, text=True)
-                    if done.returncode != 0:
-                        print(done.stderr[-2000:])
+                    job = pool.submit(run_scene, weights, scene, folder / 'out', tile, args.overlap, args.batch,
+                                      device, args.bf16)
+                    try:
+                        r = job.result()
+                    except Exception as error:  # one failed scene (e.g. out of memory) does not stop the others
+                        print(f'{device:>6} {size:>10} {tile:>5} failed: {type(error).__name__}: {error}')
                         continue
-                    r = json.loads(done.stdout.strip().splitlines()[-1])
                     cuda = f'{r["peak_cuda_mb"]:8.0f}' if r['peak_cuda_mb'] is not None else f'{"-":>8}'
                     print(
                         f'{device:>6} {size:>10} {tile:>5} {r["tiles"]:>6} {r["seconds"]:8.1f} '

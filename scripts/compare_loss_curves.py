@@ -19,9 +19,14 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-from benchmark import (
+if __name__ == '__main__':  # run as a script: the project, not scripts/, comes first
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from segsr.benchmarking.harness import (  # noqa: E402
     CONFIGS,
     MODELS,
     MODES,
@@ -32,7 +37,6 @@ from benchmark import (
     fresh_process_pool,
     performance_for,
 )
-from tqdm import tqdm
 
 PHOTOS = ('astronaut', 'coffee', 'rocket', 'motorcycle_left', 'grass', 'gravel', 'brick', 'moon', 'retina')
 
@@ -112,13 +116,8 @@ def train_curve(model: str, config: str, mode: str, seed: int, args: argparse.Na
     for _ in tqdm(range(args.steps), desc=f'{model} {config} {mode} seed {seed}', unit='step'):
         index = torch.randint(len(pool[0]), (args.batch,), generator=order).numpy()
         lq, gt = as_batch(pool[0][index], device), as_batch(pool[1][index], device)
-        optimizer.zero_grad(set_to_none=True)
-        with perf.autocast(lq, training=True):
-            out = net(lq)
-        loss = torch.nn.functional.l1_loss(out.float(), gt)
-        perf.backward(loss)
-        perf.step(optimizer)
-        losses.append(loss.item())
+        _, loss = perf.train_step(net, optimizer, lq, lambda out, gt=gt: {'l1': torch.nn.functional.l1_loss(out, gt)})
+        losses.append(loss['l1'].item())
     return losses
 
 

@@ -6,6 +6,9 @@ Each source is a results JSON written by segsr/test.py, a folder searched for th
 Writes ``comparison.md`` and ``guidance_gain.png`` under ``--out``. Pairing rule: a guided run
 (network ``Guided<X>``, or ``SEGSR`` for HAT) is paired with the unguided run of the same backbone
 (``<X>`` or ``Staged<X>``; ``HAT``) on the same dataset, scale and metric protocol.
+
+Where both runs list their images, each gain also gets a 95 % bootstrap interval over images and a
+paired Wilcoxon p-value, overall and per class (see :mod:`segsr.utils.paired_stats`).
 """
 
 import argparse
@@ -24,6 +27,7 @@ if str(ROOT) not in sys.path:
 from segsr.utils.errors import SegSRError  # noqa: E402
 from segsr.utils.figures import save_figure  # noqa: E402
 from segsr.utils.files import atomic_write_bytes  # noqa: E402
+from segsr.utils.paired_stats import compare_metric, compare_per_class, pair_images  # noqa: E402
 
 REQUIRED_KEYS = ('name', 'network', 'scale', 'dataset', 'protocol', 'params', 'trainable_params', 'average')
 GUIDED_PREFIX, STAGED_PREFIX = 'Guided', 'Staged'
@@ -96,8 +100,24 @@ def guidance_gains(results: list[dict]) -> list[dict]:
                 'backbone': backbone, 'dataset': dataset, 'scale': scale,
                 'unguided': plain['psnr'], 'guided': guided['psnr'], 'gain': guided['psnr'] - plain['psnr'],
                 'ssim_gain': guided.get('ssim', float('nan')) - plain.get('ssim', float('nan')),
+                **paired_statistics(side[False], side[True]),
             })
     return gains
+
+
+def paired_statistics(plain: dict, guided: dict) -> dict:
+    """Per-image paired statistics of guided minus unguided, when both results list their images."""
+    if not plain.get('images') or not guided.get('images'):
+        return {'psnr_diff': None, 'ssim_diff': None, 'per_class': {}}
+    pairs = pair_images(plain['images'], guided['images'], f"{plain['path']} and {guided['path']}")
+    return {'psnr_diff': compare_metric(pairs, 'psnr'), 'ssim_diff': compare_metric(pairs, 'ssim'),
+            'per_class': compare_per_class(pairs, 'psnr')}
+
+
+def interval_cells(difference, digits: int) -> list[str]:
+    if difference is None:
+        return ['n/a', 'n/a']
+    return [difference.interval_text(digits), f'{difference.p_value:.3g}']
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -127,12 +147,39 @@ def comparison_markdown(results: list[dict], gains: list[dict]) -> str:
              '', markdown_table(header, rows), '', '## PSNR gain from guidance', '']
     if gains:
         parts.append(markdown_table(
-            ['backbone', 'dataset', 'scale', 'unguided PSNR', 'guided PSNR', 'gain (dB)', 'SSIM gain'],
+            ['backbone', 'dataset', 'scale', 'unguided PSNR', 'guided PSNR', 'gain (dB)', 'SSIM gain',
+             '95 % CI (dB)', 'Wilcoxon p', 'SSIM 95 % CI', 'SSIM p', 'images better/worse'],
             [[g['backbone'], g['dataset'], f"x{g['scale']}", f"{g['unguided']:.4f}", f"{g['guided']:.4f}",
-              f"{g['gain']:+.4f}", f"{g['ssim_gain']:+.4f}"] for g in gains]))
+              f"{g['gain']:+.4f}", f"{g['ssim_gain']:+.4f}", *interval_cells(g['psnr_diff'], 3),
+              *interval_cells(g['ssim_diff'], 4), better_worse(g['psnr_diff'])] for g in gains]))
+        parts += ['', 'Intervals: 95 % percentile bootstrap of the mean per-image difference (guided minus '
+                  'unguided), resampled over images; p: paired Wilcoxon signed-rank test. An interval that '
+                  'contains 0 does not show a difference.']
+        class_rows = [[g['backbone'], g['dataset'], f"x{g['scale']}", name, str(d.images), f'{d.mean:+.4f}',
+                       d.interval_text(3), f'{d.p_value:.3g}', f'{d.better}/{d.worse}']
+                      for g in gains for name, d in g['per_class'].items()]
+        if class_rows:
+            parts += ['', '## PSNR gain per class', '', markdown_table(
+                ['backbone', 'dataset', 'scale', 'class', 'images', 'gain (dB)', '95 % CI (dB)', 'Wilcoxon p',
+                 'images better/worse'], class_rows)]
     else:
         parts.append('No backbone has both a guided and an unguided result.')
     return '\n'.join(parts) + '\n'
+
+
+def better_worse(difference) -> str:
+    return 'n/a' if difference is None else f'{difference.better}/{difference.worse}'
+
+
+def error_bars(gains: list[dict]) -> list[list[float]]:
+    """Distances from each gain to its interval's ends (0 where the runs list no images)."""
+    below, above = [], []
+    for gain in gains:
+        difference = gain['psnr_diff']
+        known = difference is not None and difference.low == difference.low  # NaN for a single image
+        below.append(gain['gain'] - difference.low if known else 0.0)
+        above.append(difference.high - gain['gain'] if known else 0.0)
+    return [below, above]
 
 
 def plot_gains(gains: list[dict], path: Path) -> None:
@@ -143,14 +190,16 @@ def plot_gains(gains: list[dict], path: Path) -> None:
     fig = Figure(figsize=(max(4.0, 1.6 * len(backbones) + 1.5), 3.6))
     ax = fig.subplots()
     for index, (dataset, scale) in enumerate(settings):
-        values = {g['backbone']: g['gain'] for g in gains if (g['dataset'], g['scale']) == (dataset, scale)}
-        xs = [i + (index - (len(settings) - 1) / 2) * width for i, b in enumerate(backbones) if b in values]
-        bars = ax.bar(xs, [values[b] for b in backbones if b in values], width, label=f'{dataset} x{scale}')
+        chosen = {g['backbone']: g for g in gains if (g['dataset'], g['scale']) == (dataset, scale)}
+        present = [b for b in backbones if b in chosen]
+        xs = [i + (index - (len(settings) - 1) / 2) * width for i, b in enumerate(backbones) if b in chosen]
+        bars = ax.bar(xs, [chosen[b]['gain'] for b in present], width, label=f'{dataset} x{scale}',
+                      yerr=error_bars([chosen[b] for b in present]), capsize=3)
         ax.bar_label(bars, fmt='%+.3f', fontsize=8)
     ax.axhline(0, color='black', linewidth=0.8)
     ax.set_xticks(range(len(backbones)), backbones)
     ax.set_ylabel('PSNR gain from guidance (dB)')
-    ax.set_title('Guided minus unguided PSNR, per backbone')
+    ax.set_title('Guided minus unguided PSNR, per backbone (bars: 95 % CI over images)')
     if settings:
         ax.legend(fontsize=8)
     save_figure(fig, path)

@@ -29,6 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """0 when every image is prepared, 1 when some failed (the rest is kept), 2 when nothing was done."""
     args = parse_args(argv)
     try:
         manifest = prepare_dataset(args.name, args.src, args.out or os.path.join('datasets', args.name),
@@ -37,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f'error: {err}', file=sys.stderr)
         return 2
     print('\n'.join(summary_lines(manifest)))
+    failed = manifest['counts']['failed']
+    if failed:
+        print(f'error: {failed} of {failed + manifest["counts"]["images"]} source images failed (listed above as '
+              'FAILED); the others are prepared: replace or remove the failed files and run again', file=sys.stderr)
+        return 1
     return 0
 
 

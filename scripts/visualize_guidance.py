@@ -8,7 +8,6 @@ bicubic. The network is rebuilt from the checkpoint's ``network_g`` options (or 
 """
 
 import argparse
-import inspect
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from matplotlib.figure import Figure
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import segsr  # noqa: E402,F401  (patches and fills basicsr's registries)
 from segsr.inference.checkpoint import load_network  # noqa: E402
+from segsr.nn.info import describe  # noqa: E402
 from segsr.utils.errors import SegSRError  # noqa: E402
 from segsr.utils.figures import save_figure  # noqa: E402
 
@@ -79,9 +79,10 @@ def draw(lr: torch.Tensor, sr: torch.Tensor, maps: list[torch.Tensor], out: Path
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     network, _ = load_network(args.checkpoint, args.opt, args.param_key)
-    lr = read_lr(Path(args.image), args.hr, network.upscale)
-    if 'return_maps' not in inspect.signature(network.forward).parameters:
+    info = describe(network)
+    if not info.map_channels:
         raise SegSRError(f'{type(network).__name__} returns no guidance maps; give a checkpoint of a guided network')
+    lr = read_lr(Path(args.image), args.hr, info.scale)
     with torch.no_grad():
         sr, maps = network(lr, return_maps=True)
     out = Path(args.out)

@@ -8,6 +8,6 @@ from segsr import compat
 
 compat.apply()
 
-from segsr import archs, data, models  # noqa: E402,F401  (registration side effects)
+from segsr import archs, data, metrics, models  # noqa: E402,F401  (registration side effects)
 
 __version__ = '0.1.0'

@@ -10,18 +10,20 @@ from basicsr.models import build_model
 from basicsr.utils import get_env_info, get_root_logger, get_time_str, make_exp_dirs
 from basicsr.utils.options import dict2str
 
-from segsr.data.loaders import build_eval_loader
+from segsr.data.loaders import build_checked_dataset, build_eval_loader
 from segsr.options import parse_command_line, setup_options
+from segsr.self_ensemble import PROTOCOL_TEXT
 from segsr.utils.errors import SegSRError
 from segsr.utils.report import average_rows, format_table, metric_columns, write_csv, write_json
 
 
-def describe_protocol(metrics_opt: dict) -> dict:
-    """What the numbers mean: RGB papers and Y-channel papers are not comparable."""
+def describe_protocol(metrics_opt: dict, self_ensemble: bool = False) -> dict:
+    """What the numbers mean: RGB and Y-channel papers, plain and self-ensembled ("+") rows are not comparable."""
     first = next(iter(metrics_opt.values()), {})
     channel = 'Y' if first.get('test_y_channel') else 'RGB'
     crop = int(first.get('crop_border', 0))
-    return {'channel': channel, 'crop_border': crop, 'text': f'{channel} channel, {crop}-pixel border cropped'}
+    text = f'{channel} channel, {crop}-pixel border cropped' + (f', {PROTOCOL_TEXT}' if self_ensemble else '')
+    return {'channel': channel, 'crop_border': crop, 'self_ensemble': self_ensemble, 'text': text}
 
 
 def count_parameters(net: torch.nn.Module) -> tuple[int, int]:
@@ -41,7 +43,7 @@ def report_dataset(opt: dict, dataset_name: str, rows: list[dict], model) -> dic
     """Print the tables for one test set and write them as CSV and JSON; return the JSON payload."""
     logger = get_root_logger()
     metrics = metric_columns(rows)
-    protocol = describe_protocol(opt['val']['metrics'])
+    protocol = describe_protocol(opt['val']['metrics'], opt['val'].get('self_ensemble', False))
     average = average_rows(rows, metrics)
     columns = ['image'] + (['class'] if 'class' in rows[0] else []) + metrics
     logger.info('\n' + format_table(rows, columns, title=f'{dataset_name}: per image ({protocol["text"]})'))
@@ -83,6 +85,8 @@ def evaluate(opt: dict) -> list[dict]:
     if not opt['path'].get('pretrain_network_g'):
         raise SegSRError('path.pretrain_network_g is not set; point it at the trained weights '
                          '(experiments/<name>/models/net_g_latest.pth)')
+    datasets = {phase: build_checked_dataset(dataset_opt, phase)  # a bad file stops the run before anything is written
+                for phase, dataset_opt in opt['datasets'].items()}
     make_exp_dirs(opt)
     log_file = Path(opt['path']['log']) / f"test_{opt['name']}_{get_time_str()}.log"
     logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO, log_file=str(log_file))
@@ -90,9 +94,9 @@ def evaluate(opt: dict) -> list[dict]:
     logger.info(dict2str(opt))
 
     loaders = []
-    for phase, dataset_opt in opt['datasets'].items():
-        loader = build_eval_loader(dataset_opt, phase, opt)
-        logger.info(f'Test set {dataset_opt["name"]}: {len(loader.dataset)} images.')
+    for phase, checked in datasets.items():
+        loader = build_eval_loader(checked, opt['datasets'][phase], opt, logger)
+        logger.info(f'Test set {opt["datasets"][phase]["name"]}: {len(loader.dataset)} images.')
         loaders.append(loader)
     model = build_model(opt)
     payloads = []

@@ -2,7 +2,8 @@
 
 Sections that basicsr and this project read (top level, ``datasets.*``, ``path``, ``train``, ``val``,
 ``logger``, ``dist_params``) are described here; the constructor arguments of registered types
-(``network_*``, a dataset's own options, a loss's or metric's) stay free-form apart from ``type``.
+(a dataset's own options, a loss's or metric's) stay free-form apart from ``type``; those of
+``network_*`` are checked against the arch constructors by :mod:`segsr.network_options`.
 """
 
 import difflib
@@ -10,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from segsr.network_options import network_option_problems
 from segsr.utils.errors import SegSRError
 
 KIND_NAMES = {'int': 'an integer', 'float': 'a number', 'bool': 'true/false', 'str': 'a string',
@@ -100,7 +102,7 @@ METRICS = Field(('dict', 'none'), patterns={r'.+': TYPED})
 VAL = Field(('dict',), closed=True, keys={
     'val_freq': FREQUENCY, 'save_img': _f('bool'), 'suffix': _f('str', 'none'), 'pbar': _f('bool'),
     'metrics': METRICS, 'compare_bicubic': _f('bool'), 'num_val_samples': _f('int'),
-    'center_frame_only': _f('bool'), 'flip_seq': _f('bool'), 'amp': _f('str', 'bool'),
+    'center_frame_only': _f('bool'), 'flip_seq': _f('bool'), 'amp': _f('str', 'bool'), 'self_ensemble': _f('bool'),
 })
 LOGGER = Field(('dict',), closed=True, keys={
     'print_freq': FREQUENCY, 'save_checkpoint_freq': FREQUENCY, 'use_tb_logger': _f('bool'),
@@ -204,12 +206,22 @@ def _scale_problems(opt: dict) -> list[str]:
             if value != scale]
 
 
+def wandb_problems(opt: dict) -> list[str]:
+    """basicsr's option files carry ``logger.wandb`` (project null = off); a project would be silently unused."""
+    wandb = (opt.get('logger') or {}).get('wandb') or {}
+    if isinstance(wandb, dict) and wandb.get('project') is not None:
+        return [f"logger.wandb.project: {wandb['project']!r} is not used, segsr logs to TensorBoard only; set "
+                'project: ~ and upload tb_logger/<name> with `wandb sync --sync-tensorboard` if you want it in wandb']
+    return []
+
+
 def validate_options(opt: dict, source: str, is_train: bool) -> None:
     """Raise one SegSRError that lists every problem found in the options, or return if there are none."""
     problems: list[str] = []
     _check(opt, TRAIN_TOP if is_train else EVAL_TOP, '', problems, top_level=True)
     if not problems:
         problems = _scale_problems(opt)
+    problems += network_option_problems(opt) + wandb_problems(opt)
     if problems:
         count = f'{len(problems)} problem{"s" if len(problems) > 1 else ""}'
         raise SegSRError(f'{count} in option file {source}: ' + '; '.join(problems))

@@ -26,7 +26,7 @@ from basicsr.utils import (
 )
 from basicsr.utils.options import copy_opt_file, dict2str
 
-from segsr.data.loaders import build_eval_loader, build_train_loader
+from segsr.data.loaders import build_checked_dataset, build_eval_loader, build_train_loader
 from segsr.options import parse_command_line, setup_options
 from segsr.utils.checkpoint import load_checkpoint
 from segsr.utils.errors import SegSRError
@@ -145,13 +145,13 @@ def open_experiment(opt: dict, opt_file: str, resumed: bool, logger: logging.Log
 
 
 def build_loaders(opt: dict, logger: logging.Logger):
-    train_loader, train_sampler = build_train_loader(opt['datasets']['train'], opt)
+    train_loader, train_sampler = build_train_loader(opt['datasets']['train'], opt, logger)
     logger.info(f'Training on {len(train_loader.dataset)} images, {len(train_loader)} iterations per epoch, '
                 f'batch {opt["datasets"]["train"]["batch_size_per_gpu"]} per process x {opt["world_size"]} processes.')
     val_loaders = []
     for phase, dataset_opt in opt['datasets'].items():
         if phase != 'train':  # the option schema admits only train, val and val_<n>
-            val_loaders.append(build_eval_loader(dataset_opt, phase, opt))
+            val_loaders.append(build_eval_loader(build_checked_dataset(dataset_opt, phase), dataset_opt, opt, logger))
             logger.info(f'Validation set {dataset_opt["name"]}: {len(val_loaders[-1].dataset)} images.')
     return train_loader, train_sampler, val_loaders
 

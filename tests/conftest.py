@@ -1,4 +1,5 @@
-"""Shared fixtures: the demo dataset built once per session, and option files written per test."""
+"""Shared fixtures: the demo dataset and the tiny CLIP file built once per session, the tiny networks, and
+option files written per test."""
 
 from pathlib import Path
 
@@ -6,6 +7,7 @@ import pytest
 import yaml
 
 import segsr  # noqa: F401  (patches basicsr before any test imports it)
+from segsr.clip.tiny import write_tiny_clip_checkpoint
 from segsr.data.demo import build_demo_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,6 +16,17 @@ TINY_EDSR = {
     'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'upscale': 4,
     'res_scale': 1, 'img_range': 255.0, 'rgb_mean': [0.4488, 0.4371, 0.4040],
 }
+# A two-group HAT whose windows shift (img_size 8 > window 4); add ``type: HAT`` and ``upscale`` as needed.
+TINY_HAT = {
+    'img_size': 8, 'embed_dim': 12, 'depths': (2, 1), 'num_heads': (2, 3), 'window_size': 4, 'compress_ratio': 3,
+    'squeeze_factor': 4, 'mlp_ratio': 2, 'upsampler': 'pixelshuffle',
+}
+
+
+@pytest.fixture(scope='session')
+def clip_file(tmp_path_factory) -> Path:
+    """A random ``segsr-tiny-vit`` CLIP checkpoint (see segsr/clip/tiny.py)."""
+    return write_tiny_clip_checkpoint(tmp_path_factory.mktemp('clip') / 'tiny_clip.pt')
 
 
 @pytest.fixture(scope='session')

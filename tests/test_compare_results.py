@@ -3,20 +3,23 @@
 import json
 
 import cv2
+import numpy as np
 import pytest
 
 from scripts.compare_results import backbone_of, main
+from segsr.utils.paired_stats import paired_difference
 
 PROTOCOL = {'channel': 'Y', 'crop_border': 4, 'text': 'Y channel, 4-pixel border cropped'}
 
 
-def write_result(root, name, network, psnr, ssim, params=1000, trainable=None, dataset='demo_val', scale=4):
+def write_result(root, name, network, psnr, ssim, params=1000, trainable=None, dataset='demo_val', scale=4,
+                 images=()):
     """A results JSON as segsr/test.py writes it (results/<name>/<dataset>.json)."""
     payload = {
         'name': name, 'network': network, 'scale': scale, 'dataset': dataset, 'protocol': PROTOCOL,
         'weights': f'experiments/{name}/models/net_g_latest.pth', 'params': params,
         'trainable_params': params if trainable is None else trainable, 'num_images': 2,
-        'average': {'psnr': psnr, 'ssim': ssim, 'bicubic_psnr': 20.0}, 'per_class': [], 'images': [],
+        'average': {'psnr': psnr, 'ssim': ssim, 'bicubic_psnr': 20.0}, 'per_class': [], 'images': list(images),
     }
     path = root / name / f'{dataset}.json'
     path.parent.mkdir(parents=True)
@@ -79,3 +82,61 @@ def test_results_without_a_pair_are_refused(tmp_path):
     write_result(tmp_path, 'demo_EDSR_SRx4', 'StagedEDSR', 24.5, 0.7)
     with pytest.raises(SystemExit, match='no backbone has both'):
         main([str(tmp_path), '--out', str(tmp_path / 'out')])
+
+
+def image_rows(psnr: np.ndarray, ssim: np.ndarray) -> list[dict]:
+    return [{'image': f'im{i:02d}', 'class': 'forest' if i % 2 else 'harbor', 'psnr': float(p), 'ssim': float(q)}
+            for i, (p, q) in enumerate(zip(psnr, ssim, strict=True))]
+
+
+def write_pair(root, psnr_shift: float, noise: float, guided_images=None):
+    rng = np.random.default_rng(1)
+    base_psnr, base_ssim = rng.uniform(22, 30, 20), rng.uniform(0.6, 0.8, 20)
+    guided_psnr = base_psnr + psnr_shift + rng.normal(0, noise, 20)
+    guided_ssim = base_ssim + 0.002 + rng.normal(0, 0.001, 20)
+    write_result(root, 'demo_HAT_SRx4', 'HAT', base_psnr.mean(), base_ssim.mean(),
+                 images=image_rows(base_psnr, base_ssim))
+    write_result(root, 'demo_SEGSR_SRx4', 'SEGSR', guided_psnr.mean(), guided_ssim.mean(),
+                 images=guided_images if guided_images is not None else image_rows(guided_psnr, guided_ssim))
+    return guided_psnr - base_psnr
+
+
+def gain_row(markdown: str) -> list[str]:
+    section = markdown.split('## PSNR gain from guidance')[1]
+    return [cell.strip() for cell in section.split('| HAT | demo_val |')[1].split('\n')[0].split('|')]
+
+
+def test_a_consistent_gain_gets_an_interval_above_zero_and_a_small_p(tmp_path):
+    diffs = write_pair(tmp_path / 'results', psnr_shift=0.2, noise=0.05)
+    out = main([str(tmp_path / 'results'), '--out', str(tmp_path / 'study')])
+    markdown = (out / 'comparison.md').read_text()
+    cells = gain_row(markdown)
+    low, high = (float(v) for v in cells[5].strip('[]').split(','))
+    assert 0 < low < diffs.mean() < high
+    assert float(cells[6]) < 0.001 and cells[9] == '20/0'
+    per_class = markdown.split('## PSNR gain per class')[1]
+    assert '| HAT | demo_val | x4 | forest | 10 |' in per_class and '| HAT | demo_val | x4 | harbor | 10 |' in per_class
+    assert cv2.imread(str(out / 'guidance_gain.png')) is not None
+
+
+def test_noise_around_zero_gets_an_interval_across_zero(tmp_path):
+    write_pair(tmp_path / 'results', psnr_shift=0.0, noise=0.3)
+    out = main([str(tmp_path / 'results'), '--out', str(tmp_path / 'study')])
+    cells = gain_row((out / 'comparison.md').read_text())
+    low, high = (float(v) for v in cells[5].strip('[]').split(','))
+    assert low < 0 < high and float(cells[6]) > 0.05
+
+
+def test_runs_on_different_images_are_not_paired(tmp_path):
+    rows = image_rows(np.full(19, 25.0), np.full(19, 0.7))
+    write_pair(tmp_path / 'results', 0.1, 0.1, guided_images=rows)
+    with pytest.raises(SystemExit) as excinfo:
+        main([str(tmp_path / 'results'), '--out', str(tmp_path / 'study')])
+    assert 'scored different images (1 only in the first, 0 only in the second)' in str(excinfo.value)
+    assert not (tmp_path / 'study').exists()
+
+
+def test_identical_runs_differ_by_exactly_nothing():
+    difference = paired_difference([25.0, 26.0, 27.0], [25.0, 26.0, 27.0])
+    assert (difference.mean, difference.low, difference.high, difference.p_value) == (0.0, 0.0, 0.0, 1.0)
+    assert np.isnan(paired_difference([25.0], [26.0]).low)

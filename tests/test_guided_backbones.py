@@ -5,10 +5,11 @@ import copy
 import pytest
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
+from conftest import TINY_HAT
 
 import segsr  # noqa: F401  (registers the archs)
 from segsr.archs.segsr_arch import SEGSR
-from segsr.clip.tiny import TINY_CLIP_MODEL, write_tiny_clip_checkpoint
+from segsr.clip.tiny import TINY_CLIP_MODEL
 from segsr.utils.errors import SegSRError
 
 TINY_BACKBONES = {
@@ -16,8 +17,7 @@ TINY_BACKBONES = {
     'RCAN': {'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_group': 2, 'num_block': 2, 'squeeze_factor': 4},
     'SwinIR': {'img_size': 16, 'embed_dim': 12, 'depths': [2, 2], 'num_heads': [2, 2], 'window_size': 4,
                'mlp_ratio': 1.0, 'upsampler': 'pixelshuffle'},
-    'HAT': {'img_size': 16, 'embed_dim': 12, 'depths': [1, 1], 'num_heads': [2, 2], 'window_size': 4,
-            'compress_ratio': 3, 'squeeze_factor': 4, 'mlp_ratio': 1.0},
+    'HAT': TINY_HAT,
 }
 GUIDED_TYPES = {'EDSR': 'GuidedEDSR', 'RCAN': 'GuidedRCAN', 'SwinIR': 'GuidedSwinIR', 'HAT': 'SEGSR'}
 STAGES = {'EDSR': 4, 'RCAN': 2, 'SwinIR': 2, 'HAT': 2}
@@ -34,11 +34,6 @@ def staged(name: str, upscale: int, seed: int = 0, **overrides) -> torch.nn.Modu
     arch = name if name == 'HAT' else f'Staged{name}'
     torch.manual_seed(seed)
     return ARCH_REGISTRY.get(arch)(**{**TINY_BACKBONES[name], 'upscale': upscale, **overrides})
-
-
-@pytest.fixture(scope='module')
-def clip_file(tmp_path_factory):
-    return write_tiny_clip_checkpoint(tmp_path_factory.mktemp('clip') / 'tiny_clip.pt')
 
 
 def guided(name: str, clip_file, upscale: int = 4, seed: int = 0, **overrides) -> SEGSR:
@@ -76,8 +71,9 @@ def test_adapter_hook_sees_every_stage_and_any_input_size_works(name):
     with torch.no_grad():
         plain, hooked = adapter(lr), adapter(lr, stage_hook=record)
     size = (8, 12) if name == 'SwinIR' else (7, 10)  # padded to the window multiple
-    assert adapter.num_stages == STAGES[name] and adapter.pad_multiple == (4 if name == 'SwinIR' else 1)
-    assert seen == [(i, (1, adapter.num_features, *size)) for i in range(STAGES[name])]
+    info = adapter.network_info
+    assert info.num_stages == STAGES[name] and info.pad_multiple == (4 if name == 'SwinIR' else 1)
+    assert seen == [(i, (1, info.num_features, *size)) for i in range(STAGES[name])]
     assert torch.equal(plain, hooked) and plain.shape == (1, 3, 28, 40)
 
 
@@ -113,7 +109,7 @@ def test_guided_type_runs_forward_and_backward(name, upscale, clip_file):
     lr = torch.rand(2, 3, 7, 9)
     out, maps = net(lr, return_maps=True)
     assert out.shape == (2, 3, 7 * upscale, 9 * upscale)
-    padded = [-(-size // net.backbone.pad_multiple) * net.backbone.pad_multiple for size in (7, 9)]
+    padded = [-(-size // net.network_info.pad_multiple) * net.network_info.pad_multiple for size in (7, 9)]
     assert all(m.shape == (2, 1, *padded) for m in maps)
     out.abs().mean().backward()
     for module in (net.backbone, net.lmm, net.slm):

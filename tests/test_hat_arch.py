@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from conftest import TINY_HAT
 
 import segsr  # noqa: F401  (registers archs)
 from segsr.archs.hat_arch import HAT
@@ -18,18 +19,7 @@ from segsr.nn.window_attention import (
 )
 from segsr.utils.errors import SegSRError
 
-TINY = dict(
-    img_size=8,
-    embed_dim=12,
-    depths=(2, 1),
-    num_heads=(2, 3),
-    window_size=4,
-    compress_ratio=3,
-    squeeze_factor=4,
-    mlp_ratio=2,
-    upscale=2,
-    upsampler='pixelshuffle',
-)
+TINY = {**TINY_HAT, 'upscale': 2}
 RPI = ('relative_position_index_SA', 'relative_position_index_OCA')
 
 
@@ -264,7 +254,8 @@ def test_registered_and_buildable_from_options():
 
     model = build_network({'type': 'HAT', **TINY})
     assert isinstance(model, HAT)
-    assert (model.num_stages, model.num_features, model.pad_multiple, model.upscale) == (2, 12, 4, 2)
+    info = model.network_info
+    assert (info.num_stages, info.num_features, info.pad_multiple, info.scale) == (2, 12, 4, 2)
 
 
 # --- mask cache -----------------------------------------------------------------------------------
@@ -326,7 +317,7 @@ def test_stage_hook_sees_every_stage_and_identity_hook_changes_nothing():
         plain = model(x)
         hooked = model(x, stage_hook=record)
         zeroed = model(x, stage_hook=lambda stage, feat: feat * 0 if stage == 0 else feat)
-    assert calls == [(i, (2, 12, 8, 12)) for i in range(model.num_stages)]
+    assert calls == [(i, (2, 12, 8, 12)) for i in range(model.network_info.num_stages)]
     assert torch.equal(plain, hooked)
     assert not torch.allclose(plain, zeroed)
 

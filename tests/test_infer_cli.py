@@ -17,6 +17,7 @@ from segsr.infer import main
 from segsr.inference.engine import TileUpscaler
 from segsr.inference.geotiff import block_side
 from segsr.inference.runner import RadiometryOptions, TilingOptions, upscale_file
+from segsr.nn.info import NetworkInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 EDSR = {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'upscale': 2}
@@ -28,6 +29,7 @@ class GuidedToySR(torch.nn.Module):
     def __init__(self, upscale: int = 2, stages: int = 2):
         super().__init__()
         self.upscale = upscale
+        self.network_info = NetworkInfo(scale=upscale, in_chans=3, out_chans=3, map_stages=(1,) * stages)
         self.body = torch.nn.Conv2d(3, 3 * upscale**2, 3, padding=1)
         self.maps = torch.nn.Conv2d(3, stages, 1)
 
@@ -230,13 +232,17 @@ def test_bf16_autocast_stays_close_to_float32(weights, tmp_path):
 def test_guidance_maps_are_written_on_the_output_grid(guided_arch, tmp_path):
     weights = save_checkpoint(tmp_path / 'guided.pth', {'type': guided_arch, 'upscale': 2, 'stages': 2})
     data, _ = multispectral(40, 50)
-    source = write_geotiff(tmp_path / 'scene.tif', data[:3], nodata=None)
+    data[:, :4, :6] = 0
+    source = write_geotiff(tmp_path / 'scene.tif', data[:3], nodata=0)
     infer('--weights', weights, '--input', source, '--output', tmp_path / 'out', '--tile', 16, '--overlap', 8,
           '--save-guidance')
     with rasterio.open(tmp_path / 'out' / 'scene_guidance.tif') as maps, rasterio.open(source) as lr:
         assert maps.count == 2 and maps.dtypes[0] == 'float32' and maps.shape == (80, 100)
         assert maps.crs == lr.crs and maps.transform.almost_equals(lr.transform @ Affine.scale(0.5))
-        assert np.isfinite(maps.read()).all() and maps.read().std() > 0
+        assert maps.descriptions == ('stage 1', 'stage 2')
+        values = maps.read()
+    assert np.isnan(values[:, :8, :12]).all(), 'nodata areas are masked in the maps'
+    assert np.isfinite(values[:, 8:]).all() and np.nanstd(values) > 0
 
 
 def test_guidance_from_a_plain_network_is_refused(weights, tmp_path, capsys):
@@ -304,7 +310,7 @@ def test_failure_mid_scene_leaves_no_partial_file(tmp_path, name):
     out = tmp_path / 'out'
     out.mkdir()
     (out / name).write_bytes(b'previous result')
-    upscaler = TileUpscaler(FailsOnScenes(build_network(EDSR)), 3, torch.device('cpu'), bf16=False, guidance=False)
+    upscaler = TileUpscaler(FailsOnScenes(build_network(EDSR)), torch.device('cpu'), bf16=False, guidance=False)
     with pytest.raises(RuntimeError, match='out of memory'):
         upscale_file(tmp_path / name, out, upscaler, TilingOptions(tile=16, overlap=4), RadiometryOptions())
     assert [p.name for p in out.iterdir()] == [name] and (out / name).read_bytes() == b'previous result'

@@ -5,6 +5,7 @@ import tracemalloc
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_HAT
 
 import segsr  # noqa: F401  (basicsr compat and registration)
 from segsr.inference.engine import TileUpscaler
@@ -68,7 +69,7 @@ def test_tiled_equals_network_on_whole_scene(scale, tile, batch):
     rng = np.random.default_rng(0)
     image = rng.random((3, 45, 70), dtype=np.float32)
     overlap = 16
-    upscaler = TileUpscaler(tiny_edsr(scale), 3, torch.device('cpu'), bf16=False, guidance=False)
+    upscaler = TileUpscaler(tiny_edsr(scale), torch.device('cpu'), bf16=False, guidance=False)
     tiled = run_tiled(image, upscaler, scale, tile, overlap, batch)
 
     padded = np.pad(image, ((0, 0), (overlap, overlap), (overlap, overlap)), mode='reflect')
@@ -115,33 +116,20 @@ def test_feathering_removes_the_step_of_tile_dependent_conditioning():
     assert seam_ratio(feathered, untiled, 24, 1, 16) < 1.25
 
 
-TINY_HAT = {
-    'type': 'HAT',
-    'img_size': 8,
-    'embed_dim': 12,
-    'depths': (2, 1),
-    'num_heads': (2, 3),
-    'window_size': 4,
-    'squeeze_factor': 4,
-    'mlp_ratio': 2,
-}
-
-
 @pytest.fixture(scope='module')
-def tiny_segsr(tmp_path_factory) -> torch.nn.Module:
+def tiny_segsr(clip_file) -> torch.nn.Module:
     """SEGSR with a tiny random CLIP and HAT; the modulation is perturbed so guidance changes the image."""
     from basicsr.utils.registry import ARCH_REGISTRY  # after segsr has patched basicsr
 
     if 'SEGSR' not in ARCH_REGISTRY:
         pytest.skip('the SEGSR arch is not registered in this tree')
-    from segsr.clip.tiny import TINY_CLIP_MODEL, write_tiny_clip_checkpoint
+    from segsr.clip.tiny import TINY_CLIP_MODEL
 
-    clip = write_tiny_clip_checkpoint(tmp_path_factory.mktemp('clip') / 'tiny_clip.pt')
     torch.manual_seed(0)
     network = ARCH_REGISTRY.get('SEGSR')(
-        backbone=TINY_HAT,
+        backbone={'type': 'HAT', **TINY_HAT},
         upscale=2,
-        sfem={'model': TINY_CLIP_MODEL, 'pretrained': str(clip), 'lora': {'rank': 4, 'alpha': 4, 'dropout': 0.0}},
+        sfem={'model': TINY_CLIP_MODEL, 'pretrained': str(clip_file), 'lora': {'rank': 4, 'alpha': 4, 'dropout': 0.0}},
         slm={'num_heads': 4},
         lmm={'hidden': 8},
     ).eval()
@@ -153,7 +141,7 @@ def tiny_segsr(tmp_path_factory) -> torch.nn.Module:
 
 def test_segsr_tiles_show_no_seam_in_image_or_guidance(tiny_segsr):
     """Each tile's CLIP sees a different window, so its guidance differs; blending must hide that."""
-    upscaler = TileUpscaler(tiny_segsr, 3, torch.device('cpu'), bf16=False, guidance=True)
+    upscaler = TileUpscaler(tiny_segsr, torch.device('cpu'), bf16=False, guidance=True)
     image = smooth_scene(96, 96)
     untiled = run_tiled(image, upscaler, 2, tile=96, overlap=16)
     hard = run_tiled(image, upscaler, 2, tile=24, overlap=0, batch=4)

@@ -5,20 +5,18 @@ import math
 
 import pytest
 import torch
+from conftest import TINY_HAT
 
 import segsr  # noqa: F401  (registers archs and models)
 from segsr.archs.hat_arch import HAT
 from segsr.archs.segsr_arch import SEGSR
-from segsr.clip.tiny import TINY_CLIP_MODEL, write_tiny_clip_checkpoint
+from segsr.clip.tiny import TINY_CLIP_MODEL
 from segsr.data.loaders import apply_loader_defaults
 from segsr.models.precision import Performance
 from segsr.models.sr_model import SegSRModel
 from segsr.utils.errors import SegSRError
 
-TINY_HAT = {
-    'img_size': 16, 'embed_dim': 12, 'depths': [2, 1], 'num_heads': [2, 2], 'window_size': 4, 'compress_ratio': 3,
-    'squeeze_factor': 4, 'mlp_ratio': 1.0, 'upscale': 4, 'upsampler': 'pixelshuffle',
-}
+TINY_HAT_X4 = {**TINY_HAT, 'upscale': 4}
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -36,17 +34,12 @@ def perturbed(net: torch.nn.Module, std: float = 0.02, seed: int = 1) -> torch.n
 
 def tiny_hat(**overrides) -> HAT:
     torch.manual_seed(0)
-    return perturbed(HAT(**{**TINY_HAT, **overrides}))
-
-
-@pytest.fixture(scope='module')
-def clip_file(tmp_path_factory):
-    return write_tiny_clip_checkpoint(tmp_path_factory.mktemp('clip') / 'tiny_clip.pt')
+    return perturbed(HAT(**{**TINY_HAT_X4, **overrides}))
 
 
 def tiny_segsr(clip_file, **sfem) -> SEGSR:
     torch.manual_seed(0)
-    backbone = {'type': 'HAT', **TINY_HAT}
+    backbone = {'type': 'HAT', **TINY_HAT_X4}
     net = SEGSR(backbone=copy.deepcopy(backbone), upscale=4, slm={'num_heads': 4}, lmm={'hidden': 8},
                 sfem={'model': TINY_CLIP_MODEL, 'pretrained': str(clip_file),
                       'lora': {'rank': 4, 'alpha': 4, 'dropout': 0.0}, **sfem})
@@ -126,7 +119,7 @@ def test_compiled_segsr_matches_eager_with_one_graph_for_sizes_that_pad_alike(cl
 def model_options(amp: str, **extra) -> dict:
     return {
         'name': 'amp', 'model_type': 'SegSRModel', 'scale': 4, 'num_gpu': 0, 'is_train': True, 'dist': False,
-        'rank': 0, 'world_size': 1, 'network_g': {'type': 'HAT', **TINY_HAT, 'depths': [1], 'num_heads': [2]},
+        'rank': 0, 'world_size': 1, 'network_g': {'type': 'HAT', **TINY_HAT_X4, 'depths': [1], 'num_heads': [2]},
         'path': {'pretrain_network_g': None},
         'train': {
             'amp': amp, 'ema_decay': 0.5,

@@ -150,8 +150,9 @@ def test_script_prepares_ucmerced_and_a_rerun_does_nothing(tmp_path):
     out = tmp_path / 'datasets' / 'UCMerced'
     proc = run_script('UCMerced', '--src', str(src), '--out', str(out), '--workers', '2')
     stdout, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 0, stderr
-    assert 'FAILED: UCMerced_LandUse/Images/beach/beach99.TIF' in stdout
+    assert proc.returncode == 1, stderr  # the corrupt file fails; the others are prepared
+    assert 'FAILED: UCMerced_LandUse/Images/beach/beach99.TIF: cannot be decoded as an image' in stdout
+    assert 'Traceback' not in stderr and stderr.strip().splitlines()[-1].startswith('error: 1 of 7 source images')
     assert 'off-size: agricultural01.png was 256x247, resized to 256x256' in stdout
 
     manifest = json.loads((out / 'manifest.json').read_text())

@@ -36,7 +36,7 @@ def build(upscale=4, lora=LORA, sfem=None, slm=None, **options) -> SEGSR:
 
 def outputs(net: SEGSR, lr: torch.Tensor):
     with torch.no_grad():
-        global_, dense = net.sfem(pad_to_multiple(lr, net.backbone.pad_multiple))
+        global_, dense = net.sfem(pad_to_multiple(lr, net.network_info.pad_multiple))
         out, maps = net(lr, return_maps=True)
     return global_, dense, out, maps
 

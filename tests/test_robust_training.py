@@ -34,12 +34,12 @@ def small_options(data: Path, tmp_path: Path, name: str, total_iter: int, **trai
     return options
 
 
-def start(args: list[str], *hooks: str, processes: int = 1) -> subprocess.Popen:
+def start(args: list[str], *hooks: str, processes: int = 1, script: Path = RUNNER) -> subprocess.Popen:
     launcher = [sys.executable]
     if processes > 1:
         launcher += ['-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={processes}']
         args = [*args, '--launcher', 'pytorch']
-    return subprocess.Popen([*launcher, str(RUNNER), *hooks, *args], env=ENV,
+    return subprocess.Popen([*launcher, str(script), *hooks, *args], env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -135,15 +135,18 @@ def test_sigterm_saves_the_current_iteration_and_resume_continues(demo_data, tmp
 
 @pytest.mark.slow
 def test_two_gloo_processes_match_one_process_with_double_batch(demo_data, tmp_path):
+    """The pair runs segsr/train.py itself under torchrun, as a user launches it."""
     runs = {}
-    for name, batch, processes in (('single', 2, 1), ('pair', 1, 2)):
+    for name, batch, processes, script in (('single', 2, 1, RUNNER), ('pair', 1, 2, ROOT / 'segsr' / 'train.py')):
         options = small_options(demo_data, tmp_path, name, total_iter=4, batch_size_per_gpu=batch)
         options['train']['ema_decay'] = 0
         options['logger']['save_checkpoint_freq'] = 4
         runs[name] = start(['-opt', str(write_yaml(tmp_path / f'{name}.yml', options)), '--root', str(tmp_path)],
-                           processes=processes)
+                           processes=processes, script=script)
     for process in runs.values():
         finish(process)
+    assert (tmp_path / 'experiments' / 'pair' / 'models' / 'net_g_latest.pth').is_file()
+    assert 'x 2 processes' in next((tmp_path / 'experiments' / 'pair').glob('train_*.log')).read_text()
     single = weights(tmp_path / 'experiments' / 'single' / 'models' / 'net_g_4.pth')['params']
     pair = weights(tmp_path / 'experiments' / 'pair' / 'models' / 'net_g_4.pth')['params']
     experiments = tmp_path / 'experiments'

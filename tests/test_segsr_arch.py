@@ -5,31 +5,23 @@ import copy
 import open_clip
 import pytest
 import torch
+from conftest import TINY_HAT
 
 import segsr  # noqa: F401  (registers the archs)
 from segsr.archs.segsr_arch import SEGSR
 from segsr.archs.sfem_arch import SFEM
 from segsr.clip.loader import choose_quick_gelu, encode_texts, load_clip, quiet_open_clip
 from segsr.clip.lora import LoRASelfAttention, is_lora_parameter_name
-from segsr.clip.tiny import TINY_CLIP_MODEL, write_tiny_clip_checkpoint
+from segsr.clip.tiny import TINY_CLIP_MODEL
 from segsr.utils.errors import SegSRError
 
-TINY_HAT = {
-    'type': 'HAT', 'img_size': 16, 'embed_dim': 12, 'depths': [1, 1], 'num_heads': [2, 2], 'window_size': 4,
-    'compress_ratio': 3, 'squeeze_factor': 4, 'mlp_ratio': 1.0, 'upsampler': 'pixelshuffle', 'resi_connection': '1conv',
-}
 LORA = {'rank': 4, 'alpha': 4, 'dropout': 0.0}
-
-
-@pytest.fixture(scope='module')
-def clip_file(tmp_path_factory):
-    return write_tiny_clip_checkpoint(tmp_path_factory.mktemp('clip') / 'tiny_clip.pt')
 
 
 def build(clip_file, upscale=4, seed=0, **overrides):
     torch.manual_seed(seed)
     options = {
-        'backbone': dict(TINY_HAT), 'upscale': upscale,
+        'backbone': {'type': 'HAT', **TINY_HAT}, 'upscale': upscale,
         'sfem': {'model': TINY_CLIP_MODEL, 'pretrained': str(clip_file), 'lora': LORA},
         'slm': {'num_heads': 4}, 'lmm': {'hidden': 8},
     }
@@ -255,7 +247,7 @@ def test_visualize_guidance_writes_png(clip_file, tmp_path):
     from scripts.visualize_guidance import main
 
     net = build(clip_file)
-    options = {'type': 'SEGSR', 'upscale': 4, 'backbone': dict(TINY_HAT),
+    options = {'type': 'SEGSR', 'upscale': 4, 'backbone': {'type': 'HAT', **TINY_HAT},
                'sfem': {'model': TINY_CLIP_MODEL, 'pretrained': str(clip_file), 'lora': LORA},
                'slm': {'num_heads': 4}, 'lmm': {'hidden': 8}}
     checkpoint = tmp_path / 'net_g_latest.pth'

@@ -8,7 +8,6 @@ import torch
 import yaml
 
 import segsr  # noqa: F401  (registers the archs)
-from segsr.clip.tiny import write_tiny_clip_checkpoint
 
 OPTIONS = Path(__file__).resolve().parents[1] / 'options'
 EXPERIMENTS = [f'{m}_SRx{s}_{d}' for m in ('SEGSR', 'HAT') for d in ('UCMerced', 'AID') for s in (2, 3, 4)]
@@ -46,12 +45,12 @@ def test_hat_twin_is_the_segsr_backbone(name):
                                          'targets': ['q', 'k', 'v', 'c_fc', 'c_proj']}
 
 
-def test_demo_network_builds_and_runs(tmp_path):
+def test_demo_network_builds_and_runs(clip_file):
     from basicsr.archs import build_network
 
     options = copy.deepcopy(load('train', 'demo_SEGSR_SRx4')['network_g'])
     assert options['sfem']['pretrained'] == 'datasets/demo/tiny_clip.pt'
-    options['sfem']['pretrained'] = str(write_tiny_clip_checkpoint(tmp_path / 'tiny_clip.pt'))
+    options['sfem']['pretrained'] = str(clip_file)
     network = build_network(options).eval()
     with torch.no_grad():
         assert network(torch.rand(1, 3, 16, 20)).shape == (1, 3, 64, 80)

@@ -4,7 +4,6 @@ from collections.abc import Sequence
 
 import torch
 from basicsr.archs.arch_util import Upsample
-from basicsr.utils import get_root_logger
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
@@ -17,7 +16,8 @@ from segsr.nn.hat_blocks import (
     to_channels_first,
     to_channels_last,
 )
-from segsr.nn.padding import pad_to_multiple
+from segsr.nn.info import NetworkInfo, check_scale
+from segsr.nn.padding import PadsInput
 from segsr.nn.staged import StageHook, call_stage_hook
 from segsr.nn.window_attention import (
     ShiftMaskCache,
@@ -28,7 +28,6 @@ from segsr.nn.window_attention import (
 )
 from segsr.utils.errors import SegSRError
 
-SUPPORTED_SCALES = (2, 3, 4, 8)
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
 RPI_BUFFERS = ('relative_position_index_SA', 'relative_position_index_OCA')
 
@@ -49,7 +48,7 @@ class TokenEmbed(nn.Module):
 
 
 @ARCH_REGISTRY.register()
-class HAT(nn.Module):
+class HAT(PadsInput, nn.Module):
     """Hybrid Attention Transformer for single-image super-resolution.
 
     Constructor options, parameter names and shapes are those of the published HAT, so its
@@ -67,9 +66,8 @@ class HAT(nn.Module):
       * only ``upsampler='pixelshuffle'`` (the published default '' builds no reconstruction head).
 
     Interface used by guided networks:
-      * ``num_stages``: number of residual groups (RHAGs); ``num_features``: channels of the body
-        (= ``embed_dim``); ``pad_multiple``: inputs are padded to this multiple (= ``window_size``);
-        ``upscale``: the SR scale.
+      * ``network_info``: ``num_stages`` is the number of residual groups (RHAGs), ``num_features``
+        the channels of the body (= ``embed_dim``), ``pad_multiple`` the ``window_size``.
       * ``forward(x, stage_hook=None)``: ``x`` is (B, in_chans, H, W) in [0, 1]. After residual
         group ``i`` (0-based) the body calls ``feat = stage_hook(i, feat)`` with ``feat`` of shape
         (B, embed_dim, Hp, Wp), Hp and Wp being the padded LR size; the hook must return that shape.
@@ -104,11 +102,8 @@ class HAT(nn.Module):
         upsampler: str = 'pixelshuffle',
         resi_connection: str = '1conv',
         attn_impl: str = 'sdpa',
-        **kwargs,
     ):
         super().__init__()
-        if kwargs:
-            get_root_logger().warning(f'HAT ignores unknown options: {", ".join(sorted(kwargs))}')
         resolution = tuple(s // p for s, p in zip(_pair(img_size), _pair(patch_size), strict=True))
         self._check_options(
             upscale, upsampler, resi_connection, depths, num_heads, embed_dim, window_size, overlap_ratio, resolution
@@ -116,13 +111,12 @@ class HAT(nn.Module):
         check_attn_impl(attn_impl)
 
         self.window_size = window_size
-        self.pad_multiple = window_size
         self.upscale = upscale
         self.upsampler = upsampler
         self.img_range = img_range
-        self.num_stages = len(depths)
-        self.num_features = embed_dim
         self.embed_dim = embed_dim
+        self.network_info = NetworkInfo(scale=upscale, in_chans=in_chans, out_chans=in_chans, pad_multiple=window_size,
+                                        num_stages=len(depths), num_features=embed_dim)
         self.ape = ape
         self.patches_resolution = resolution
         mean = RGB_MEAN if in_chans == 3 else (0.0,) * in_chans
@@ -187,8 +181,7 @@ class HAT(nn.Module):
     def _check_options(
         upscale, upsampler, resi_connection, depths, num_heads, embed_dim, window_size, overlap_ratio, resolution
     ) -> None:
-        if upscale not in SUPPORTED_SCALES:
-            raise SegSRError(f'HAT upscale {upscale} is not supported; use one of {SUPPORTED_SCALES}')
+        check_scale(upscale, 'HAT')
         if upsampler != 'pixelshuffle':
             raise SegSRError(f"HAT upsampler {upsampler!r} is not supported; set upsampler: 'pixelshuffle'")
         if resi_connection not in ('1conv', 'identity'):
@@ -257,15 +250,12 @@ class HAT(nn.Module):
                 tokens = to_channels_last(call_stage_hook(stage_hook, stage, to_channels_first(tokens), 'HAT'))
         return to_channels_first(self.norm(tokens))
 
-    def forward(self, x: torch.Tensor, stage_hook: StageHook | None = None) -> torch.Tensor:
-        h, w = x.shape[-2:]
+    def forward_padded(self, x: torch.Tensor, stage_hook: StageHook | None = None) -> torch.Tensor:
         mean = self.mean.to(x.dtype)
-        x = (pad_to_multiple(x, self.pad_multiple) - mean) * self.img_range
-        feat = self.conv_first(x)
+        feat = self.conv_first((x - mean) * self.img_range)
         feat = self.conv_after_body(self.forward_features(feat, stage_hook)) + feat
         out = self.conv_last(self.upsample(self.conv_before_upsample(feat)))
-        out = out / self.img_range + mean
-        return out[..., : h * self.upscale, : w * self.upscale]
+        return out / self.img_range + mean
 
 
 def _fill_missing_rpi_buffers(module: HAT, state_dict: dict, prefix: str, *args) -> None:

@@ -1,6 +1,5 @@
 """SEGSR: semantic guidance from CLIP (SFEM -> SLM) modulating every stage of an SR backbone (LMM)."""
 
-import inspect
 from copy import deepcopy
 from pathlib import Path
 
@@ -10,14 +9,14 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from segsr.archs.lmm_arch import LMM
 from segsr.archs.sfem_arch import SFEM
-from segsr.archs.slm_arch import SLM, check_scale
+from segsr.archs.slm_arch import SLM
 from segsr.clip.loader import load_clip
-from segsr.nn.padding import pad_to_multiple
+from segsr.nn.info import DescribedNetwork, NetworkInfo, check_scale
+from segsr.nn.padding import PadsInput
 from segsr.nn.published_compat import PublishedCompat
 from segsr.utils.checkpoint import load_checkpoint, load_state_dict_checked, select_state_dict
 from segsr.utils.errors import SegSRError
 
-BACKBONE_API = ('num_stages', 'num_features', 'pad_multiple', 'upscale')
 CLIP_SOURCE_KEYS = ('model', 'pretrained', 'quick_gelu', 'mean', 'std')
 
 
@@ -32,18 +31,26 @@ def build_backbone(options: dict, upscale: int) -> nn.Module:
         raise SegSRError(f"network_g.backbone.upscale {options['upscale']} differs from network_g.upscale {upscale}; "
                          'make them equal')
     backbone = ARCH_REGISTRY.get(name)(**options)
-    missing = [a for a in BACKBONE_API if not hasattr(backbone, a)]
-    if missing or 'stage_hook' not in inspect.signature(backbone.forward).parameters:
+    if not isinstance(backbone, DescribedNetwork) or not backbone.network_info.num_stages:
         staged = f'Staged{name}'
-        fix = f'use {staged}' if staged in ARCH_REGISTRY else ('give a backbone with num_stages, num_features, '
-                                                               'pad_multiple, upscale, forward(x, stage_hook)')
-        raise SegSRError(f'backbone {name} lacks the stage-hook interface ({", ".join(missing) or "stage_hook"}); '
-                         f'{fix}')
+        fix = f'use {staged}' if staged in ARCH_REGISTRY else ('give a backbone whose network_info states num_stages '
+                                                               'and num_features, with forward(x, stage_hook)')
+        raise SegSRError(f'backbone {name} lacks the stage-hook interface (network_info.num_stages); {fix}')
     return backbone
 
 
+def backbone_section(backbone: dict | None, flat: dict) -> dict:
+    """The backbone options, nested (segsr's form) or written flat beside SEGSR's own keys (published form)."""
+    if backbone is not None and flat:
+        raise SegSRError(f'network_g has both backbone and backbone keys at its top ({", ".join(sorted(flat))}); '
+                         'move those keys under backbone')
+    if backbone is None and not flat:
+        raise SegSRError('network_g has no backbone options; add a backbone section, e.g. backbone: {type: HAT}')
+    return dict(backbone if backbone is not None else flat)
+
+
 @ARCH_REGISTRY.register()
-class SEGSR(nn.Module):
+class SEGSR(PadsInput, nn.Module):
     """A semantically guided SR network: ``backbone`` (e.g. HAT) with one LMM after each of its stages.
 
     ``backbone.type`` defaults to ``backbone_type`` (HAT here: SEGSR is SeG-SR as published). The
@@ -56,19 +63,22 @@ class SEGSR(nn.Module):
     published weights of the unguided backbone (strictly, for the backbone's keys). ``final_norm:
     false`` drops the backbone's norm after its last stage (the published SeG-SR code never applies
     it); ``published_compat`` reproduces other published behaviours (:class:`PublishedCompat`).
+
+    The published SeG-SR option files write the backbone's keys flat in ``network_g`` (``in_chans``,
+    ``window_size``, ``depths``...): every key that is not one of SEGSR's own is taken as such a key.
     """
 
     backbone_type = 'HAT'
     backbone_fixed = False
 
-    def __init__(self, backbone: dict, sfem: dict | None = None, slm: dict | None = None, lmm: dict | None = None,
-                 upscale: int = 4, backbone_checkpoint: str | None = None, final_norm: bool = True,
-                 published_compat: dict | None = None):
+    def __init__(self, backbone: dict | None = None, sfem: dict | None = None, slm: dict | None = None,
+                 lmm: dict | None = None, upscale: int = 4, backbone_checkpoint: str | None = None,
+                 final_norm: bool = True, published_compat: dict | None = None, **flat_backbone):
         super().__init__()
-        check_scale(upscale)
+        check_scale(upscale, type(self).__name__)
         compat = PublishedCompat.from_options(published_compat)
-        self.upscale = upscale
-        self.backbone = build_backbone(self._backbone_options(backbone), upscale)
+        self.backbone = build_backbone(self._backbone_options(backbone_section(backbone, flat_backbone)), upscale)
+        backbone_info = self.backbone.network_info
         if backbone_checkpoint:
             self.load_backbone_checkpoint(backbone_checkpoint)
         if not final_norm:
@@ -80,10 +90,14 @@ class SEGSR(nn.Module):
         self.sfem = SFEM(**sfem, scale=upscale, loaded_clip=clip, compat=compat,
                          sr_mean=getattr(self.backbone, 'mean', None),
                          sr_img_range=getattr(self.backbone, 'img_range', 1.0))
-        self.slm = SLM(self.sfem.embed_dim, self.backbone.num_stages, upscale, self.sfem.patch_size,
+        self.slm = SLM(self.sfem.embed_dim, backbone_info.num_stages, upscale, self.sfem.patch_size,
                        text_init=text_init, loaded_clip=clip, compat=compat, **slm)
-        self.lmm = nn.ModuleList(LMM(self.backbone.num_features, self.slm.num_local, **(lmm or {}))
-                                 for _ in range(self.backbone.num_stages))
+        self.lmm = nn.ModuleList(LMM(backbone_info.num_features, self.slm.num_local, **(lmm or {}))
+                                 for _ in range(backbone_info.num_stages))
+        self.network_info = NetworkInfo(scale=upscale, in_chans=backbone_info.in_chans,
+                                        out_chans=backbone_info.out_chans,
+                                        pad_multiple=backbone_info.pad_multiple,
+                                        map_stages=(self.slm.num_local,) * backbone_info.num_stages)
 
     @classmethod
     def _backbone_options(cls, options: dict) -> dict:
@@ -107,14 +121,13 @@ class SEGSR(nn.Module):
         fix = 'give network_g.backbone the options the checkpoint was trained with'
         load_state_dict_checked(self.backbone, state, strict=True, source=f'{path} (backbone)', fix=fix)
 
-    def forward(self, x: torch.Tensor, return_maps: bool = False):
-        """(B, 3, H, W) in [0, 1] -> (B, 3, sH, sW); with ``return_maps`` also the per-stage guidance maps."""
-        height, width = x.shape[-2:]
-        padded = pad_to_multiple(x, self.backbone.pad_multiple)
-        image_embedding, patch_embeddings = self.sfem(padded)
-        maps = self.slm(image_embedding, patch_embeddings, padded.shape[-2:])
-        out = self.backbone(padded, stage_hook=lambda stage, feat: self.lmm[stage](feat, maps[stage]))
-        out = out[..., :height * self.upscale, :width * self.upscale]
+    def forward_padded(self, x: torch.Tensor, return_maps: bool = False):
+        """(B, 3, Hp, Wp) in [0, 1] -> (B, 3, sHp, sWp); with ``return_maps`` also the per-stage guidance maps.
+
+        ``forward(x, return_maps)`` takes any size: it pads to ``pad_multiple`` and crops the image back."""
+        image_embedding, patch_embeddings = self.sfem(x)
+        maps = self.slm(image_embedding, patch_embeddings, x.shape[-2:])
+        out = self.backbone(x, stage_hook=lambda stage, feat: self.lmm[stage](feat, maps[stage]))
         return (out, maps) if return_maps else out
 
     def merge_lora(self) -> None:

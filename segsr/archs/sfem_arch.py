@@ -21,6 +21,13 @@ from segsr.utils.errors import SegSRError
 DEFAULT_LORA = {'rank': 32, 'alpha': 32, 'dropout': 0.05, 'targets': ['q', 'k', 'v', 'c_fc', 'c_proj']}
 
 
+def rounded_quotient(numerator: int, denominator: int) -> int:
+    """``round(numerator / denominator)``, in integers when exact, so symbolic sizes (ONNX export) stay integers."""
+    if numerator % denominator == 0:
+        return numerator // denominator
+    return round(numerator / denominator)
+
+
 @ARCH_REGISTRY.register()
 class SFEM(nn.Module):
     """Global and dense CLIP embeddings of an LR image, both L2-normalised in the joint space.
@@ -87,7 +94,7 @@ class SFEM(nn.Module):
         if self.compat.clip_input:
             return height * self.scale, width * self.scale
         p = self.patch_size
-        return max(1, round(height * self.scale / p)) * p, max(1, round(width * self.scale / p)) * p
+        return max(1, rounded_quotient(height * self.scale, p)) * p, max(1, rounded_quotient(width * self.scale, p)) * p
 
     def embed(self, image: torch.Tensor) -> torch.Tensor:
         """Patch tokens with the class token prepended, positions interpolated to the grid, ln_pre."""

@@ -9,17 +9,12 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from segsr.clip.loader import LoadedCLIP, encode_texts, load_clip
 from segsr.nn.guidance import GatedFusion, GlobalPromptConditioner, MapUpsampler, PerStageFusion, PerStageMapUpsampler
+from segsr.nn.info import check_scale
 from segsr.nn.published_compat import PublishedCompat
 from segsr.utils.errors import SegSRError
 
-SUPPORTED_SCALES = (2, 3, 4, 8)
 TEXT_INIT_KEYS = ('template', 'global', 'local', 'model', 'pretrained', 'quick_gelu')
 LAYOUTS = ('shared', 'per_stage')
-
-
-def check_scale(scale: int) -> None:
-    if scale not in SUPPORTED_SCALES:
-        raise SegSRError(f'upscale {scale} is not supported by semantic guidance; use one of {list(SUPPORTED_SCALES)}')
 
 
 @ARCH_REGISTRY.register()
@@ -41,7 +36,7 @@ class SLM(nn.Module):
                  fusion: str = 'shared', upsampler: str = 'shared', loaded_clip: LoadedCLIP | None = None,
                  compat: PublishedCompat | None = None):
         super().__init__()
-        check_scale(scale)
+        check_scale(scale, 'SLM')
         if embed_dim % num_heads:
             raise SegSRError(f'slm.num_heads {num_heads} does not divide the CLIP embedding size {embed_dim}; '
                              'choose a divisor')

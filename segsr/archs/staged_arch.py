@@ -12,8 +12,9 @@ from basicsr.archs.rcan_arch import RCAN
 from basicsr.archs.swinir_arch import SwinIR
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from segsr.nn.padding import pad_to_multiple
-from segsr.nn.staged import StagedResidualBody, StageHook, call_stage_hook, check_upscale, mean_as_buffer
+from segsr.nn.info import NetworkInfo, check_scale
+from segsr.nn.padding import PadsInput
+from segsr.nn.staged import StagedResidualBody, StageHook, call_stage_hook, mean_as_buffer
 from segsr.utils.errors import SegSRError
 
 SR_UPSAMPLERS = ('pixelshuffle', 'pixelshuffledirect')
@@ -31,7 +32,7 @@ class StagedEDSR(StagedResidualBody, EDSR):
     def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64, num_block: int = 16,
                  upscale: int = 4, res_scale: float = 1, img_range: float = 255.0,
                  rgb_mean: Sequence[float] = (0.4488, 0.4371, 0.4040), num_stages: int = 4):
-        check_upscale(upscale, 'StagedEDSR')
+        check_scale(upscale, 'StagedEDSR')
         super().__init__(num_in_ch, num_out_ch, num_feat, num_block, upscale, res_scale, img_range, rgb_mean)
         self.setup_stages(upscale, num_feat, num_block, num_stages)
 
@@ -47,14 +48,14 @@ class StagedRCAN(StagedResidualBody, RCAN):
     def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64, num_group: int = 10,
                  num_block: int = 16, squeeze_factor: int = 16, upscale: int = 4, res_scale: float = 1,
                  img_range: float = 255.0, rgb_mean: Sequence[float] = (0.4488, 0.4371, 0.4040)):
-        check_upscale(upscale, 'StagedRCAN')
+        check_scale(upscale, 'StagedRCAN')
         super().__init__(num_in_ch, num_out_ch, num_feat, num_group, num_block, squeeze_factor, upscale, res_scale,
                          img_range, rgb_mean)
         self.setup_stages(upscale, num_feat, num_group, num_group)
 
 
 @ARCH_REGISTRY.register()
-class StagedSwinIR(SwinIR):
+class StagedSwinIR(PadsInput, SwinIR):
     """basicsr's ``SwinIR`` (same options, modules and checkpoint keys) as a staged backbone.
 
     One stage per residual Swin transformer block (RSTB, ``num_stages = len(depths)``); the hook
@@ -68,12 +69,14 @@ class StagedSwinIR(SwinIR):
     def __init__(self, upscale: int = 2, upsampler: str = 'pixelshuffle', **options):
         if upsampler not in SR_UPSAMPLERS:
             raise SegSRError(f'StagedSwinIR upsampler {upsampler!r} is not supported; use one of {list(SR_UPSAMPLERS)}')
-        check_upscale(upscale, 'StagedSwinIR')
+        check_scale(upscale, 'StagedSwinIR')
         super().__init__(upscale=upscale, upsampler=upsampler, **options)
         mean_as_buffer(self)
-        self.num_stages = len(self.layers)
+        in_chans = self.conv_first.in_channels
         # SwinIR shrinks the window to the training patch when the patch is smaller than the window.
-        self.pad_multiple = self.layers[0].residual_group.blocks[0].window_size
+        window = self.layers[0].residual_group.blocks[0].window_size
+        self.network_info = NetworkInfo(scale=upscale, in_chans=in_chans, out_chans=in_chans, pad_multiple=window,
+                                        num_stages=len(self.layers), num_features=self.embed_dim)
 
     def forward_features(self, x: torch.Tensor, stage_hook: StageHook | None = None) -> torch.Tensor:
         x_size = (x.shape[2], x.shape[3])
@@ -88,15 +91,12 @@ class StagedSwinIR(SwinIR):
                 tokens = feat.flatten(2).transpose(1, 2)
         return self.patch_unembed(self.norm(tokens), x_size)
 
-    def forward(self, x: torch.Tensor, stage_hook: StageHook | None = None) -> torch.Tensor:
-        height, width = x.shape[-2:]
+    def forward_padded(self, x: torch.Tensor, stage_hook: StageHook | None = None) -> torch.Tensor:
         mean = self.mean.to(x.dtype)
-        x = (pad_to_multiple(x, self.pad_multiple) - mean) * self.img_range
-        feat = self.conv_first(x)
+        feat = self.conv_first((x - mean) * self.img_range)
         feat = self.conv_after_body(self.forward_features(feat, stage_hook)) + feat
         if self.upsampler == 'pixelshuffle':
             out = self.conv_last(self.upsample(self.conv_before_upsample(feat)))
         else:
             out = self.upsample(feat)
-        out = out / self.img_range + mean
-        return out[..., : height * self.upscale, : width * self.upscale]
+        return out / self.img_range + mean

@@ -1,13 +1,32 @@
 """Datasets and their loaders, built in one place with one set of defaults and one-line errors."""
 
+import logging
+from dataclasses import dataclass
+
 import torch
 from basicsr.data import build_dataloader, build_dataset
 from basicsr.data.prefetch_dataloader import PrefetchDataLoader
 from torch.utils.data import DataLoader, Dataset
 
+from segsr.data.file_check import FileCheck, check_dataset_files
 from segsr.data.sampling import ResumableSampler, SeededSamples, derived_seed
 from segsr.utils.errors import SegSRError
 from segsr.utils.signals import ignore_stop_signals
+
+
+@dataclass(frozen=True)
+class CheckedDataset:
+    """A built dataset and the check of its files (None where its files are not on disk)."""
+
+    dataset: Dataset
+    check: FileCheck | None
+    where: str
+
+    def log_check(self, logger: logging.Logger) -> None:
+        if self.check is None:
+            logger.info(f'{self.where}: files not checked beforehand (not on disk or not listed by the dataset).')
+        else:
+            self.check.log(logger, self.where)
 
 
 def apply_loader_defaults(dataset_opt: dict, num_gpu: int) -> None:
@@ -21,11 +40,16 @@ def apply_loader_defaults(dataset_opt: dict, num_gpu: int) -> None:
     dataset_opt.setdefault('persistent_workers', True)
 
 
-def build_checked_dataset(dataset_opt: dict, phase: str) -> Dataset:
-    """Build a registered dataset; a folder that yields no pairs, or no images at all, is an error."""
+def build_checked_dataset(dataset_opt: dict, phase: str) -> CheckedDataset:
+    """Build a registered dataset and check every file it lists (headers and sizes, see ``file_check``).
+
+    A folder that yields no pairs, no images at all, or a bad file is a one-line error.
+    """
     where = f'datasets.{phase}'
     try:
         dataset = build_dataset(dataset_opt)
+    except SegSRError as err:
+        raise SegSRError(f'{where}: {err}') from None
     except (AssertionError, ValueError, FileNotFoundError, OSError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SegSRError(f'{where} ({dataset_opt.get("type")}): {message}; check the dataroot and meta_info '
@@ -34,16 +58,17 @@ def build_checked_dataset(dataset_opt: dict, phase: str) -> Dataset:
         folders = ', '.join(str(dataset_opt[key]) for key in ('dataroot_gt', 'dataroot_lq') if dataset_opt.get(key))
         raise SegSRError(f'{where}: no images found in {folders or "the dataroot"}; '
                          'put images there or point dataroot_gt/dataroot_lq at the right folders')
-    return dataset
+    return CheckedDataset(dataset, check_dataset_files(dataset, dataset_opt, where), where)
 
 
-
-def build_train_loader(dataset_opt: dict, opt: dict) -> tuple[DataLoader, ResumableSampler]:
+def build_train_loader(dataset_opt: dict, opt: dict, logger: logging.Logger) -> tuple[DataLoader, ResumableSampler]:
     """The training set, its resumable sampler and its loader, with basicsr's batch, worker and prefetch options.
 
     ``dataset_opt`` has been completed by :func:`apply_loader_defaults`.
     """
-    dataset = build_checked_dataset(dataset_opt, 'train')
+    checked = build_checked_dataset(dataset_opt, 'train')
+    checked.log_check(logger)
+    dataset = checked.dataset
     processes_per_loader = 1 if opt['dist'] else max(opt['num_gpu'], 1)
     sampler = ResumableSampler(len(dataset), opt['world_size'], opt['rank'],
                                dataset_opt.get('dataset_enlarge_ratio', 1), opt['manual_seed'])
@@ -67,8 +92,8 @@ def build_train_loader(dataset_opt: dict, opt: dict) -> tuple[DataLoader, Resuma
     return loader, sampler
 
 
-def build_eval_loader(dataset_opt: dict, phase: str, opt: dict) -> DataLoader:
-    """A validation or test loader: basicsr's, one image at a time, in order."""
-    dataset = build_checked_dataset(dataset_opt, phase)
-    return build_dataloader(dataset, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'], sampler=None,
+def build_eval_loader(checked: CheckedDataset, dataset_opt: dict, opt: dict, logger: logging.Logger) -> DataLoader:
+    """A validation or test loader over a checked dataset: basicsr's, one image at a time, in order."""
+    checked.log_check(logger)
+    return build_dataloader(checked.dataset, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'], sampler=None,
                             seed=opt['manual_seed'])

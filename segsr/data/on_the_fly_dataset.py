@@ -6,12 +6,13 @@ import random
 import numpy as np
 from basicsr.data.data_util import paths_from_folder
 from basicsr.data.transforms import augment, mod_crop
-from basicsr.utils import FileClient, imfrombytes, img2tensor
+from basicsr.utils import FileClient, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from segsr.data.bicubic import bicubic_downscale, quantize
 from segsr.data.classes import image_class, load_manifest
+from segsr.data.image_files import read_image
 from segsr.utils.errors import SegSRError
 
 
@@ -68,7 +69,7 @@ class RSOnTheFlyDataset(data.Dataset):
         if self.file_client is None:
             self.file_client = FileClient(self.io_backend_opt.pop('type'), **self.io_backend_opt)
         gt_path = self.paths[index]
-        img_gt = imfrombytes(self.file_client.get(gt_path, 'gt'), float32=True)
+        img_gt = read_image(self.file_client, gt_path, 'gt')
         if self.is_train:
             img_gt = random_crop(img_gt, self.opt['gt_size'], gt_path)
             img_gt = augment(img_gt, self.opt.get('use_hflip', True), self.opt.get('use_rot', True))

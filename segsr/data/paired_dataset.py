@@ -1,24 +1,48 @@
 """Pre-made LR/HR pairs (the prepared LR_x{s} and HR folders), with a class label per image."""
 
+import os
+
 import numpy as np
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.data.transforms import augment, paired_random_crop
-from basicsr.utils import FileClient, bgr2ycbcr, imfrombytes, img2tensor
+from basicsr.utils import FileClient, bgr2ycbcr, img2tensor, scandir
 from basicsr.utils.registry import DATASET_REGISTRY
 from torchvision.transforms.functional import normalize
 
 from segsr.data.classes import image_class, load_manifest
+from segsr.data.file_check import PAIR_FIX, modcrop_pair_problem
+from segsr.data.image_files import ImageHeader, read_image
 from segsr.utils.errors import SegSRError
 
 
 def match_gt_to_lq(img_gt: np.ndarray, img_lq: np.ndarray, scale: int, gt_path: str, lq_path: str) -> np.ndarray:
-    """Crop the GT to LR * scale (modcrop), after checking that the LR was made from this GT at this scale."""
+    """Crop the GT to LR * scale (modcrop), after checking that the LR was made from this GT at this scale.
+
+    The dataset check applies the same rule to the headers before a run; this catches a file changed since.
+    """
     (h_gt, w_gt), (h_lq, w_lq) = img_gt.shape[:2], img_lq.shape[:2]
-    if (h_lq, w_lq) != (h_gt // scale, w_gt // scale):
-        raise SegSRError(
-            f'{lq_path} is {w_lq}x{h_lq} but {gt_path} ({w_gt}x{h_gt}) at scale {scale} needs '
-            f'{w_gt // scale}x{h_gt // scale}; point dataroot_lq at the LR_x{scale} folder or set scale to match')
+    problem = modcrop_pair_problem(gt_path, ImageHeader(w_gt, h_gt), lq_path, ImageHeader(w_lq, h_lq), scale)
+    if problem:
+        raise SegSRError(f'{problem}; {PAIR_FIX}')
     return img_gt[:h_lq * scale, :w_lq * scale]
+
+
+def unpaired_files_problem(gt_folder: str, lq_folder: str, filename_tmpl: str) -> str | None:
+    """The files of two folders that have no partner, by basicsr's naming rule (basicsr reports only counts)."""
+    gt_names = sorted(scandir(gt_folder))
+    lq_names = set(scandir(lq_folder))
+    partner = {name: filename_tmpl.format(os.path.splitext(name)[0]) + os.path.splitext(name)[1] for name in gt_names}
+    lonely_gt = [name for name in gt_names if partner[name] not in lq_names]
+    lonely_lq = sorted(lq_names - set(partner.values()))
+    parts = []
+    if lonely_gt:
+        parts.append(f'{len(lonely_gt)} HR files have no LR file, e.g. {os.path.join(gt_folder, lonely_gt[0])} '
+                     f'(no {os.path.join(lq_folder, partner[lonely_gt[0]])})')
+    if lonely_lq:
+        parts.append(f'{len(lonely_lq)} LR files have no HR file, e.g. {os.path.join(lq_folder, lonely_lq[0])}')
+    if not parts:
+        return None
+    return '; '.join(parts) + '; remove them, or point dataroot_gt and dataroot_lq at matching folders'
 
 
 @DATASET_REGISTRY.register()
@@ -27,12 +51,20 @@ class RSPairedImageDataset(PairedImageDataset):
 
     Same options as PairedImageDataset. Differences: the GT is cropped to LR * scale in every
     phase (so HR sizes that are not multiples of the scale work for training too), items are in
-    file-name order without a meta_info_file, a pair whose
-    sizes do not fit the scale raises a one-line SegSRError, and each item has a ``class`` label
-    (from the dataset's manifest.json, else from the file name).
+    file-name order without a meta_info_file, a pair whose sizes do not fit the scale or a file that
+    cannot be read raises a one-line SegSRError, and each item has a ``class`` label (from the
+    dataset's manifest.json, else from the file name).
     """
 
+    pair_size_problem = staticmethod(modcrop_pair_problem)
+
     def __init__(self, opt: dict):
+        folders = opt.get('dataroot_gt'), opt.get('dataroot_lq')
+        if opt['io_backend']['type'] == 'disk' and not opt.get('meta_info_file') and all(
+                folder and os.path.isdir(folder) for folder in folders):
+            problem = unpaired_files_problem(*folders, opt.get('filename_tmpl', '{}'))
+            if problem:
+                raise SegSRError(problem)
         super().__init__(opt)
         if not opt.get('meta_info_file'):  # basicsr keeps the folder's arbitrary listing order
             self.paths.sort(key=lambda pair: pair['gt_path'])
@@ -43,8 +75,8 @@ class RSPairedImageDataset(PairedImageDataset):
             self.file_client = FileClient(self.io_backend_opt.pop('type'), **self.io_backend_opt)
         scale = self.opt['scale']
         gt_path, lq_path = self.paths[index]['gt_path'], self.paths[index]['lq_path']
-        img_gt = imfrombytes(self.file_client.get(gt_path, 'gt'), float32=True)
-        img_lq = imfrombytes(self.file_client.get(lq_path, 'lq'), float32=True)
+        img_gt = read_image(self.file_client, gt_path, 'gt')
+        img_lq = read_image(self.file_client, lq_path, 'lq')
         img_gt = match_gt_to_lq(img_gt, img_lq, scale, gt_path, lq_path)
         if self.opt['phase'] == 'train':
             img_gt, img_lq = paired_random_crop(img_gt, img_lq, self.opt['gt_size'], scale, gt_path)

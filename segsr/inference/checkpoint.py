@@ -6,6 +6,7 @@ from pathlib import Path
 from basicsr.archs import build_network  # segsr/__init__ has patched basicsr and registered the archs
 from torch import nn
 
+from segsr.clip.lora import merge_lora
 from segsr.utils.checkpoint import load_checkpoint, load_state_dict_checked, select_state_dict
 from segsr.utils.errors import SegSRError
 from segsr.utils.option_yaml import load_option_file
@@ -28,7 +29,8 @@ def _network_options_from_yaml(path: Path) -> dict:
 def load_network(
     weights: str | Path, options: str | Path | None = None, param_key: str = 'params_ema'
 ) -> tuple[nn.Module, dict]:
-    """Build the network and load its weights strictly; return it (eval mode, CPU) with its options.
+    """Build the network, load its weights strictly and fold any LoRA adapters into the frozen weights
+    (no adapter matmuls at inference); return it (eval mode, CPU) with its options.
 
     Options given in a YAML file win over the ones stored in the checkpoint, so an old or
     foreign checkpoint (basicsr, HAT) can be used with an explicit configuration. ``param_key``
@@ -49,12 +51,6 @@ def load_network(
     state = select_state_dict(content, param_key, weights)
     fix = f'pass --opt with the {network_options["type"]} options these weights were trained with'
     load_state_dict_checked(network, state, strict=True, source=str(weights), fix=fix)
+    merge_lora(network)
     return network.eval(), network_options
 
-
-def input_channels(network_options: dict) -> int:
-    """Channels the network expects, from the option names basicsr's and HAT's archs use."""
-    for key in ('num_in_ch', 'in_chans'):
-        if key in network_options:
-            return int(network_options[key])
-    return 3

@@ -1,15 +1,12 @@
 """Running a network on batches of numpy tiles: device placement, bf16 autocast, guidance maps."""
 
-import inspect
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from segsr.nn.info import describe
 from segsr.utils.errors import SegSRError
-
-PROBE_SIZE = 16
 
 
 def resolve_device(name: str | None) -> torch.device:
@@ -18,12 +15,10 @@ def resolve_device(name: str | None) -> torch.device:
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     if name.startswith('cuda') and not torch.cuda.is_available():
         raise SegSRError(f'--device {name} asked for but CUDA is not available: use --device cpu')
-    return torch.device(name)
-
-
-def makes_guidance(network: nn.Module) -> bool:
-    """Whether the network can return its per-stage guidance maps (``forward(x, return_maps=True)``)."""
-    return 'return_maps' in inspect.signature(network.forward).parameters
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise SegSRError(f'unknown --device {name!r}: use cpu, cuda or cuda:N') from None
 
 
 class TileUpscaler:
@@ -33,22 +28,20 @@ class TileUpscaler:
     as extra channels, so they are tiled and blended exactly like the image.
     """
 
-    def __init__(self, network: nn.Module, in_channels: int, device: torch.device, bf16: bool, guidance: bool):
-        if guidance and not makes_guidance(network):
+    def __init__(self, network: nn.Module, device: torch.device, bf16: bool, guidance: bool):
+        self.network = network.to(device)
+        info = describe(self.network)
+        if guidance and not info.map_channels:
             name = type(network).__name__
             raise SegSRError(f'{name} produces no guidance maps: drop --save-guidance or use a SEGSR checkpoint')
-        self.network = network.to(device)
-        self.in_channels = in_channels
+        self.in_channels = info.in_chans
+        self.scale = info.scale
+        self.sr_channels = info.out_chans
+        self.map_channels = info.map_channels if guidance else 0
+        self.map_stages = list(info.map_stages) if guidance else []
         self.device = device
         self.bf16 = bf16
         self.guidance = guidance
-        image, maps = self._forward(torch.zeros(1, in_channels, PROBE_SIZE, PROBE_SIZE, device=device))
-        self.scale = image.shape[-1] // PROBE_SIZE
-        if self.scale < 1 or tuple(image.shape[-2:]) != (PROBE_SIZE * self.scale,) * 2:
-            shape = tuple(image.shape)
-            raise SegSRError(f'network output {shape} for a {PROBE_SIZE}px input is not an integer upscale')
-        self.sr_channels = image.shape[1]
-        self.map_channels = sum(m.shape[1] for m in maps)
 
     @torch.inference_mode()
     def _forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:

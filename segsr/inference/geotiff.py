@@ -1,13 +1,17 @@
-"""TIFF and GeoTIFF scenes through rasterio, read and written by window so a scene never sits in memory whole."""
+"""GeoTIFF, VRT and other GDAL rasters through rasterio, read and written by window, never whole."""
 
 import math
+import os
+import re
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
@@ -15,19 +19,34 @@ from segsr.utils.errors import SegSRError
 
 DEFAULT_BLOCK = 256
 SAMPLE_SIDE = 1024
+CLASS_WORDS = re.compile(r'\b(class(es|ification)?|categor(y|ies|ical)|land ?cover|land ?use|labels?)\b', re.I)
+STALE_BAND_TAGS = re.compile(r'^STATISTICS_')
+"""Band statistics of the LR input do not describe the SR output; GDAL recomputes them on demand."""
+
+
+@dataclass(frozen=True)
+class BandMetadata:
+    """What GDAL says about one band, carried to the output band made from it."""
+
+    description: str | None
+    unit: str | None
+    scale: float
+    offset: float
+    colorinterp: ColorInterp
+    tags: dict = field(default_factory=dict)
 
 
 class RasterSource:
-    """A (Geo)TIFF opened for windowed reads; band indices are 0-based here."""
+    """A raster GDAL can open (GeoTIFF, VRT, /vsizip/...) for windowed reads; band indices are 0-based here."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path | str):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore', NotGeoreferencedWarning)  # plain TIFFs are welcome
                 self.dataset = rasterio.open(path)
-        except RasterioIOError as error:
+        except RasterioError as error:
             raise SegSRError(
-                f'cannot read raster {path} ({str(error).splitlines()[0]}): pass a readable TIFF'
+                f'cannot read raster {path} ({str(error).splitlines()[0]}): pass a readable GeoTIFF or VRT'
             ) from None
         dataset = self.dataset
         self.path = path
@@ -36,27 +55,76 @@ class RasterSource:
         self.nodata = dataset.nodata
         self.alpha_band = next((i for i, ci in enumerate(dataset.colorinterp) if ci == ColorInterp.alpha), None)
         self.georeferenced = dataset.crs is not None or not dataset.transform.is_identity
-        self.masked = any(MaskFlags.all_valid not in flags for flags in dataset.mask_flag_enums)
+        self.has_mask = any(MaskFlags.all_valid not in flags for flags in dataset.mask_flag_enums)
+        self.masked = self.has_mask or self.dtype.kind == 'f'  # float bands may hold NaN/inf: nodata too
 
     def read(self, bands: list[int], row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
-        window = Window(col0, row0, col1 - col0, row1 - row0)
-        return self.dataset.read([band + 1 for band in bands], window=window)
+        return self.dataset.read([band + 1 for band in bands], window=Window(col0, row0, col1 - col0, row1 - row0))
 
-    def read_valid(self, row0: int, row1: int, col0: int, col1: int) -> np.ndarray | None:
-        """Pixels that hold data (from nodata, an internal mask or an alpha band); None when all do."""
+    def read_valid(self, bands: list[int], row0: int, row1: int, col0: int, col1: int) -> np.ndarray | None:
+        """Pixels that hold data in every one of ``bands``: GDAL's mask (nodata, internal mask, alpha)
+        and, for floats, finite values. None when all pixels do."""
         if not self.masked:
             return None
-        return self.dataset.dataset_mask(window=Window(col0, row0, col1 - col0, row1 - row0)) > 0
+        window = Window(col0, row0, col1 - col0, row1 - row0)
+        valid = np.ones((row1 - row0, col1 - col0), bool)
+        if self.has_mask:
+            valid &= self.dataset.dataset_mask(window=window) > 0
+        if self.dtype.kind == 'f':
+            valid &= np.isfinite(self.read(bands, row0, row1, col0, col1)).all(axis=0)
+        return valid
 
     def sample(self, bands: list[int]) -> np.ma.MaskedArray:
         """A decimated read (at most SAMPLE_SIDE pixels a side) of valid pixels, for statistics."""
         step = max(1, math.ceil(max(self.height, self.width) / SAMPLE_SIDE))
         shape = (len(bands), math.ceil(self.height / step), math.ceil(self.width / step))
         indexes = [band + 1 for band in bands]
-        return self.dataset.read(indexes, out_shape=shape, masked=True, resampling=Resampling.nearest)
+        sample = self.dataset.read(indexes, out_shape=shape, masked=True, resampling=Resampling.nearest)
+        return np.ma.masked_invalid(sample) if self.dtype.kind == 'f' else sample
+
+    def categorical_reason(self, bands: list[int]) -> str | None:
+        """Why the bands hold classes rather than measurements, if they do (blurring classes invents new ones)."""
+        for band in bands:
+            if self.dataset.colorinterp[band] == ColorInterp.palette:
+                return f'band {band + 1} has a colour table'
+            layer_type = self.dataset.tags(band + 1).get('LAYER_TYPE') or self.dataset.tags().get('LAYER_TYPE')
+            if (layer_type or '').lower() == 'thematic':
+                return f'band {band + 1} is a thematic layer (LAYER_TYPE=thematic)'
+            description = self.dataset.descriptions[band] or ''
+            if CLASS_WORDS.search(description):
+                return f'band {band + 1} is described as {description!r}'
+        return None
+
+    def band_metadata(self, band: int) -> BandMetadata:
+        dataset = self.dataset
+        tags = {key: value for key, value in dataset.tags(band + 1).items() if not STALE_BAND_TAGS.match(key)}
+        return BandMetadata(
+            description=dataset.descriptions[band],
+            unit=dataset.units[band],
+            scale=dataset.scales[band],
+            offset=dataset.offsets[band],
+            colorinterp=dataset.colorinterp[band],
+            tags=tags,
+        )
+
+    def dataset_tags(self) -> dict:
+        """Default-domain dataset tags, AREA_OR_POINT among them."""
+        return dict(self.dataset.tags())
 
     def close(self) -> None:
         self.dataset.close()
+
+
+@dataclass(frozen=True)
+class TiffFormat:
+    """How rasters are written: ``compress`` is a GDAL codec name; ``blocksize`` None picks one from the tile."""
+
+    cog: bool = False
+    compress: str = 'deflate'
+    blocksize: int | None = None
+
+
+PLAIN_TIFF = TiffFormat()
 
 
 def block_side(cell: int) -> int | None:
@@ -77,10 +145,11 @@ def output_profile(
     nodata: float | None = None,
     georeference: dict | None = None,
     block: int = DEFAULT_BLOCK,
+    compress: str = 'deflate',
 ) -> dict:
-    """Tiled, deflate-compressed GTiff; ``georeference`` holds ``crs`` and ``transform`` when there are any."""
+    """Tiled, compressed GTiff; ``georeference`` holds ``crs`` and ``transform`` when there are any."""
     dtype = np.dtype(dtype)
-    return {
+    profile = {
         'driver': 'GTiff',
         'height': height,
         'width': width,
@@ -90,11 +159,14 @@ def output_profile(
         'tiled': True,
         'blockxsize': block,
         'blockysize': block,
-        'compress': 'deflate',
-        'predictor': 3 if dtype.kind == 'f' else 2,
         'BIGTIFF': 'IF_SAFER',
         **(georeference or {}),
     }
+    if compress.lower() != 'none':
+        profile['compress'] = compress
+        if compress.lower() in ('deflate', 'lzw', 'zstd'):
+            profile['predictor'] = 3 if dtype.kind == 'f' else 2
+    return profile
 
 
 def refined_georeference(source: RasterSource, scale: int) -> dict:
@@ -104,23 +176,68 @@ def refined_georeference(source: RasterSource, scale: int) -> dict:
     return {'crs': source.dataset.crs, 'transform': source.dataset.transform @ Affine.scale(1 / scale)}
 
 
-class RasterSink:
-    """Writes finished blocks by window; GDAL's bounded block cache holds any partly written TIFF blocks."""
+def staging_path(final: Path) -> Path:
+    """The hidden tiled GeoTIFF a COG is translated from; named like every partial file, so it is cleaned alike."""
+    return final.with_name(f'.{final.stem}.partial-{os.getpid()}.tiled.tif')
 
-    def __init__(self, path: Path, profile: dict, write_mask: bool = False):
+
+class RasterSink:
+    """Writes finished blocks by window; GDAL's bounded block cache holds any partly written TIFF blocks.
+
+    With ``tiff_format.cog`` the blocks go to a hidden tiled GeoTIFF that ``commit`` translates, with
+    overviews, into a Cloud-Optimized GeoTIFF at ``path`` (GDAL's COG driver needs a finished source).
+    """
+
+    def __init__(self, path: Path, profile: dict, write_mask: bool = False, tiff_format: TiffFormat = PLAIN_TIFF):
+        self.path = path
+        self.format = tiff_format
+        self.target = staging_path(path) if tiff_format.cog else path
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', NotGeoreferencedWarning)  # outputs of plain TIFFs and PNGs
-            self.dataset = rasterio.open(path, 'w', **profile)
+            self.dataset = rasterio.open(self.target, 'w', **profile)
         self.write_mask = write_mask
 
-    def write(self, row: int, col: int, block: np.ndarray, valid: np.ndarray | None = None) -> None:
+    def describe(self, bands: list[BandMetadata], tags: dict) -> None:
+        """Band descriptions, units, scales, offsets, colour interpretation and tags, set before any pixel."""
+        dataset = self.dataset
+        for index, band in enumerate(bands, start=1):
+            if band.description:
+                dataset.set_band_description(index, band.description)
+            if band.unit:
+                dataset.set_band_unit(index, band.unit)
+            if band.tags:
+                dataset.update_tags(index, **band.tags)
+        dataset.scales = [band.scale for band in bands]
+        dataset.offsets = [band.offset for band in bands]
+        dataset.colorinterp = [band.colorinterp for band in bands]
+        dataset.update_tags(**tags)
+
+    def write(
+        self, row: int, col: int, block: np.ndarray, valid: np.ndarray | None = None, bands: list[int] | None = None
+    ) -> None:
+        """``bands``: 0-based output bands the block's channels go to (all of them by default)."""
         window = Window(col, row, block.shape[2], block.shape[1])
-        self.dataset.write(block, window=window)
-        if self.write_mask:
+        indexes = None if bands is None else [band + 1 for band in bands]
+        self.dataset.write(block, indexes=indexes, window=window)
+        if self.write_mask and valid is not None:
             self.dataset.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=window)
 
     def commit(self) -> None:
-        """Blocks are already handed to GDAL; closing flushes them."""
+        """Blocks are already handed to GDAL; closing flushes them, and a COG is translated from them."""
+        self.dataset.close()
+        if not self.format.cog:
+            return
+        options = {'COMPRESS': self.format.compress.upper(), 'OVERVIEWS': 'AUTO', 'BIGTIFF': 'IF_SAFER'}
+        if self.format.compress.lower() in ('deflate', 'lzw', 'zstd'):
+            options['PREDICTOR'] = 'YES'
+        if self.format.blocksize:
+            options['BLOCKSIZE'] = self.format.blocksize
+        try:
+            rasterio.shutil.copy(self.target, self.path, driver='COG', **options)
+        finally:
+            self.target.unlink(missing_ok=True)
 
     def close(self) -> None:
         self.dataset.close()
+        if self.format.cog:
+            self.target.unlink(missing_ok=True)

@@ -33,7 +33,7 @@ class ImageSource:
     def read(self, bands: list[int], row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
         return self.pixels[bands, row0:row1, col0:col1]
 
-    def read_valid(self, row0: int, row1: int, col0: int, col1: int) -> np.ndarray | None:
+    def read_valid(self, bands: list[int], row0: int, row1: int, col0: int, col1: int) -> np.ndarray | None:
         """Plain images have no nodata; transparency is carried by the alpha band instead."""
         return None
 
@@ -51,9 +51,12 @@ class ImageSink:
         self.path = path
         self.pixels = np.zeros((bands, height, width), dtype=dtype)
 
-    def write(self, row: int, col: int, block: np.ndarray, valid: np.ndarray | None = None) -> None:
+    def write(
+        self, row: int, col: int, block: np.ndarray, valid: np.ndarray | None = None, bands: list[int] | None = None
+    ) -> None:
         """``valid`` is accepted for symmetry with rasters; images have no nodata to record."""
-        self.pixels[: block.shape[0], row : row + block.shape[1], col : col + block.shape[2]] = block
+        bands = list(range(block.shape[0])) if bands is None else bands
+        self.pixels[bands, row : row + block.shape[1], col : col + block.shape[2]] = block
 
     def write_band(self, band: int, plane: np.ndarray) -> None:
         self.pixels[band] = plane

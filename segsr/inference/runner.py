@@ -1,36 +1,42 @@
 """Super-resolve files: pick bands, map values into the network range, tile, and write atomically."""
 
 import contextlib
-import glob
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 import rasterio
+from rasterio.enums import ColorInterp
+from rasterio.errors import RasterioError
 from scipy import ndimage
 from tqdm import tqdm
 
+from segsr.inference.bands import BandRequest, band_groups, output_bands
 from segsr.inference.engine import TileUpscaler
 from segsr.inference.geotiff import (
     DEFAULT_BLOCK,
+    PLAIN_TIFF,
+    BandMetadata,
     RasterSink,
     RasterSource,
+    TiffFormat,
     block_side,
     output_profile,
     refined_georeference,
 )
 from segsr.inference.image_io import ImageSink, ImageSource
-from segsr.inference.radiometry import BandStretch, dtype_range_stretch, percentile_stretch
+from segsr.inference.inputs import InputFile, is_raster, open_source, plan_input
+from segsr.inference.radiometry import BandStretch, data_range_stretch, percentile_stretch, unsigned_range_stretch
 from segsr.inference.tiling import count_tiles, upscale_tiled
 from segsr.utils.errors import SegSRError
-from segsr.utils.files import atomic_path
+from segsr.utils.files import atomic_path, remove_stale_temp_files
 
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
-RASTER_SUFFIXES = ('.tif', '.tiff')
 GDAL_CACHE_MB = 64
+FILE_ERRORS = (SegSRError, RasterioError, OSError)
+"""What one bad input may raise; the run reports it and goes on with the next input."""
 
 
 @dataclass(frozen=True)
@@ -42,61 +48,35 @@ class TilingOptions:
 
 @dataclass(frozen=True)
 class RadiometryOptions:
-    """``bands`` are 1-based as in GDAL; ``stretch`` is 'auto', 'range' or 'percentile'."""
+    """``bands``: 1-based groups as in GDAL, or 'each'; ``stretch`` is 'auto', 'range' or 'percentile'."""
 
-    bands: tuple[int, ...] | None = None
+    bands: BandRequest = None
     stretch: str = 'auto'
     percentiles: tuple[float, float] = (0.5, 99.5)
+    allow_categorical: bool = False
 
 
-def collect_inputs(pattern: str) -> list[Path]:
-    """A file, every image directly inside a folder, or the files a glob matches."""
-    path = Path(pattern)
-    if path.is_file():
-        return [path]
-    candidates = path.iterdir() if path.is_dir() else map(Path, glob.glob(pattern))
-    files = sorted(p for p in candidates if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + RASTER_SUFFIXES)
-    if not files:
-        raise SegSRError(f'no input images at {pattern}: pass an image file, a folder of images or a glob')
-    return files
+@dataclass
+class RunReport:
+    """Files written, and ``(input, one-line reason)`` for every input that failed."""
 
-
-def open_source(path: Path) -> ImageSource | RasterSource:
-    """TIFFs (geo or not) go through rasterio and stream; PNG and JPEG are decoded whole."""
-    if path.suffix.lower() in RASTER_SUFFIXES:
-        return RasterSource(path)
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageSource(path)
-    raise SegSRError(f'cannot read {path}: unsupported format, pass PNG, JPEG or TIFF')
-
-
-def select_bands(source: ImageSource | RasterSource, requested: tuple[int, ...] | None, channels: int) -> list[int]:
-    """0-based source bands to feed the network: the requested ones, or all but alpha."""
-    if requested is not None:
-        for band in requested:
-            if not 1 <= band <= source.band_count:
-                raise SegSRError(
-                    f'band {band} is out of range: {source.path} has {source.band_count} bands, '
-                    f'pick --bands between 1 and {source.band_count}'
-                )
-        bands = [band - 1 for band in requested]
-    else:
-        bands = [band for band in range(source.band_count) if band != source.alpha_band]
-    if len(bands) != channels and not (len(bands) == 1 and channels == 3):
-        raise SegSRError(
-            f'{source.path} gives {len(bands)} bands but the network takes {channels}: '
-            f'choose {channels} with --bands, e.g. --bands {",".join(str(b) for b in range(channels, 0, -1))}'
-        )
-    return bands
+    written: list[Path] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
 
 
 def choose_stretch(source: ImageSource | RasterSource, bands: list[int], options: RadiometryOptions) -> BandStretch:
-    """8-bit data keep their 0..255 scale (as in training); deeper data are stretched by percentiles."""
+    """8-bit data keep their 0..255 scale (as in training); deeper data are normalised by percentiles.
+
+    ``range`` is the dtype's range for unsigned integers and the data's min..max for signed and
+    float data, whose dtype range (-32768.. or ±3e38) says nothing about the values.
+    """
     mode = options.stretch
     if mode == 'auto':
         mode = 'range' if source.dtype == np.uint8 else 'percentile'
     if mode == 'range':
-        return dtype_range_stretch(source.dtype, len(bands))
+        if source.dtype.kind == 'u':
+            return unsigned_range_stretch(source.dtype, len(bands))
+        return data_range_stretch(source.sample(bands))
     if mode == 'percentile':
         return percentile_stretch(source.sample(bands), *options.percentiles)
     raise SegSRError(f'unknown stretch {options.stretch!r}: use auto, range or percentile')
@@ -115,11 +95,11 @@ def fill_from_nearest_valid(values: np.ndarray, valid: np.ndarray) -> np.ndarray
 def network_reader(
     source: ImageSource | RasterSource, bands: list[int], stretch: BandStretch, channels: int
 ) -> Callable[[int, int, int, int], np.ndarray]:
-    """Scene rectangles as the network wants them: [0, 1], nodata filled, gray repeated to its channels."""
+    """Scene rectangles as the network wants them: normalised, nodata and NaN filled, gray repeated."""
 
     def read(row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
         values = stretch.to_unit(source.read(bands, row0, row1, col0, col1))
-        valid = source.read_valid(row0, row1, col0, col1)
+        valid = source.read_valid(bands, row0, row1, col0, col1)
         if valid is not None:
             values = fill_from_nearest_valid(values, valid)
         return np.repeat(values, channels, axis=0) if values.shape[0] < channels else values
@@ -135,41 +115,101 @@ def keep_off_nodata(values: np.ndarray, nodata: float) -> np.ndarray:
     return np.where(values == nodata, values.dtype.type(neighbour), values)
 
 
-def output_paths(path: Path, output_dir: Path, guidance: bool) -> tuple[Path, Path | None]:
-    """Same name and format as the input; guidance as a float GeoTIFF beside it. Never onto the input."""
-    image = output_dir / path.name
-    maps = output_dir / f'{path.stem}_guidance.tif' if guidance else None
-    for target in filter(None, (image, maps)):
-        if target.resolve() == path.resolve():
-            raise SegSRError(f'output {target} would overwrite the input: choose another --output folder')
-    return image, maps
+def invalid_value(source: ImageSource | RasterSource) -> float | None:
+    """What an invalid output pixel holds: the nodata value, else NaN for floats (an integer mask says the rest)."""
+    if source.nodata is not None:
+        return source.nodata
+    return float('nan') if source.dtype.kind == 'f' else None
+
+
+def upscaled_valid(
+    source: ImageSource | RasterSource, bands: list[int], row: int, col: int, shape: tuple[int, int], scale: int
+) -> np.ndarray | None:
+    """Validity of the LR pixels under an output block, each covering ``scale x scale`` output pixels."""
+    row0, col0 = row // scale, col // scale
+    valid = source.read_valid(bands, row0, row0 + shape[0] // scale, col0, col0 + shape[1] // scale)
+    return None if valid is None else valid.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def restore_block(
+    source: ImageSource | RasterSource, bands: list[int], stretch: BandStretch, scale: int
+) -> Callable[[int, int, np.ndarray], tuple[np.ndarray, np.ndarray | None]]:
+    """Network output back to source values: gray from the channel mean, source dtype, nodata where it was."""
+    fill = invalid_value(source)
+
+    def restore(row: int, col: int, block: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if block.shape[0] != len(bands):
+            block = block.mean(axis=0, keepdims=True)
+        image = stretch.from_unit(block, source.dtype)
+        valid = upscaled_valid(source, bands, row, col, block.shape[1:], scale)
+        if valid is None or fill is None:
+            return image, valid
+        if source.nodata is not None:
+            image = keep_off_nodata(image, source.nodata)
+        return np.where(valid, image, source.dtype.type(fill)), valid
+
+    return restore
 
 
 def open_image_sink(
-    stack: contextlib.ExitStack, source: ImageSource | RasterSource, path: Path, scale: int, bands: int, block: int
+    stack: contextlib.ExitStack,
+    source: ImageSource | RasterSource,
+    path: Path,
+    scale: int,
+    bands: list[int],
+    block: int,
+    tiff_format: TiffFormat,
+    tags: dict,
 ) -> ImageSink | RasterSink:
-    """The output under a temporary name; TIFFs keep georeference, nodata and mask, images gain their alpha."""
+    """The output under a temporary name; rasters keep georeference, nodata, mask and metadata."""
     height, width = source.height * scale, source.width * scale
     temporary = stack.enter_context(atomic_path(path))
     if isinstance(source, RasterSource):
         georeference = refined_georeference(source, scale)
-        profile = output_profile(height, width, bands, source.dtype, source.nodata, georeference, block)
-        sink = RasterSink(temporary, profile, write_mask=source.masked and source.nodata is None)
-    else:
-        sink = ImageSink(temporary, height, width, bands + (source.alpha_band is not None), source.dtype)
+        profile = output_profile(
+            height, width, len(bands), source.dtype, source.nodata, georeference, block, tiff_format.compress
+        )
+        sink = RasterSink(
+            temporary, profile, write_mask=source.has_mask and source.nodata is None, tiff_format=tiff_format
+        )
+        stack.callback(sink.close)
+        sink.describe([source.band_metadata(band) for band in bands], {**source.dataset_tags(), **tags})
+        return sink
+    sink = ImageSink(temporary, height, width, len(bands) + (source.alpha_band is not None), source.dtype)
     stack.callback(sink.close)
     return sink
 
 
+def guidance_names(groups: list[list[int]], stages: list[int]) -> list[str]:
+    """``stage 2 map 3``, prefixed by the bands that made it when several groups ran."""
+    names = []
+    for group in groups:
+        prefix = f'bands {",".join(str(b + 1) for b in group)} ' if len(groups) > 1 else ''
+        for stage, maps in enumerate(stages, start=1):
+            names += [f'{prefix}stage {stage}' + (f' map {m}' if maps > 1 else '') for m in range(1, maps + 1)]
+    return names
+
+
 def open_maps_sink(
-    stack: contextlib.ExitStack, source: ImageSource | RasterSource, path: Path, scale: int, bands: int, block: int
+    stack: contextlib.ExitStack,
+    source: ImageSource | RasterSource,
+    path: Path,
+    scale: int,
+    names: list[str],
+    block: int,
+    tiff_format: TiffFormat,
+    tags: dict,
 ) -> RasterSink:
-    """Guidance maps as float32 bands, one per map, on the output's grid."""
+    """Guidance maps as float32 bands, one per map and band group, on the output's grid; NaN where nodata."""
     georeference = refined_georeference(source, scale) if isinstance(source, RasterSource) else {}
     height, width = source.height * scale, source.width * scale
-    profile = output_profile(height, width, bands, np.float32, None, georeference, block)
-    sink = RasterSink(stack.enter_context(atomic_path(path)), profile)
+    nodata = float('nan') if source.nodata is not None or getattr(source, 'masked', False) else None
+    profile = output_profile(
+        height, width, len(names), np.float32, nodata, georeference, block, tiff_format.compress
+    )
+    sink = RasterSink(stack.enter_context(atomic_path(path)), profile, tiff_format=tiff_format)
     stack.callback(sink.close)
+    sink.describe([BandMetadata(name, None, 1.0, 0.0, ColorInterp.gray) for name in names], tags)
     return sink
 
 
@@ -179,51 +219,45 @@ def upscaled_alpha(source: ImageSource, scale: int) -> np.ndarray:
     return cv2.resize(alpha, (source.width * scale, source.height * scale), interpolation=cv2.INTER_CUBIC)
 
 
-def restore_block(
-    source: ImageSource | RasterSource, stretch: BandStretch, scale: int, bands: int
-) -> Callable[[int, int, np.ndarray], tuple[np.ndarray, np.ndarray | None]]:
-    """Network output back to source values: gray from the channel mean, source dtype, nodata where it was."""
-
-    def restore(row: int, col: int, block: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        if block.shape[0] != bands:
-            block = block.mean(axis=0, keepdims=True)
-        image = stretch.from_unit(block, source.dtype)
-        row0, col0 = row // scale, col // scale
-        valid = source.read_valid(row0, row0 + block.shape[1] // scale, col0, col0 + block.shape[2] // scale)
-        if valid is None:
-            return image, None
-        valid = valid.repeat(scale, axis=0).repeat(scale, axis=1)
-        if source.nodata is not None:
-            image = np.where(valid, keep_off_nodata(image, source.nodata), source.dtype.type(source.nodata))
-        return image, valid
-
-    return restore
-
-
-def upscale_file(
-    path: Path,
-    output_dir: Path,
+def upscale_input(
+    planned: InputFile,
     upscaler: TileUpscaler,
     tiling: TilingOptions,
     radiometry: RadiometryOptions,
-    guidance: bool = False,
+    tiff_format: TiffFormat = PLAIN_TIFF,
+    tags: dict | None = None,
+    progress_position: int = 0,
 ) -> list[Path]:
-    """Super-resolve one file into ``output_dir``; return the files written."""
-    image_path, maps_path = output_paths(path, output_dir, guidance)
+    """Super-resolve one input, one network pass per band group, into one output; return the files written."""
+    tags = tags or {}
     with contextlib.ExitStack() as stack:
-        source = open_source(path)
+        source = open_source(planned.source)
         stack.callback(source.close)
-        bands = select_bands(source, radiometry.bands, upscaler.in_channels)
+        groups = band_groups(
+            radiometry.bands, source.band_count, source.alpha_band, upscaler.in_channels, planned.source
+        )
+        bands = output_bands(groups)
+        position = {band: index for index, band in enumerate(bands)}
         stretch = choose_stretch(source, bands, radiometry)
         scale = upscaler.scale
-        block = block_side(tiling.tile * scale) or DEFAULT_BLOCK
-        image_sink = open_image_sink(stack, source, image_path, scale, len(bands), block)
-        maps = open_maps_sink(stack, source, maps_path, scale, upscaler.map_channels, block) if maps_path else None
-        restore = restore_block(source, stretch, scale, len(bands))
-        total = count_tiles(source.height, source.width, tiling.tile, tiling.overlap)
-        with tqdm(total=total, unit='tile', desc=path.name, dynamic_ncols=True) as bar:
+        block = tiff_format.blocksize or block_side(tiling.tile * scale) or DEFAULT_BLOCK
+        planned.image.parent.mkdir(parents=True, exist_ok=True)
+        image_sink = open_image_sink(stack, source, planned.image, scale, bands, block, tiff_format, tags)
+        maps = None
+        if planned.maps is not None:
+            names = guidance_names(groups, upscaler.map_stages)
+            maps = open_maps_sink(stack, source, planned.maps, scale, names, block, tiff_format, tags)
+        tiles = count_tiles(source.height, source.width, tiling.tile, tiling.overlap)
+        bar = stack.enter_context(
+            tqdm(total=tiles * len(groups), unit='tile', desc=planned.name, dynamic_ncols=True,
+                 position=progress_position, leave=progress_position == 0)
+        )
+        for index, group in enumerate(groups):
+            group_stretch = stretch.select([position[band] for band in group])
+            restore = restore_block(source, group, group_stretch, scale)
+            first_map = index * upscaler.map_channels
             blocks = upscale_tiled(
-                network_reader(source, bands, stretch, upscaler.in_channels),
+                network_reader(source, group, group_stretch, upscaler.in_channels),
                 source.height,
                 source.width,
                 upscaler,
@@ -234,36 +268,85 @@ def upscale_file(
                 on_batch=bar.update,
             )
             for row, col, output in blocks:
-                image_sink.write(row, col, *restore(row, col, output[: upscaler.sr_channels]))
+                image, valid = restore(row, col, output[: upscaler.sr_channels])
+                image_sink.write(row, col, image, valid, bands=[position[band] for band in group])
                 if maps is not None:
-                    maps.write(row, col, output[upscaler.sr_channels :])
+                    guidance = output[upscaler.sr_channels :]
+                    if valid is not None:
+                        guidance = np.where(valid, guidance, np.float32(np.nan))
+                    maps.write(row, col, guidance, bands=list(range(first_map, first_map + upscaler.map_channels)))
         if isinstance(source, ImageSource) and source.alpha_band is not None:
             image_sink.write_band(len(bands), upscaled_alpha(source, scale))
         image_sink.commit()
         if maps is not None:
             maps.commit()
-    return [p for p in (image_path, maps_path) if p is not None]
+    return [p for p in (planned.image, planned.maps) if p is not None]
 
 
-def upscale_files(
-    inputs: list[Path],
+def upscale_file(
+    path: Path,
     output_dir: Path,
     upscaler: TileUpscaler,
     tiling: TilingOptions,
     radiometry: RadiometryOptions,
     guidance: bool = False,
 ) -> list[Path]:
-    """Every input in turn; a fixed GDAL block cache keeps reading and writing within a set budget."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    cell = tiling.tile * upscaler.scale
-    if block_side(cell) is None and any(path.suffix.lower() in RASTER_SUFFIXES for path in inputs):
-        print(
-            f'warning: --tile {tiling.tile} makes {cell}-pixel output cells that no TIFF block size divides, '
-            'so blocks are compressed twice and files grow; a tile like 256 avoids this',
-            file=sys.stderr,
-        )
-    written = []
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-        for path in inputs:
-            written += upscale_file(path, output_dir, upscaler, tiling, radiometry, guidance)
-    return written
+    """Super-resolve one file into ``output_dir`` under its own name; return the files written."""
+    return upscale_input(plan_input(path, output_dir, guidance), upscaler, tiling, radiometry)
+
+
+def warn_on_partial_blocks(planned: list[InputFile], tile: int, scale: int, tiff_format: TiffFormat) -> None:
+    cell = tile * scale
+    if not any(is_raster(item.source) for item in planned):
+        return
+    if tiff_format.blocksize is None and block_side(cell) is None:
+        reason = 'that no TIFF block size divides'
+    elif tiff_format.blocksize is not None and cell % tiff_format.blocksize:
+        reason = f'that --blocksize {tiff_format.blocksize} does not divide'
+    else:
+        return
+    print(
+        f'warning: --tile {tile} makes {cell}-pixel output cells {reason}, so blocks are compressed twice '
+        'and files grow; a tile like 256 avoids this',
+        file=sys.stderr,
+    )
+
+
+def upscale_files(
+    planned: list[InputFile],
+    upscaler: TileUpscaler,
+    tiling: TilingOptions,
+    radiometry: RadiometryOptions,
+    tiff_format: TiffFormat = PLAIN_TIFF,
+    tags: dict | None = None,
+) -> RunReport:
+    """Every input in turn; one that fails is reported and the rest still run.
+
+    A fixed GDAL block cache keeps reading and writing within a set budget. Partial files that
+    killed runs left in an output folder are removed before the first write into it.
+    """
+    warn_on_partial_blocks(planned, tiling.tile, upscaler.scale, tiff_format)
+    report = RunReport()
+    cleaned: set[Path] = set()
+    several = len(planned) > 1
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), tqdm(
+        total=len(planned), unit='file', desc='files', disable=not several, dynamic_ncols=True
+    ) as files_bar:
+        for item in planned:
+            folder = item.image.parent
+            if folder not in cleaned and folder.is_dir():
+                remove_stale_temp_files(folder)
+            cleaned.add(folder)
+            try:
+                report.written += upscale_input(
+                    item, upscaler, tiling, radiometry, tiff_format, tags, progress_position=int(several)
+                )
+            except FILE_ERRORS as error:
+                report.failures.append((str(item.source), one_line(error)))
+            files_bar.update(1)
+    return report
+
+
+def one_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

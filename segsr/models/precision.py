@@ -11,15 +11,14 @@ Options (basicsr YAML):
       tf32: false          # TF32 tensor cores for float32 matmuls and convs (CUDA, Ampere and newer)
       compile: false       # true, or {mode: default|reduce-overhead|max-autotune, dynamic: false|true|null}
 
-Compiling uses size buckets: a network that pads its input to ``pad_multiple`` itself (HAT, SEGSR)
-gets its input padded the same way before the compiled forward and its output cropped after it,
-so the compiled graph only sees padded sizes and the result is unchanged. Validation images of
+Compiling uses size buckets: of a network that pads its input to ``pad_multiple`` itself (HAT, SEGSR:
+``segsr.nn.padding.PadsInput``) only ``forward_padded`` is compiled, after the padding and before the
+crop, so the compiled graph only sees padded sizes and the result is unchanged. Validation images of
 one dataset mostly share a padded size, so they compile once and not once per image.
 
 Everything is device-agnostic: autocast takes its device type from the tensors it sees.
 """
 
-import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from segsr.nn.padding import pad_to_multiple
+from segsr.nn.padding import PadsInput
 from segsr.utils.errors import SegSRError
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'off': None}
@@ -86,8 +85,10 @@ class Performance:
         if self.channels_last:
             net.to(memory_format=torch.channels_last)
             net.register_forward_pre_hook(_inputs_to_channels_last)
-        if self.compile is not None:
-            net.forward = bucketed(torch.compile(net.forward, **self.compile), net)
+        if self.compile is not None and isinstance(net, PadsInput):
+            net.forward_padded = torch.compile(net.forward_padded, **self.compile)
+        elif self.compile is not None:
+            net.forward = torch.compile(net.forward, **self.compile)
         return net
 
     @contextmanager
@@ -109,31 +110,30 @@ class Performance:
         """``loss.backward()``, with the loss scaled first when training in fp16."""
         self.scaler(loss.device).scale(loss).backward()
 
+    def train_step(self, net: nn.Module, optimizer: torch.optim.Optimizer, lq: torch.Tensor,
+                   losses_of: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+                   accept: Callable[[dict[str, torch.Tensor]], bool] | None = None) -> tuple[torch.Tensor, dict]:
+        """One optimisation step: forward under the training autocast, losses of the float32 output, backward
+        of their sum, then the optimizer step unless ``accept`` refuses the losses. Returns output and losses.
+
+        The training model, the benchmark and the loss-curve comparison all step through here, so the
+        numbers they report are those of the same step."""
+        optimizer.zero_grad(set_to_none=True)
+        with self.autocast(lq, training=True):
+            output = net(lq)
+        output = output.float()
+        losses = losses_of(output)
+        self.backward(sum(losses.values()))
+        if accept is None or accept(losses):
+            self.step(optimizer)
+        return output, losses
+
     def step(self, optimizer: torch.optim.Optimizer) -> None:
         """``optimizer.step()``; in fp16 gradients are unscaled first, and a step with inf/NaN gradients is
         skipped while the scale shrinks."""
         scaler = self.scaler(next(p.device for group in optimizer.param_groups for p in group['params']))
         scaler.step(optimizer)
         scaler.update()
-
-
-def bucketed(forward: Callable, net: nn.Module) -> Callable:
-    """``forward`` on inputs padded to the network's ``pad_multiple``, outputs cropped to the input size."""
-    multiple, scale = getattr(net, 'pad_multiple', None), getattr(net, 'upscale', None)
-    if multiple is None and hasattr(net, 'backbone'):
-        multiple = getattr(net.backbone, 'pad_multiple', None)
-    if multiple is None or scale is None:
-        return forward
-
-    @functools.wraps(forward)
-    def padded_forward(x: torch.Tensor, *args, **kwargs):
-        height, width = x.shape[-2:]
-        out = forward(pad_to_multiple(x, multiple), *args, **kwargs)
-        if isinstance(out, tuple):
-            return (out[0][..., :height * scale, :width * scale], *out[1:])
-        return out[..., :height * scale, :width * scale]
-
-    return padded_forward
 
 
 def _inputs_to_channels_last(module: nn.Module, args: tuple) -> tuple:

@@ -17,6 +17,8 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 from tqdm import tqdm
 
 from segsr.models.precision import Performance
+from segsr.models.tiled_forward import check_tile_options, tiled_forward
+from segsr.self_ensemble import ensemble_mean
 from segsr.utils.checkpoint import atomic_torch_save, load_checkpoint, load_state_dict_checked, select_state_dict
 from segsr.utils.report import average_rows, metric_columns
 
@@ -34,12 +36,14 @@ class SegSRModel(SRModel):
     rebuilds its network; every file is written atomically, by rank 0 only. A step whose loss is NaN
     or infinite (on any process) changes neither the weights, the optimiser nor the EMA;
     ``last_step_skipped`` tells the training loop. Precision, memory layout and compilation follow
-    ``train.amp``, ``val.amp`` and ``performance`` (see :mod:`segsr.models.precision`).
+    ``train.amp``, ``val.amp`` and ``performance`` (see :mod:`segsr.models.precision`); validation
+    runs tile by tile when the options have ``tile`` (see :mod:`segsr.models.tiled_forward`).
     """
 
     last_step_skipped = False
 
     def __init__(self, opt: dict):
+        self.tile = check_tile_options(opt.get('tile'))
         self.performance = Performance.from_options(opt)
         self.performance.apply_backend_flags()
         super().__init__(opt)
@@ -73,13 +77,13 @@ class SegSRModel(SRModel):
         self.optimizer_g = self.get_optimizer(optim_type, trainable, **optim_opt)
         self.optimizers.append(self.optimizer_g)
 
-    def compute_losses(self) -> OrderedDict:
-        """The configured losses of ``self.output`` against ``self.gt``, by log name."""
+    def compute_losses(self, output: torch.Tensor) -> OrderedDict:
+        """The configured losses of ``output`` against ``self.gt``, by log name."""
         losses = OrderedDict()
         if self.cri_pix:
-            losses['l_pix'] = self.cri_pix(self.output, self.gt)
+            losses['l_pix'] = self.cri_pix(output, self.gt)
         if self.cri_perceptual:
-            l_percep, l_style = self.cri_perceptual(self.output, self.gt)
+            l_percep, l_style = self.cri_perceptual(output, self.gt)
             if l_percep is not None:
                 losses['l_percep'] = l_percep
             if l_style is not None:
@@ -87,21 +91,19 @@ class SegSRModel(SRModel):
         return losses
 
     def optimize_parameters(self, current_iter: int) -> None:
-        """Forward under ``train.amp`` autocast, losses in float32, backward and step through the fp16 scaler."""
-        self.optimizer_g.zero_grad(set_to_none=True)
-        with self.performance.autocast(self.lq, training=True):
-            output = self.net_g(self.lq)
-        self.output = output.float()
-        losses = self.compute_losses()
-        # every process runs backward, so DDP's gradient exchange stays in step
-        self.performance.backward(sum(losses.values()))
+        """Forward under ``train.amp`` autocast, losses in float32, backward and step through the fp16 scaler;
+        a step whose losses are not finite on some process is skipped on all."""
+        self.output, _ = self.performance.train_step(self.net_g, self.optimizer_g, self.lq, self.compute_losses,
+                                                     accept=self._losses_finite)
+        if not self.last_step_skipped and self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def _losses_finite(self, losses: OrderedDict) -> bool:
+        """Every process has run backward (so DDP's gradient exchange stays in step) before the losses are
+        averaged over processes and logged."""
         self.log_dict = self.reduce_loss_dict(losses)
         self.last_step_skipped = not all(math.isfinite(value) for value in self.log_dict.values())
-        if self.last_step_skipped:
-            return
-        self.performance.step(self.optimizer_g)
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
+        return not self.last_step_skipped
 
     def reduce_loss_dict(self, loss_dict: OrderedDict) -> OrderedDict:
         """Losses averaged over every process, on every process, so all agree on skipping a non-finite step."""
@@ -113,14 +115,24 @@ class SegSRModel(SRModel):
         return OrderedDict(zip(loss_dict, values.tolist(), strict=True))
 
     def test(self) -> None:
-        """Inference under ``val.amp`` autocast without the DDP wrapper, whose buffer broadcast would wait for
-        processes not validating."""
+        """Inference under ``val.amp`` autocast (and ``val.self_ensemble``) without the DDP wrapper, whose buffer
+        broadcast would wait for processes not validating."""
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
         was_training = net.training
         net.eval()
+        ensemble = (self.opt.get('val') or {}).get('self_ensemble', False)
         with torch.no_grad(), self.performance.autocast(self.lq, training=False):
-            self.output = net(self.lq).float()
+            if ensemble:
+                self.output = ensemble_mean(lambda lq: self.run_network(net, lq), self.lq).float()
+            else:
+                self.output = self.run_network(net, self.lq)
         net.train(was_training)
+
+    def run_network(self, net: torch.nn.Module, lq: torch.Tensor) -> torch.Tensor:
+        """The whole image at once, or through the tiled engine when the options have ``tile``."""
+        if self.tile is None:
+            return net(lq).float()
+        return tiled_forward(net, lq, self.opt['scale'], *self.tile)
 
     def save(self, epoch: int, current_iter: int, extra_state: dict | None = None) -> None:
         """Save the weights, then the training state (plus ``extra_state``): a state never outlives its weights."""

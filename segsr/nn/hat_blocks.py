@@ -23,6 +23,15 @@ from segsr.nn.window_attention import (
 )
 
 
+def merge_heads(out: torch.Tensor) -> torch.Tensor:
+    """(B, nw, heads, L, d) -> (B, nw, L, heads * d), head-major along channels.
+
+    Concatenation rather than ``transpose(2, 3).reshape``: with symbolic sizes (ONNX export) torch.export
+    drops the copy that reshape needs, and the graph then fails to build.
+    """
+    return torch.cat(out.unbind(2), dim=-1)
+
+
 @dataclass
 class AttentionContext:
     """Per-forward tensors every block of the body shares (all on the input's device)."""
@@ -106,7 +115,7 @@ class WindowSelfAttention(CachedBiasMixin, nn.Module):
             mask = shift_mask.to(q.dtype) + mask
         dropout_p = self.attn_drop if self.training else 0.0
         out = windowed_attention(q, k, v, mask, self.scale, dropout_p, self.attn_impl)
-        return self.proj_drop(self.proj(out.transpose(2, 3).reshape(b, nw, n, c)))
+        return self.proj_drop(self.proj(merge_heads(out)))
 
 
 class HybridAttentionBlock(nn.Module):
@@ -205,7 +214,7 @@ class OverlappingCrossAttentionBlock(CachedBiasMixin, nn.Module):
         k, v = self._key_value_windows(k, v)
         mask = self.relative_bias(ctx.rpi_oca, q.dtype)
         out = windowed_attention(q, k, v, mask, self.scale, 0.0, self.attn_impl)
-        out = window_merge(out.transpose(2, 3).reshape(b, -1, ws * ws, c), ws, h, w)
+        out = window_merge(merge_heads(out), ws, h, w)
         x = self.proj(out) + x
         return x + self.mlp(self.norm2(x))
 

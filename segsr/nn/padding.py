@@ -3,6 +3,8 @@
 import torch
 import torch.nn.functional as F
 
+from segsr.nn.info import NetworkInfo
+
 
 def reflect_pad(x: torch.Tensor, pad_bottom: int, pad_right: int) -> torch.Tensor:
     """Reflect-pad the bottom and right of an NCHW tensor by any amount.
@@ -27,3 +29,28 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Reflect-pad height and width of an NCHW tensor up to the next multiple."""
     h, w = x.shape[-2:]
     return reflect_pad(x, (-h) % multiple, (-w) % multiple)
+
+
+def crop_to_scale(out, height: int, width: int, scale: int):
+    """The image (or the image of an ``(image, *extras)`` tuple) cropped to ``scale`` times ``height x width``."""
+    if isinstance(out, tuple):
+        return (out[0][..., : height * scale, : width * scale], *out[1:])
+    return out[..., : height * scale, : width * scale]
+
+
+class PadsInput:
+    """Mixin of networks that run on inputs padded to ``network_info.pad_multiple``.
+
+    ``forward`` reflect-pads once, runs ``forward_padded`` and crops the image to ``scale`` times the
+    input size. An input that is already a multiple is passed on as it is, so a padding network inside
+    another (HAT in SEGSR) does not pad again, and compiling ``forward_padded`` alone keeps the
+    compiled graph on padded sizes only.
+    """
+
+    network_info: NetworkInfo
+
+    def forward(self, x: torch.Tensor, *args, **kwargs):
+        info = self.network_info
+        height, width = x.shape[-2:]
+        return crop_to_scale(self.forward_padded(pad_to_multiple(x, info.pad_multiple), *args, **kwargs),
+                             height, width, info.scale)

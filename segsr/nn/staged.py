@@ -9,6 +9,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from segsr.nn.info import NetworkInfo
 from segsr.utils.errors import SegSRError
 
 StageHook = Callable[[int, torch.Tensor], torch.Tensor]
@@ -23,12 +24,6 @@ def call_stage_hook(stage_hook: StageHook, stage: int, feat: torch.Tensor, arch:
             f'{arch} stage_hook returned {got} at stage {stage}; return a tensor of shape {tuple(feat.shape)}'
         )
     return out
-
-
-def check_upscale(upscale: int, arch: str) -> None:
-    """basicsr's ``Upsample`` builds x3 and powers of two; say so before it fails with a bare ValueError."""
-    if upscale != 3 and (upscale < 2 or upscale & (upscale - 1)):
-        raise SegSRError(f'{arch} upscale {upscale} is not supported; use 3 or a power of two (2, 4, 8)')
 
 
 def split_stages(num_blocks: int, num_stages: int, arch: str) -> tuple[int, ...]:
@@ -55,15 +50,16 @@ class StagedResidualBody:
     ``stage_ends`` holds the index of each stage's last body block.
     """
 
-    pad_multiple = 1  # convolutions take any input size
     stage_ends: tuple[int, ...]
 
     def setup_stages(self, upscale: int, num_feat: int, num_blocks: int, num_stages: int) -> None:
-        """The staged-backbone attributes, set after basicsr's constructor has built the modules."""
+        """The staged-backbone attributes, set after basicsr's constructor has built the modules.
+
+        Convolutions take any input size: ``pad_multiple`` is 1."""
         mean_as_buffer(self)
-        self.upscale = upscale
-        self.num_features = num_feat
-        self.num_stages = num_stages
+        self.network_info = NetworkInfo(scale=upscale, in_chans=self.conv_first.in_channels,
+                                        out_chans=self.conv_last.out_channels, num_stages=num_stages,
+                                        num_features=num_feat)
         self.stage_ends = split_stages(num_blocks, num_stages, type(self).__name__)
         self._stage_after_block = {end: stage for stage, end in enumerate(self.stage_ends)}
 

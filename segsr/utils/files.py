@@ -64,7 +64,7 @@ def atomic_path(final: Path) -> contextlib.AbstractContextManager[Path]:
 
 
 # The temporary names above: ``<name>.<pid>.tmp`` and ``.<stem>.partial-<pid><suffix>``.
-TEMP_NAME_PID = (re.compile(r'.+\.(\d+)\.tmp'), re.compile(r'\..+\.partial-(\d+)(\.[^.]*)?'))
+TEMP_NAME_PID = (re.compile(r'.+\.(\d+)\.tmp'), re.compile(r'\..+\.partial-(\d+)(\..*)?'))
 
 
 def _process_alive(pid: int) -> bool:

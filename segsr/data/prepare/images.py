@@ -5,13 +5,16 @@ or kept), centre-cropped where the dataset asks for it, and never modcropped: ea
 LR_x{s} is made from modcrop(HR, s), and datasets crop the GT to LR * s when they read it.
 """
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from segsr.data.bicubic import make_lr_uint8
+from segsr.data.image_files import TAIL_BYTES, decodes_completely, lacks_end_marker
 from segsr.data.prepare.sources import read_member
 from segsr.utils.files import atomic_write_bytes
 
@@ -42,10 +45,23 @@ class ImageResult:
 
 
 def decode(data: bytes) -> np.ndarray:
-    """8-bit, 3-channel BGR, whatever the file's own format."""
+    """8-bit, 3-channel BGR, whatever the file's own format; an empty, truncated or non-image file raises.
+
+    OpenCV decodes a JPEG cut short without complaint (the missing part comes out gray), so a PNG or
+    JPEG without its end marker is decoded in full by PIL first, which refuses a truncated file.
+    """
+    if not data:
+        raise ValueError('is empty (0 bytes)')
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image_format = image.format
+    except (OSError, SyntaxError, ValueError):
+        image_format = None
+    if lacks_end_marker(image_format, data[-TAIL_BYTES:]) and not decodes_completely(io.BytesIO(data)):
+        raise ValueError(f'is truncated ({image_format} without its end marker)')
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
-        raise ValueError('cannot be decoded as an image')
+        raise ValueError(f'cannot be decoded as an image (it starts with {data[:16]!r})')
     return img
 
 
@@ -82,6 +98,8 @@ def process_image(job: ImageJob) -> ImageResult:
                 continue
             img = hr if folder == 'HR' else make_lr_uint8(hr, int(folder.removeprefix('LR_x')))
             atomic_write_bytes(path, encode_png(img))
-    except Exception as err:  # noqa: BLE001  (any unreadable file is reported at the end instead)
+    except ValueError as err:  # the image itself is bad
+        return ImageResult(job.name, job.member, error=str(err))
+    except Exception as err:  # noqa: BLE001  (any other failure of one file is reported at the end instead)
         return ImageResult(job.name, job.member, error=f'{type(err).__name__}: {err}')
     return ImageResult(job.name, job.member, source.shape[:2], hr.shape[:2])

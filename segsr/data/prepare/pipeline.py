@@ -14,6 +14,7 @@ from segsr.data.prepare.images import ImageJob, ImageResult, process_image
 from segsr.data.prepare.sources import SourceImage, list_images
 from segsr.data.prepare.specs import SHIPPED_SEED, DatasetSpec, SplitRule, get_spec
 from segsr.data.prepare.splits import Split, make_split, read_split, shipped_split_dir, write_split
+from segsr.utils.errors import SegSRError
 from segsr.utils.files import TEMP_SUFFIX, write_text_if_changed
 
 DEFAULT_SCALES = (2, 3, 4, 8)
@@ -106,6 +107,25 @@ def _manifest(spec, src: Path, images, results, splits, seed, scales, keep_off_s
     }
 
 
+def check_arguments(spec: DatasetSpec, out: Path, scales: tuple[int, ...], workers: int | None) -> None:
+    """Refuse arguments that would make a run write HR files and then fail every LR, before anything is written."""
+    side = spec.crop or spec.size
+    if not scales:
+        raise SegSRError('no scales given; pass at least one, e.g. --scales 2 3 4')
+    wrong = [scale for scale in scales if not isinstance(scale, int) or isinstance(scale, bool)
+             or not 2 <= scale <= side]
+    if wrong:
+        raise SegSRError(f'scale {wrong[0]} is not possible for {spec.name}: every scale must be a whole number '
+                         f'from 2 to {side} (the image side); pass e.g. --scales 2 3 4')
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise SegSRError(f'workers must be a whole number of at least 1 (got {workers}); pass e.g. --workers 4')
+    if out.exists() and not out.is_dir():
+        raise SegSRError(f'output {out} exists and is not a folder; pass another --out')
+    existing = next(folder for folder in (out, *out.parents) if folder.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SegSRError(f'output {out} cannot be written ({existing} is not writable); pass another --out')
+
+
 def prepare_dataset(name: str | DatasetSpec, src: str | os.PathLike, out: str | os.PathLike,
                     scales: tuple[int, ...] = DEFAULT_SCALES, workers: int | None = None, seed: int = SHIPPED_SEED,
                     keep_off_size: bool = False, progress: bool = True) -> dict:
@@ -116,6 +136,7 @@ def prepare_dataset(name: str | DatasetSpec, src: str | os.PathLike, out: str | 
     """
     spec = name if isinstance(name, DatasetSpec) else get_spec(name)
     src, out = Path(src).resolve(), Path(out)
+    check_arguments(spec, out, tuple(scales), workers)
     scales = tuple(sorted(set(scales)))
     images: list[SourceImage] = list_images(src)
     names_by_class: dict[str, list[str]] = defaultdict(list)

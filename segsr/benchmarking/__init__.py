@@ -1,0 +1,1 @@
+"""Measuring speed, memory and training curves of the networks (scripts/benchmark*.py)."""

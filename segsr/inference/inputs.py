@@ -1,0 +1,124 @@
+"""Finding the inputs of a run, naming their outputs, and checking both before any model is loaded."""
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from segsr.inference.bands import BandRequest, check_band_numbers
+from segsr.inference.geotiff import RasterSource
+from segsr.inference.image_io import ImageSource
+from segsr.utils.errors import SegSRError
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
+TIFF_SUFFIXES = ('.tif', '.tiff')
+RASTER_SUFFIXES = (*TIFF_SUFFIXES, '.vrt', '.img', '.jp2')
+GDAL_VIRTUAL_PREFIX = '/vsi'
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input and where its results go; ``source`` is a str for GDAL virtual paths (/vsizip/...)."""
+
+    source: Path | str
+    image: Path
+    maps: Path | None
+
+    @property
+    def name(self) -> str:
+        return Path(self.source).name
+
+
+def is_gdal_path(pattern: str) -> bool:
+    return str(pattern).startswith(GDAL_VIRTUAL_PREFIX)
+
+
+def is_raster(source: Path | str) -> bool:
+    """GDAL reads it by window: TIFF, VRT and other raster formats, and anything under a virtual path."""
+    return is_gdal_path(str(source)) or Path(source).suffix.lower() in RASTER_SUFFIXES
+
+
+def is_hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith('.') for part in path.relative_to(root).parts)
+
+
+def collect_inputs(pattern: str, recursive: bool = False) -> list[tuple[Path | str, Path]]:
+    """``(input, folder relative to the output)`` pairs: a file or GDAL path, the images of a folder
+    (``recursive``: of its subfolders too, mirrored), or what a glob matches. Hidden files are not inputs."""
+    if is_gdal_path(pattern):
+        return [(pattern, Path())]
+    path = Path(pattern)
+    if path.is_file():
+        return [(path, Path())]
+    if path.is_dir():
+        candidates = path.rglob('*') if recursive else path.iterdir()
+        found = [(p, p.parent.relative_to(path)) for p in candidates if not is_hidden(p, path)]
+    else:
+        found = [(Path(p), Path()) for p in glob.glob(pattern, recursive=recursive) if not Path(p).name.startswith('.')]
+    suffixes = IMAGE_SUFFIXES + RASTER_SUFFIXES
+    files = sorted((p, folder) for p, folder in found if p.is_file() and p.suffix.lower() in suffixes)
+    if not files:
+        raise SegSRError(f'no input images at {pattern}: pass an image file, a folder of images or a glob')
+    return files
+
+
+def output_name(source: Path | str) -> str:
+    """The input's name; rasters that are not TIFFs (VRT, JP2, ...) are written as GeoTIFF."""
+    name = Path(source).name
+    if is_raster(source) and Path(name).suffix.lower() not in TIFF_SUFFIXES:
+        return f'{Path(name).stem}.tif'
+    return name
+
+
+def plan_input(source: Path | str, folder: Path, guidance: bool) -> InputFile:
+    """Output paths for one input; the guidance maps go beside the image as ``<stem>_guidance.tif``."""
+    image = folder / output_name(source)
+    maps = folder / f'{image.stem}_guidance.tif' if guidance else None
+    return InputFile(source, image, maps)
+
+
+def open_source(source: Path | str) -> ImageSource | RasterSource:
+    """Rasters (geo or not) go through rasterio and stream; PNG and JPEG are decoded whole."""
+    if is_raster(source):
+        return RasterSource(source)
+    if Path(source).suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSource(Path(source))
+    raise SegSRError(f'cannot read {source}: unsupported format, pass PNG, JPEG, TIFF or a raster GDAL reads')
+
+
+def check_writable(folder: Path) -> None:
+    """The output folder, or the nearest existing folder above it, must accept new files."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise SegSRError(f'cannot write into {folder} ({existing} is not a writable folder): choose another --output')
+
+
+def check_input(
+    planned: InputFile, bands: BandRequest, allow_categorical: bool, overwrite: bool, taken: set[Path]
+) -> None:
+    """Everything that can be known without the network: readable, bands, categories, outputs free."""
+    for target in filter(None, (planned.image, planned.maps)):
+        if not is_gdal_path(str(planned.source)) and target.resolve() == Path(planned.source).resolve():
+            raise SegSRError(f'output {target} would overwrite the input: choose another --output folder')
+        if target in taken:
+            raise SegSRError(f'output {target} is also the output of another input: give the inputs distinct names')
+        if target.exists() and not overwrite:
+            raise SegSRError(f'output {target} exists: pass --overwrite to replace it or choose another --output')
+    source = open_source(planned.source)
+    try:
+        check_band_numbers(bands, source.band_count, planned.source)
+        if isinstance(source, RasterSource) and not allow_categorical:
+            selected = range(source.band_count) if bands is None or isinstance(bands, str) else [
+                band - 1 for group in bands for band in group
+            ]
+            reason = source.categorical_reason(list(selected))
+            if reason:
+                raise SegSRError(
+                    f'{planned.source} holds classes, not measurements ({reason}); super-resolving would invent '
+                    'new classes: pass --allow-categorical to run anyway'
+                )
+    finally:
+        source.close()
+    taken.update(filter(None, (planned.image, planned.maps)))

@@ -1,0 +1,5 @@
+"""Every `*_metric.py` here registers its metrics with basicsr on import, for use in ``val.metrics``."""
+
+from segsr.utils.registration import import_modules
+
+import_modules(__name__, __file__, '_metric')

@@ -1,0 +1,134 @@
+"""Network options checked against the constructors they are passed to, before anything is built.
+
+A misspelt key must not train a different network: ``window_szie: 16`` would otherwise build a
+window-8 HAT, and a wrong LMM key would end in a raw TypeError minutes later. Each key of a
+``network_*`` section (and of the sections a constructor hands to another one, e.g. SEGSR's
+``backbone``, ``sfem``, ``slm``, ``lmm`` and SFEM's ``lora``) is compared with the parameters of the
+constructor that receives it.
+"""
+
+import difflib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from basicsr.utils.registry import ARCH_REGISTRY
+
+from segsr.archs.lmm_arch import LMM
+from segsr.archs.segsr_arch import SEGSR
+from segsr.archs.sfem_arch import SFEM
+from segsr.archs.slm_arch import SLM, TEXT_INIT_KEYS
+from segsr.clip.lora import attach_lora
+
+SIMILARITY = 0.6
+
+
+@dataclass(frozen=True)
+class Section:
+    """A nested option mapping: the constructor it is passed to and the arguments its parent supplies.
+
+    ``target`` None means the section names a registered arch in its own ``type`` key.
+    ``keys`` replaces the constructor's parameters for a plain mapping read by key; ``name`` is what
+    messages call the receiver (the constructor's name by default).
+    """
+
+    target: Callable | None = None
+    supplied: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
+    name: str = ''
+
+
+SFEM_SECTIONS = {'lora': Section(attach_lora, supplied=('tower',), name='LoRA')}
+SLM_SECTIONS = {'text_init': Section(keys=TEXT_INIT_KEYS, name='SLM text_init')}
+SEGSR_SECTIONS = {
+    'backbone': Section(),
+    'sfem': Section(SFEM, supplied=('scale', 'loaded_clip')),
+    'slm': Section(SLM, supplied=('embed_dim', 'num_stages', 'scale', 'patch_size', 'loaded_clip')),
+    'lmm': Section(LMM, supplied=('num_feat', 'map_channels')),
+}
+# Nested sections per constructor; a subclass (GuidedEDSR, ...) has those of its base.
+NESTED = ((SEGSR, SEGSR_SECTIONS), (SFEM, SFEM_SECTIONS), (SLM, SLM_SECTIONS))
+
+
+def constructor_parameters(target: Callable) -> dict[str, inspect.Parameter]:
+    """Named parameters a constructor takes, following ``**kwargs`` into the base classes' constructors.
+
+    A ``**kwargs`` that reaches no further named parameter (basicsr's SwinIR) is ignored by its owner,
+    so only the named parameters count as options.
+    """
+    functions = [cls.__init__ for cls in target.__mro__ if '__init__' in vars(cls)] if inspect.isclass(target) \
+        else [target]
+    parameters: dict[str, inspect.Parameter] = {}
+    for function in functions:
+        signature = inspect.signature(function)
+        for name, parameter in signature.parameters.items():
+            if name != 'self' and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                parameters.setdefault(name, parameter)
+        if not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+            break
+    return parameters
+
+
+def takes_flat_backbone(target: Callable) -> bool:
+    """SEGSR and its subclasses also take the backbone's keys flat, as the published option files write them."""
+    return inspect.isclass(target) and issubclass(target, SEGSR)
+
+
+def sections_of(target: Callable) -> dict[str, Section]:
+    if inspect.isclass(target):
+        return next((sections for cls, sections in NESTED if issubclass(target, cls)), {})
+    return {}
+
+
+def _unknown(key: str, known: list[str], where: str, owner: str) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=SIMILARITY)
+    hint = f'did you mean "{close[0]}"?' if close else f'{owner} takes: {", ".join(known)}'
+    return f'{where}.{key}: unknown key for {owner}; {hint}'
+
+
+def _check_arch(options: dict, where: str, problems: list[str], default_type: str | None = None) -> None:
+    name = options.get('type', default_type)
+    if name not in ARCH_REGISTRY:
+        close = difflib.get_close_matches(str(name), list(ARCH_REGISTRY.keys()), n=1, cutoff=SIMILARITY)
+        hint = f'did you mean "{close[0]}"?' if close else 'give a registered arch such as HAT'
+        problems.append(f'{where}.type: unknown arch "{name}"; {hint}')
+        return
+    _check_call(ARCH_REGISTRY.get(name), {k: v for k, v in options.items() if k != 'type'}, where, problems)
+
+
+def _check_call(target: Callable, options: dict, where: str, problems: list[str], supplied: tuple[str, ...] = (),
+                owner: str = '') -> None:
+    parameters = constructor_parameters(target)
+    known = [name for name in parameters if name not in supplied]
+    owner = owner or target.__name__
+    unknown = {key: value for key, value in options.items() if key not in known}
+    if unknown and takes_flat_backbone(target) and options.get('backbone') is None:
+        _check_arch({**unknown, 'upscale': options.get('upscale', 4)}, where, problems, target.backbone_type)
+    else:
+        problems.extend(_unknown(str(key), known, where, owner) for key in unknown)
+    for name in known:
+        if parameters[name].default is inspect.Parameter.empty and name not in options:
+            problems.append(f'{where}.{name}: missing; {owner} needs it')
+    for key, section in sections_of(target).items():
+        value = options.get(key)
+        if isinstance(value, dict):
+            _check_section(section, value, f'{where}.{key}', problems, getattr(target, 'backbone_type', None))
+
+
+def _check_section(section: Section, options: dict, where: str, problems: list[str], default_type: str | None) -> None:
+    if section.keys:
+        problems.extend(_unknown(str(key), list(section.keys), where, section.name)
+                        for key in options if key not in section.keys)
+    elif section.target is None:
+        _check_arch(options, where, problems, default_type)
+    else:
+        _check_call(section.target, options, where, problems, section.supplied, section.name)
+
+
+def network_option_problems(opt: dict) -> list[str]:
+    """One line per unknown or missing key in every ``network_*`` section of an option dict."""
+    problems: list[str] = []
+    for key, section in opt.items():
+        if str(key).startswith('network_') and isinstance(section, dict) and 'type' in section:
+            _check_arch(section, key, problems)
+    return problems

@@ -1,0 +1,108 @@
+"""Option files in the published HAT and SeG-SR formats run as they are, shrunk from the command line.
+
+The files under tests/published_options/ hold the published keys and values; only their paths are
+placeholders, filled here with the demo data. Every run passes ``--force_yml`` overrides (CPU, a tiny
+network, two iterations), as a user would on a laptop.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from basicsr.archs import build_network
+from conftest import TINY_EDSR
+
+from segsr import evaluation
+from segsr.clip.tiny import write_tiny_clip_checkpoint
+from segsr.models import tiled_forward
+from segsr.training import main as train_main
+
+PUBLISHED = Path(__file__).resolve().parent / 'published_options'
+TINY_NETWORK = ['num_gpu=0', 'network_g:embed_dim=12', 'network_g:depths=[1,1]', 'network_g:num_heads=[2,2]',
+                'network_g:window_size=4', 'network_g:img_size=8', 'network_g:squeeze_factor=4']
+TWO_ITERATIONS = ['datasets:train:gt_size=32', 'datasets:train:batch_size_per_gpu=2',
+                  'datasets:train:num_worker_per_gpu=0', 'train:total_iter=2', 'val:val_freq=2',
+                  'logger:save_checkpoint_freq=2', 'logger:print_freq=1']
+
+
+@pytest.fixture(scope='module')
+def clip_file(tmp_path_factory) -> Path:
+    return write_tiny_clip_checkpoint(tmp_path_factory.mktemp('clip') / 'tiny_clip.pt')
+
+
+def published(name: str, folder: Path, **paths: Path) -> Path:
+    """The published-format file ``name`` with its placeholders (DEMO_DATA, WEIGHTS_FILE...) filled in."""
+    text = (PUBLISHED / name).read_text()
+    for placeholder, path in paths.items():
+        text = text.replace(placeholder, str(path))
+    options = [line for line in text.splitlines() if not line.startswith('#')]
+    assert not [line for line in options if any(p in line for p in ('DEMO_DATA', 'WEIGHTS_FILE', 'CLIP_FILE'))]
+    target = folder / name
+    target.write_text(text)
+    return target
+
+
+def train(opt_file: Path, root: Path, overrides: list[str]) -> Path:
+    train_main(['-opt', str(opt_file), '--root', str(root), '--force_yml', *overrides])
+    return root / 'experiments'
+
+
+def evaluate(opt_file: Path, root: Path, overrides: list[str]) -> list[dict]:
+    evaluation.main(['-opt', str(opt_file), '--root', str(root), '--force_yml', *overrides])
+    return [json.loads(path.read_text()) for path in sorted((root / 'results').glob('*/*.json'))]
+
+
+def test_published_hat_files_train_and_test_tile_by_tile(demo_data, tmp_path, monkeypatch):
+    opt = published('train_HAT_SRx4_finetune_from_ImageNet_pretrain.yml', tmp_path, DEMO_DATA=demo_data)
+    models = train(opt, tmp_path, TINY_NETWORK + TWO_ITERATIONS) / opt.stem / 'models'
+    assert (models / 'net_g_2.pth').is_file() and (models / 'net_g_latest.pth').is_file()
+
+    calls = []
+
+    def recording(*args, **kwargs):
+        calls.append((kwargs['tile'], kwargs['overlap']))
+        return tiled_engine(*args, **kwargs)
+
+    tiled_engine = tiled_forward.upscale_tiled
+    monkeypatch.setattr(tiled_forward, 'upscale_tiled', recording)
+    test_file = published('HAT_tile_example.yml', tmp_path, DEMO_DATA=demo_data,
+                          WEIGHTS_FILE=models / 'net_g_latest.pth')
+    (result,) = evaluate(test_file, tmp_path, TINY_NETWORK + ['tile:tile_size=8', 'tile:tile_pad=4'])
+    assert result['network'] == 'HAT' and result['num_images'] == len(calls) > 0
+    assert set(calls) == {(8, 4)}
+    assert 0 < result['average']['psnr'] < 100
+
+
+def test_published_segsr_files_train_flat_network_g_and_test(demo_data, clip_file, tmp_path):
+    opt = published('train_SEGSR_SRx4_UCMerced.yml', tmp_path, DEMO_DATA=demo_data, CLIP_FILE=clip_file)
+    weights = train(opt, tmp_path, TINY_NETWORK + TWO_ITERATIONS) / opt.stem / 'models' / 'net_g_latest.pth'
+    test_file = published('test_SEGSR_SRx4_UCMerced.yml', tmp_path, DEMO_DATA=demo_data, CLIP_FILE=clip_file,
+                          WEIGHTS_FILE=weights)
+    (result,) = evaluate(test_file, tmp_path, TINY_NETWORK)
+    assert result['network'] == 'SEGSR' and result['num_images'] > 0
+    assert 0 < result['average']['psnr'] < 100
+    assert result['trainable_params'] < result['params']  # the CLIP tower is there, frozen
+
+
+@pytest.mark.parametrize('model_type', ['RealHATMSEModel', 'RealHATGANModel'])
+def test_real_hat_files_are_refused_in_one_line_before_anything_is_written(demo_data, tmp_path, capsys, model_type):
+    opt = published('train_Real_HAT_SRx4_mse_model.yml', tmp_path, DEMO_DATA=demo_data)
+    with pytest.raises(SystemExit) as stop:
+        train(opt, tmp_path, ['num_gpu=0', f'model_type={model_type}'])
+    message = str(stop.value.code)
+    assert message.startswith(f'error: model_type {model_type}') and 'HATModel' in message
+    assert '\n' not in message and 'Traceback' not in capsys.readouterr().err
+    assert not (tmp_path / 'experiments').exists()
+
+
+def test_tiled_validation_equals_the_whole_image_inside_for_a_network_whose_reach_fits_the_overlap():
+    torch.manual_seed(0)
+    net = build_network(dict(TINY_EDSR)).eval()
+    lq = torch.rand(2, 3, 30, 21)
+    with torch.no_grad():
+        whole, tiled = net(lq), tiled_forward.tiled_forward(net, lq, scale=4, tile=12, overlap=12)
+    assert tiled.shape == whole.shape
+    inside = (..., slice(24, -24), slice(24, -24))  # tiles see reflected context at the scene edge, not zeros
+    assert torch.allclose(tiled[inside], whole[inside], atol=1e-5)
+    assert not torch.allclose(tiled, whole, atol=1e-5)
