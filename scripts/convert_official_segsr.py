@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import segsr  # noqa: E402,F401  (patches and fills basicsr's registries)
 from segsr.convert.official_prompts import published_prompts  # noqa: E402
 from segsr.convert.official_segsr import check_clip_model, convert_state_dict, network_options  # noqa: E402
-from segsr.options import read_yaml  # noqa: E402
 from segsr.utils.checkpoint import atomic_torch_save, load_checkpoint, load_state_dict_checked  # noqa: E402
 from segsr.utils.errors import SegSRError  # noqa: E402
+from segsr.utils.option_yaml import load_option_file  # noqa: E402
 
 # isort: split
 # basicsr only after segsr has patched it for current torchvision
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> Path:
     source, output = Path(args.input), Path(args.output)
     if output.resolve() == source.resolve():
         raise SegSRError(f'--output {output} is the input checkpoint; write the converted one to another file')
-    options = read_yaml(args.opt)
+    options = load_option_file(args.opt)
     if not isinstance(options.get('network_g'), dict) or not isinstance(options.get('manual_seed'), int):
         raise SegSRError(f'{args.opt} needs network_g and an integer manual_seed (the published files have both); '
                          'give the published option file of this checkpoint')

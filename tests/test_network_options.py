@@ -8,8 +8,8 @@ from conftest import train_options, write_yaml
 from segsr.clip.tiny import TINY_CLIP_MODEL
 from segsr.network_options import constructor_parameters, network_option_problems
 from segsr.option_schema import validate_options
-from segsr.options import read_yaml
 from segsr.training import main as train_main
+from segsr.utils.option_yaml import load_option_file
 from segsr.utils.registries import check_registered_types
 
 OPTIONS = Path(__file__).resolve().parents[1] / 'options'
@@ -24,7 +24,7 @@ TINY_SEGSR = {
 
 @pytest.mark.parametrize('path', sorted(OPTIONS.rglob('*.yml')), ids=lambda p: f'{p.parent.name}/{p.name}')
 def test_shipped_option_file_passes_the_full_validation(path):
-    opt = read_yaml(path)
+    opt = load_option_file(path)
     validate_options(opt, str(path), is_train=path.parent.name == 'train')
     check_registered_types(opt)
 
