@@ -7,8 +7,10 @@ window-8 HAT, and a wrong LMM key would end in a raw TypeError minutes later. Ea
 constructor that receives it.
 """
 
+import ast
 import difflib
 import inspect
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -50,11 +52,13 @@ SEGSR_SECTIONS = {
 NESTED = ((SEGSR, SEGSR_SECTIONS), (SFEM, SFEM_SECTIONS), (SLM, SLM_SECTIONS))
 
 
-def constructor_parameters(target: Callable) -> dict[str, inspect.Parameter]:
-    """Named parameters a constructor takes, following ``**kwargs`` into the base classes' constructors.
+def constructor_parameters(target: Callable) -> tuple[dict[str, inspect.Parameter], bool]:
+    """Named parameters a constructor takes, following ``**kwargs`` into the base classes' constructors,
+    and whether it also takes keys that cannot be checked here.
 
-    A ``**kwargs`` that reaches no further named parameter (basicsr's SwinIR) is ignored by its owner,
-    so only the named parameters count as options.
+    A ``**kwargs`` that the constructor never uses (basicsr's SwinIR) drops its keys silently, so only the
+    named parameters count as options. One that it passes on to something other than its base class
+    (a user's arch wrapping another) takes keys this check cannot follow.
     """
     functions = [cls.__init__ for cls in target.__mro__ if '__init__' in vars(cls)] if inspect.isclass(target) \
         else [target]
@@ -64,9 +68,30 @@ def constructor_parameters(target: Callable) -> dict[str, inspect.Parameter]:
         for name, parameter in signature.parameters.items():
             if name != 'self' and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
                 parameters.setdefault(name, parameter)
-        if not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
-            break
-    return parameters
+        kwargs = next((p.name for p in signature.parameters.values() if p.kind is p.VAR_KEYWORD), None)
+        if kwargs is None:
+            return parameters, False
+        if forwards_elsewhere(function, kwargs):
+            return parameters, True
+    return parameters, False
+
+
+def forwards_elsewhere(function: Callable, kwargs: str) -> bool:
+    """Whether ``function`` hands ``**kwargs`` to a call other than ``super().__init__``."""
+    try:
+        source = textwrap.dedent(inspect.getsource(function))
+    except (OSError, TypeError):
+        return False
+    body = ast.parse(source).body[0]
+    for node in ast.walk(body):
+        if isinstance(node, ast.Call) and any(k.arg is None and isinstance(k.value, ast.Name) and k.value.id == kwargs
+                                              for k in node.keywords):
+            callee = node.func
+            to_super = isinstance(callee, ast.Attribute) and callee.attr == '__init__' and \
+                isinstance(callee.value, ast.Call) and getattr(callee.value.func, 'id', '') == 'super'
+            if not to_super:
+                return True
+    return False
 
 
 def takes_flat_backbone(target: Callable) -> bool:
@@ -98,10 +123,10 @@ def _check_arch(options: dict, where: str, problems: list[str], default_type: st
 
 def _check_call(target: Callable, options: dict, where: str, problems: list[str], supplied: tuple[str, ...] = (),
                 owner: str = '') -> None:
-    parameters = constructor_parameters(target)
+    parameters, open_ended = constructor_parameters(target)
     known = [name for name in parameters if name not in supplied]
     owner = owner or target.__name__
-    unknown = {key: value for key, value in options.items() if key not in known}
+    unknown = {key: value for key, value in options.items() if key not in known and not open_ended}
     if unknown and takes_flat_backbone(target) and options.get('backbone') is None:
         _check_arch({**unknown, 'upscale': options.get('upscale', 4)}, where, problems, target.backbone_type)
     else:

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import train_options, write_yaml
 
 from segsr.clip.tiny import TINY_CLIP_MODEL
@@ -76,8 +77,30 @@ def test_guided_backbone_type_and_missing_required_arguments():
 def test_keyword_arguments_are_followed_into_the_base_constructor():
     from segsr.archs.staged_arch import StagedSwinIR
 
-    parameters = constructor_parameters(StagedSwinIR)
+    parameters, open_ended = constructor_parameters(StagedSwinIR)
     assert {'upscale', 'upsampler', 'window_size', 'embed_dim'} <= set(parameters)
+    assert not open_ended
+
+
+class WrapsEDSR(torch.nn.Module):
+    """A user's arch that hands its other keys to a network it wraps, as test helpers and forks do."""
+
+    def __init__(self, dropout: float = 0.1, **edsr_options):
+        from basicsr.archs.edsr_arch import EDSR
+
+        super().__init__()
+        self.edsr = EDSR(**edsr_options)
+
+
+class DropsKeys(torch.nn.Module):
+    def __init__(self, width: int = 8, **ignored):
+        super().__init__()
+
+
+def test_keys_passed_on_to_a_wrapped_network_are_not_refused_but_dropped_keys_are():
+    _, wraps_open = constructor_parameters(WrapsEDSR)
+    _, drops_open = constructor_parameters(DropsKeys)
+    assert wraps_open and not drops_open
 
 
 def test_a_tiny_segsr_is_clean():
