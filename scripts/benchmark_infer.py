@@ -17,39 +17,14 @@ from pathlib import Path
 
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 import torch  # noqa: E402
-from rasterio.transform import Affine  # noqa: E402
-from rasterio.windows import Window  # noqa: E402
 
 import segsr  # noqa: E402,F401  (basicsr compat and registration)
 from segsr.benchmarking.harness import fresh_process_pool  # noqa: E402
+from segsr.benchmarking.scenes import write_scene  # noqa: E402
 
 SMALL_EDSR = {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 16, 'num_block': 2, 'upscale': 4}
-
-
-def write_scene(path: Path, height: int, width: int) -> None:
-    """A uint8 RGB GeoTIFF written 256 rows at a time, with texture at several frequencies."""
-    profile = {
-        'driver': 'GTiff',
-        'height': height,
-        'width': width,
-        'count': 3,
-        'dtype': 'uint8',
-        'tiled': True,
-        'crs': 'EPSG:32633',
-        'transform': Affine.translation(500000, 5000000) @ Affine.scale(10, -10),  # 10 m pixels
-        'compress': 'deflate',
-    }
-    rng = np.random.default_rng(0)
-    with rasterio.open(path, 'w', **profile) as dataset:
-        for row in range(0, height, 256):
-            rows = min(256, height - row)
-            y, x = np.mgrid[row : row + rows, 0:width]
-            base = 128 + 60 * np.sin(x / 37.0) * np.cos(y / 23.0)
-            block = base[None] + rng.normal(0, 12, (3, rows, width))
-            dataset.write(np.clip(block, 0, 255).astype(np.uint8), window=Window(0, row, width, rows))
 
 
 def run_scene(weights: Path, scene: Path, out: Path, tile: int, overlap: int, batch: int, device: str,

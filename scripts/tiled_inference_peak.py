@@ -19,14 +19,12 @@ from pathlib import Path
 if __name__ == '__main__':  # run as a script: import this checkout's package
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 import torch  # noqa: E402
-from rasterio.transform import Affine  # noqa: E402
-from rasterio.windows import Window  # noqa: E402
 
 import segsr  # noqa: E402,F401  (basicsr compat and registration)
 from segsr import infer  # noqa: E402
+from segsr.benchmarking.scenes import write_scene  # noqa: E402
 from segsr.inference.tiling import count_tiles  # noqa: E402
 from segsr.utils.files import atomic_write_bytes  # noqa: E402
 from segsr.utils.option_yaml import load_option_file  # noqa: E402
@@ -61,25 +59,11 @@ def write_checkpoint(network_options: dict, path: Path) -> None:
     torch.save({'params': build_network(dict(network_options)).state_dict(), 'network_g': network_options}, path)
 
 
-def write_scene(path: Path, size: int) -> None:
-    """A uint8 RGB GeoTIFF with texture at several frequencies, written 256 rows at a time."""
-    profile = {'driver': 'GTiff', 'height': size, 'width': size, 'count': 3, 'dtype': 'uint8', 'tiled': True,
-               'crs': 'EPSG:32633', 'transform': Affine.translation(500000, 5000000) @ Affine.scale(10, -10)}
-    rng = np.random.default_rng(0)
-    with rasterio.open(path, 'w', **profile) as dataset:
-        for row in range(0, size, 256):
-            rows = min(256, size - row)
-            y, x = np.mgrid[row:row + rows, 0:size]
-            base = 128 + 60 * np.sin(x / 37.0) * np.cos(y / 23.0)
-            block = base[None] + rng.normal(0, 12, (3, rows, size))
-            dataset.write(np.clip(block, 0, 255).astype(np.uint8), window=Window(0, row, size, rows))
-
-
 def measure(args: argparse.Namespace, folder: Path) -> dict:
     network_options = random_network_options(Path(args.opt))
     weights, scene, output = folder / 'net_g.pth', folder / 'scene.tif', folder / 'out'
     write_checkpoint(network_options, weights)
-    write_scene(scene, args.size)
+    write_scene(scene, args.size, args.size)
     device = torch.device(args.device)
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
