@@ -233,6 +233,19 @@ def test_a_file_broken_after_the_check_is_named_when_read(tmp_path):
         dataset[2]
 
 
+@pytest.mark.parametrize('dataset_type', ['PairedImageDataset', 'SingleImageDataset'])
+def test_basicsr_datasets_name_a_file_broken_after_the_check(tmp_path, dataset_type):
+    root = make_pairs(tmp_path)
+    options = paired_opt(root, 'val', type=dataset_type, filename_tmpl='{}')
+    dataset = build_checked_dataset(options, 'val').dataset
+    bad = root / 'LR' / 'img1.png'
+    bad.write_bytes(truncated(bad.read_bytes()))
+    index = next(i for i in range(len(dataset)) if str(bad) in str(dataset.paths[i]))
+    with pytest.raises(SegSRError, match=f'{bad} is truncated'):
+        dataset[index]
+    dataset[(index + 1) % len(dataset)]  # the other items still read
+
+
 def test_a_read_error_in_a_loader_worker_stays_one_line(tmp_path):
     root = make_pairs(tmp_path)
     dataset = build_checked_dataset(on_the_fly_opt(root, phase='val'), 'val').dataset
