@@ -1,14 +1,9 @@
 """Bad data is named: broken, missing, undersized or converted image files in datasets and in preparation."""
 
 import dataclasses
-import hashlib
 import importlib.util
 import io
 import logging
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -16,10 +11,9 @@ import numpy as np
 import pytest
 import rs_fakes
 import torch
-from conftest import ROOT, eval_options, train_options, write_yaml
+from conftest import ROOT
 from PIL import Image
 
-from segsr import evaluation
 from segsr.data.image_files import BadImageFile, read_header
 from segsr.data.loaders import build_checked_dataset
 from segsr.data.prepare import get_spec, prepare_dataset
@@ -255,51 +249,6 @@ def test_a_read_error_in_a_loader_worker_stays_one_line(tmp_path):
         next(iter(loader))
     assert str(info.value) == (f'{root / "HR" / "img0.png"} cannot be decoded as an image (empty, truncated or '
                                'not an image); replace or remove the file, or drop it from the meta_info_file')
-
-
-# --- train.py and test.py: nothing written ----------------------------------------------------------------------
-
-def tree_digest(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob('*')):
-        digest.update(str(path.relative_to(folder)).encode())
-        if path.is_file():
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def test_train_with_a_corrupt_file_stops_in_one_line_and_writes_nothing(demo_data, tmp_path):
-    data = tmp_path / 'data'
-    shutil.copytree(demo_data, data)
-    bad = data / 'HR' / 'val' / 'coins_01.png'
-    bad.write_bytes(b'not an image')
-    root = tmp_path / 'root'
-    (root / 'experiments' / 'corrupt' / 'models').mkdir(parents=True)
-    (root / 'experiments' / 'corrupt' / 'models' / 'net_g_2.pth').write_bytes(b'an earlier run')
-    opt_file = write_yaml(tmp_path / 'train.yml', train_options(data, 'corrupt'))
-    before = tree_digest(root)
-    proc = subprocess.run([sys.executable, str(ROOT / 'segsr' / 'train.py'), '-opt', str(opt_file), '--root',
-                           str(root)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, 'PYTHONPATH': str(ROOT)})
-    assert proc.returncode != 0
-    assert 'Traceback' not in proc.stderr + proc.stdout
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith('error: datasets.val: ') and f'{bad} is not an image' in last
-    assert tree_digest(root) == before
-
-
-def test_test_with_a_missing_listed_file_stops_in_one_line_and_writes_nothing(demo_data, tmp_path):
-    data = tmp_path / 'data'
-    shutil.copytree(demo_data, data)
-    (data / 'LR_x4' / 'val' / 'camera_00.png').unlink()
-    options = eval_options(data, 'missing', tmp_path / 'weights.pth')
-    options['datasets']['test_1']['meta_info_file'] = str(data / 'meta' / 'val.txt')
-    with pytest.raises(SystemExit) as info:
-        evaluation.main(['-opt', str(write_yaml(tmp_path / 't.yml', options)), '--root', str(tmp_path)])
-    message = str(info.value.code)
-    assert message.startswith('error: datasets.test_1: ') and '\n' not in message
-    assert f'{data / "LR_x4" / "val" / "camera_00.png"} does not exist' in message
-    assert not (tmp_path / 'results').exists()
 
 
 # --- prepare_dataset.py -----------------------------------------------------------------------------------------

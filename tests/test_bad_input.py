@@ -295,6 +295,29 @@ def test_lr_hr_size_mismatch_names_file(demo_data, tmp_path):
     assert 'LR_x2' in message and 'scale' in message
 
 
+def test_corrupt_file_in_the_validation_set_stops_train_py(demo_data, tmp_path, earlier_run):
+    data = tmp_path / 'data'
+    shutil.copytree(demo_data, data)
+    bad = data / 'HR' / 'val' / 'coins_01.png'
+    bad.write_bytes(b'not an image')
+    opt_file = write_yaml(tmp_path / 'train.yml', train_options(data, 'bad'))
+    expect_cli_error('train.py', ['-opt', str(opt_file), '--root', str(tmp_path)], earlier_run,
+                     ('error: datasets.val: ', f'{bad} is not an image'))
+
+
+def test_missing_file_listed_by_meta_info_stops_test_py(demo_data, tmp_path, capsys):
+    data = tmp_path / 'data'
+    shutil.copytree(demo_data, data)
+    missing = data / 'LR_x4' / 'val' / 'camera_00.png'
+    missing.unlink()
+    options = eval_options(data, 'missing', tmp_path / 'weights.pth')
+    options['datasets']['test_1']['meta_info_file'] = str(data / 'meta' / 'val.txt')
+    expect_one_line_error(evaluation.main, ['-opt', str(write_yaml(tmp_path / 't.yml', options)), '--root',
+                                            str(tmp_path)], tmp_path / 'results',
+                          ('datasets.test_1: ', f'{missing} does not exist'), capsys)
+    assert not (tmp_path / 'results').exists()
+
+
 def test_checkpoint_keys_that_do_not_fit(demo_data, tmp_path):
     weights = tmp_path / 'other.pth'
     torch.save({'params_ema': {'stray.bias': torch.zeros(1)}}, weights)
