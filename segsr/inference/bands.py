@@ -33,8 +33,8 @@ def band_groups(
     check_band_numbers(requested, band_count, path)
     data_bands = [band for band in range(band_count) if band != alpha_band]
     if requested == EACH_BAND:
-        return [[band] for band in data_bands]
-    if requested is None:
+        groups = [[band] for band in data_bands]
+    elif requested is None:
         groups = [data_bands]
     else:
         groups = [[band - 1 for band in group] for group in requested]
