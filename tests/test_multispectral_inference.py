@@ -73,6 +73,15 @@ def test_onnx_export_of_a_four_band_segsr_matches_torch(clip_file, tmp_path):
     assert found.shape == expected.shape == (2, BANDS, multiple * 4, multiple * 6)
     np.testing.assert_allclose(found, expected, atol=1e-4)
 
+    source, _ = scene(tmp_path / 'rgbn.tif', BANDS)
+    common = ['--input', str(source), '--tile', '16', '--overlap', '8']
+    infer_main(['--weights', str(weights), '--output', str(tmp_path / 'torch'), '--device', 'cpu', *common])
+    infer_main(['--onnx', str(tmp_path / 'model.onnx'), '--output', str(tmp_path / 'onnx'), *common])
+    with rasterio.open(tmp_path / 'torch' / 'rgbn.tif') as a, rasterio.open(tmp_path / 'onnx' / 'rgbn.tif') as b:
+        with_torch, with_onnx = a.read().astype(int), b.read().astype(int)
+    assert with_onnx.shape == with_torch.shape == (BANDS, 48, 48)
+    assert np.abs(with_onnx - with_torch).max() <= 2
+
 
 # --- tiling and self-ensemble --------------------------------------------------------------------------------
 
