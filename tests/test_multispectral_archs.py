@@ -16,7 +16,6 @@ from test_guided_backbones import GUIDED_TYPES, TINY_BACKBONES
 
 import segsr  # noqa: F401  (registers the archs)
 from segsr.clip.tiny import TINY_CLIP_MODEL
-from segsr.convert.official_segsr import network_options as published_network_options
 from segsr.inference.checkpoint import load_network
 from segsr.network_options import network_option_problems
 from segsr.training import main as train_main
@@ -222,11 +221,6 @@ def test_option_check_points_basicsr_conv_nets_on_other_band_counts_to_their_sta
         f"network_g.num_in_ch: basicsr's {name} subtracts a 3-band RGB mean and cannot take 4 bands; "
         f'use type: Staged{name} (the same network, any band count)']
     assert network_option_problems({'network_g': {**options, 'type': f'Staged{name}'}}) == []
-
-
-def test_published_checkpoint_converter_refuses_other_band_counts():
-    with pytest.raises(SegSRError, match='published SeG-SR takes 3-band RGB; this network_g has in_chans 4'):
-        published_network_options({'type': 'SEGSR', 'in_chans': 4, 'upscale': 4}, 'ViT-B-16', 1)
 
 
 # --- training through train.py -------------------------------------------------------------------------------
