@@ -277,3 +277,15 @@ def test_tiny_network_trains_on_four_bands_and_its_checkpoint_runs_them(kind, cl
     with torch.no_grad():
         out = net(torch.rand(1, 4, 10, 6))
     assert out.shape == (1, 4, 20, 12) and torch.isfinite(out).all()
+
+
+def test_train_py_names_the_missing_rgb_bands_in_one_line_before_it_builds_anything(clip_file, tmp_path):
+    network = {'type': 'SEGSR', 'upscale': 2, 'backbone': {**TINY_HAT, 'in_chans': 4},
+               'sfem': {'model': TINY_CLIP_MODEL, 'pretrained': str(clip_file)}}
+    option_file = write_yaml(tmp_path / 'train.yml', multiband_train_options('no_rgb_bands', network))
+    with pytest.raises(SystemExit) as stop:
+        train_main(['-opt', str(option_file), '--root', str(tmp_path)])
+    message = str(stop.value.code)
+    assert message.startswith('error: 1 problem in option file') and '\n' not in message
+    assert 'network_g.sfem.rgb_bands: missing; the network takes 4 band(s)' in message
+    assert not (tmp_path / 'experiments').exists()
