@@ -65,7 +65,7 @@ def calculate_cpsnr(img: np.ndarray, img2: np.ndarray, crop_border: int = 0, max
 
 def shares(img: np.ndarray, img2: np.ndarray, lq: np.ndarray, crop_border: int, tolerance: float) -> dict:
     scale = img.shape[0] // lq.shape[0]
-    bicubic = imresize(to_unit_rgb(lq).astype(np.float32), scale)
+    bicubic = np.clip(imresize(to_unit_rgb(lq).astype(np.float32), scale), 0, 1)  # as test.py's bicubic rows
     if crop_border:
         bicubic = bicubic[crop_border:-crop_border, crop_border:-crop_border]
     return detail_shares(to_unit_rgb(img, crop_border), to_unit_rgb(img2, crop_border), bicubic, tolerance)
