@@ -57,6 +57,11 @@ def project_consistent(output: torch.Tensor, lr: torch.Tensor, scale: int) -> to
     x + A_h^+ (lr - D(x)) A_w^+^T is the orthogonal projection of x onto the images D maps to ``lr``:
     it changes the output as little as possible (in the least-squares sense) and only where needed.
     """
+    with torch.autocast(output.device.type, enabled=False):  # float64 throughout, even under bf16 autocast
+        return _project(output, lr, scale)
+
+
+def _project(output: torch.Tensor, lr: torch.Tensor, scale: int) -> torch.Tensor:
     height, width = output.shape[-2:]
     a_h, p_h = (m.to(output.device) for m in degradation_pair(height, scale))
     a_w, p_w = (m.to(output.device) for m in degradation_pair(width, scale))
@@ -78,5 +83,8 @@ class ConsistentNetwork(torch.nn.Module):
         """The wrapped network's: the projection changes neither scale, channels nor maps."""
         return describe(self.network)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, return_maps: bool = False):
+        if return_maps:
+            image, maps = self.network(x, return_maps=True)
+            return project_consistent(image.float(), x.float(), self.scale), maps
         return project_consistent(self.network(x).float(), x.float(), self.scale)
