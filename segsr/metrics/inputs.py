@@ -15,9 +15,11 @@ EXTRA_INPUTS = ('img2', 'lq', 'spread', 'label', 'class_names')
 
 
 def metric_inputs(metric_opt: dict) -> set[str]:
-    """The inputs beyond ``img`` that the metric of ``metric_opt`` takes."""
+    """The inputs beyond ``img`` that the metric of ``metric_opt`` takes; one with ``**kwargs`` gets ``img2``
+    as basicsr gives it."""
     parameters = inspect.signature(METRIC_REGISTRY.get(metric_opt['type'])).parameters
-    return {name for name in EXTRA_INPUTS if name in parameters}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    return {name for name in EXTRA_INPUTS if name in parameters} | ({'img2'} if takes_any else set())
 
 
 def calculate(metric_opt: dict, available: dict) -> float:
