@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--uncertainty', action='store_true',
                         help='run the x8 self-ensemble and also write its per-pixel spread as <name>_uncertainty.tif')
     parser.add_argument('--enforce-consistency', action='store_true',
-                        help='correct each output so that, degraded again (bicubic), it gives back its input exactly')
+                        help='correct each tile\'s output so that, degraded again (bicubic), it gives back its input '
+                        '(exactly when one tile with --overlap 0 covers the scene)')
     parser.add_argument('--consistency-report', action='store_true',
                         help='write <name>_consistency.json: the output degraded again against the input '
                         '(PSNR, MAE, spectral angle)')
