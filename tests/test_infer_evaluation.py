@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from raster_fakes import dem_with_negatives, toy_checkpoint, write_raster
+from raster_fakes import dem_with_negatives, smooth, toy_checkpoint, write_raster
 
 from segsr.infer import main
 
@@ -35,6 +35,18 @@ def test_consistency_report_and_enforced_consistency_on_a_float_raster(toy, tmp_
     assert 20 < plain['psnr'] < 80 and plain['mae'] > 1e-3  # heights in metres
     # One tile covers the scene, so the float32 output degrades back to the input to float precision.
     assert enforced['psnr'] > 100 and enforced['mae'] < 1e-4
+
+
+def test_consistency_report_of_a_multiband_scene_with_nodata(tmp_path):
+    toy3 = toy_checkpoint(tmp_path / 'toy3.pth', channels=3)
+    data = np.stack([np.rint(1000 + 3000 * smooth(32, 32, seed)) for seed in range(3)]).astype(np.uint16)
+    data[:, :4, :] = 0  # a nodata strip
+    source = write_raster(tmp_path / 'scene.tif', data, nodata=0)
+    infer('--weights', toy3, '--input', source, '--output', tmp_path / 'out', '--tile', 16, '--overlap', 4,
+          '--device', 'cpu', '--consistency-report')
+    result = json.loads((tmp_path / 'out' / 'scene_consistency.json').read_text())
+    assert result['bands'] == [1, 2, 3] and result['valid_pixels'] == (28 - 2) * 32  # nodata and the 2 rows beside it
+    assert 0 <= result['sam_degrees'] < 5 and result['mae'] > 0 and np.isfinite(result['psnr'])
 
 
 def test_uncertainty_raster_is_georeferenced_like_the_output(toy, tmp_path):

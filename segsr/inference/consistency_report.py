@@ -2,8 +2,9 @@
 
 A practitioner without HR still learns whether the network invented radiometry. The output file (as
 written: source dtype, rounding and all) is degraded with the training degradation and compared with
-the input bands it came from, on the pixels valid in the input. Values are in the input's units; a
-``to_physical`` map turns them into physical ones for the MAE. The scene is read whole.
+the input bands it came from, on the pixels valid in the input and not next to its nodata. Values are
+in the input's units; a ``to_physical`` map turns them into physical ones for the MAE. The scene is
+read whole.
 """
 
 import json
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from segsr.data.bicubic import bicubic_downscale
 from segsr.inference.inputs import InputFile, open_source
@@ -19,6 +21,7 @@ from segsr.metrics.spectral import spectral_angle_degrees
 from segsr.utils.files import atomic_write_bytes
 
 REPORT_SUFFIX = '_consistency.json'  # beside the output: <stem>_consistency.json
+FOOTPRINT = 2  # LR pixels each way that the x-scale bicubic degradation of one LR pixel reads
 
 
 def peak_value(lr: np.ndarray, valid: np.ndarray, dtype: np.dtype) -> float:
@@ -41,7 +44,9 @@ def scene_consistency(planned: InputFile, bands: list[int], scale: int,
     finally:
         source.close()
         output.close()
-    valid = np.ones(lr.shape[1:], dtype=bool) if valid is None else valid
+    # LR pixels whose bicubic footprint (two LR pixels each way) reaches nodata would score the fill, not the output.
+    valid = np.ones(lr.shape[1:], dtype=bool) if valid is None else ndimage.binary_erosion(
+        valid, iterations=FOOTPRINT, border_value=1)
     degraded = bicubic_downscale(np.nan_to_num(written).transpose(1, 2, 0), scale).transpose(2, 0, 1)
     degraded = degraded.astype(np.float64)
     physical = to_physical or (lambda values: values)
