@@ -129,6 +129,8 @@ def validate(args: argparse.Namespace) -> None:
         raise SegSRError(f'--overlap {args.overlap} must lie between 0 and --tile {args.tile}')
     if args.blocksize is not None and (args.blocksize < 16 or args.blocksize % 16):
         raise SegSRError(f'--blocksize {args.blocksize} must be a positive multiple of 16, e.g. 256 or 512')
+    if args.uncertainty and args.save_guidance:
+        raise SegSRError('--uncertainty and --save-guidance cannot run together: run the scene once for each')
     if args.onnx:
         torch_only = [flag for flag, given in (('--opt', args.opt), ('--bf16', args.bf16),
                                                ('--save-guidance', args.save_guidance),

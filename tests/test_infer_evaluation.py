@@ -67,4 +67,6 @@ def test_uncertainty_with_guidance_or_onnx_is_one_line(toy, tmp_path):
     with pytest.raises(SystemExit, match='error: --uncertainty, --enforce-consistency apply to --weights only'):
         infer('--onnx', tmp_path / 'model.onnx', '--input', source, '--output', tmp_path / 'out', '--uncertainty',
               '--enforce-consistency')
-    assert not (tmp_path / 'out' / 'dem.tif').exists()
+    with pytest.raises(SystemExit, match='error: --uncertainty and --save-guidance cannot run together'):
+        infer('--weights', toy, '--input', source, '--output', tmp_path / 'out', '--uncertainty', '--save-guidance')
+    assert not (tmp_path / 'out').exists()

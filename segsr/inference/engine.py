@@ -43,8 +43,6 @@ class TileUpscaler:
         self.sr_channels = info.out_chans
         self.map_channels = info.map_channels if guidance else 0
         self.map_stages = list(info.map_stages) if guidance else []
-        if uncertainty and guidance:
-            raise SegSRError('--uncertainty and --save-guidance cannot run together: run the scene once for each')
         self.spread_channels = self.sr_channels if uncertainty else 0
         self.device = device
         self.bf16 = bf16
