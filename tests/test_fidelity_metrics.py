@@ -10,7 +10,7 @@ from segsr.clip.tiny import TINY_CLIP_MODEL
 from segsr.data.bicubic import bicubic_downscale
 from segsr.metrics.consistency import ConsistentNetwork, lr_consistency, project_consistent, psnr
 from segsr.metrics.reference import cpsnr, detail_shares
-from segsr.metrics.semantic import clip_similarity, semantic_clip, zero_shot_class
+from segsr.metrics.semantic import clip_similarity, prompt, prompt_embeddings, semantic_clip, zero_shot_class
 from segsr.metrics.spectral import spectral_angle_degrees
 from segsr.metrics.uncertainty import spread_error_correlation
 from segsr.self_ensemble import ensemble_mean_and_spread
@@ -149,6 +149,10 @@ def test_clip_similarity_and_zero_shot_with_a_tiny_clip(clip_file):
     assert clip_similarity(clip, image, image) == pytest.approx(1, abs=1e-5)
     assert clip_similarity(clip, image, other) < 1 - 1e-4
     classes = ['airplane', 'beach', 'dense_residential']
-    predicted = zero_shot_class(clip, image, classes)
+    texts = prompt_embeddings(clip, classes)
+    assert texts.shape == (3, 32) and prompt('dense_residential') == 'a satellite image of dense residential.'
+    predicted = zero_shot_class(clip, image, classes, texts)
     assert predicted in classes
-    assert zero_shot_class(clip, image, [predicted]) == predicted
+    # Its prompt moved last, the same class still wins: the answer follows the embeddings, not the order.
+    reordered = [c for c in classes if c != predicted] + [predicted]
+    assert zero_shot_class(clip, image, reordered, prompt_embeddings(clip, reordered)) == predicted

@@ -14,10 +14,15 @@ import torch
 from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import METRIC_REGISTRY
 
-from segsr.clip.loader import encode_texts
 from segsr.metrics.consistency import lr_consistency
 from segsr.metrics.reference import cpsnr, detail_shares
-from segsr.metrics.semantic import DEFAULT_TEMPLATE, clip_similarity, prompt, semantic_clip, zero_shot_class
+from segsr.metrics.semantic import (
+    DEFAULT_TEMPLATE,
+    clip_similarity,
+    prompt_embeddings,
+    semantic_clip,
+    zero_shot_class,
+)
 from segsr.metrics.uncertainty import spread_error_correlation
 from segsr.utils.errors import SegSRError
 
@@ -109,10 +114,9 @@ def calculate_clip_similarity(img: np.ndarray, img2: np.ndarray, model: str, wei
 
 
 @lru_cache(maxsize=4)
-def prompt_embeddings(model: str, weights: str, quick_gelu: str | bool, class_names: tuple[str, ...],
-                      template: str) -> torch.Tensor:
-    clip = semantic_clip(model, weights, quick_gelu)
-    return encode_texts(clip, [prompt(name, template) for name in class_names])
+def cached_prompts(model: str, weights: str, quick_gelu: str | bool, class_names: tuple[str, ...],
+                   template: str) -> torch.Tensor:
+    return prompt_embeddings(semantic_clip(model, weights, quick_gelu), list(class_names), template)
 
 
 @METRIC_REGISTRY.register()
@@ -124,6 +128,6 @@ def calculate_clip_zero_shot(img: np.ndarray, img2: np.ndarray, label: str, clas
     if classify not in ('output', 'reference'):
         raise SegSRError(f'calculate_clip_zero_shot: classify is {classify!r}; use output or reference')
     clip = semantic_clip(model, weights, quick_gelu)
-    texts = prompt_embeddings(model, weights, quick_gelu, tuple(class_names), template)
+    texts = cached_prompts(model, weights, quick_gelu, tuple(class_names), template)
     image = to_unit_rgb(img2 if classify == 'reference' else img)
-    return float(zero_shot_class(clip, image, list(class_names), template, texts) == label)
+    return float(zero_shot_class(clip, image, list(class_names), texts) == label)

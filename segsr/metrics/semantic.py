@@ -48,10 +48,11 @@ def prompt(class_name: str, template: str = DEFAULT_TEMPLATE) -> str:
     return template.format(class_name.replace('_', ' ').replace('-', ' '))
 
 
-def zero_shot_class(clip: LoadedCLIP, image: np.ndarray, class_names: list[str],
-                    template: str = DEFAULT_TEMPLATE, texts: torch.Tensor | None = None) -> str:
-    """The class whose prompt's text embedding is closest to the image's embedding; ``texts`` may hold
-    those embeddings already (they are the same for every image)."""
-    if texts is None:
-        texts = encode_texts(clip, [prompt(name, template) for name in class_names])
+def prompt_embeddings(clip: LoadedCLIP, class_names: list[str], template: str = DEFAULT_TEMPLATE) -> torch.Tensor:
+    """(classes, C) text embeddings of the classes' prompts: computed once, used for every image."""
+    return encode_texts(clip, [prompt(name, template) for name in class_names])
+
+
+def zero_shot_class(clip: LoadedCLIP, image: np.ndarray, class_names: list[str], texts: torch.Tensor) -> str:
+    """The class whose prompt embedding (``texts``, from :func:`prompt_embeddings`) is closest to the image's."""
     return class_names[int((texts @ image_embedding(clip, image)).argmax())]
