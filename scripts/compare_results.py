@@ -8,7 +8,8 @@ Writes ``comparison.md`` and ``guidance_gain.png`` under ``--out``. Pairing rule
 (``<X>`` or ``Staged<X>``; ``HAT``) on the same dataset, scale and metric protocol.
 
 Where both runs list their images, each gain also gets a 95 % bootstrap interval over images and a
-paired Wilcoxon p-value, overall and per class (see :mod:`segsr.utils.paired_stats`).
+paired Wilcoxon p-value, overall and per class (see :mod:`segsr.utils.paired_stats`), and so does every
+other per-image metric both runs report (cPSNR, LR consistency, detail shares, spread, CLIP scores).
 """
 
 import argparse
@@ -108,10 +109,18 @@ def guidance_gains(results: list[dict]) -> list[dict]:
 def paired_statistics(plain: dict, guided: dict) -> dict:
     """Per-image paired statistics of guided minus unguided, when both results list their images."""
     if not plain.get('images') or not guided.get('images'):
-        return {'psnr_diff': None, 'ssim_diff': None, 'per_class': {}}
+        return {'psnr_diff': None, 'ssim_diff': None, 'per_class': {}, 'other_diffs': {}}
     pairs = pair_images(plain['images'], guided['images'], f"{plain['path']} and {guided['path']}")
     return {'psnr_diff': compare_metric(pairs, 'psnr'), 'ssim_diff': compare_metric(pairs, 'ssim'),
-            'per_class': compare_per_class(pairs, 'psnr')}
+            'per_class': compare_per_class(pairs, 'psnr'),
+            'other_diffs': {metric: compare_metric(pairs, metric) for metric in other_metrics(pairs)}}
+
+
+def other_metrics(pairs: list[tuple[dict, dict]]) -> list[str]:
+    """The per-image metrics besides PSNR and SSIM (cPSNR, LR consistency, CLIP, ...) that both runs report."""
+    shared = set(pairs[0][0]) & set(pairs[0][1])
+    return sorted(key for key in shared if key not in ('image', 'class', 'psnr', 'ssim')
+                  and not key.startswith('bicubic_') and isinstance(pairs[0][0][key], (int, float)))
 
 
 def interval_cells(difference, digits: int) -> list[str]:
@@ -155,6 +164,14 @@ def comparison_markdown(results: list[dict], gains: list[dict]) -> str:
         parts += ['', 'Intervals: 95 % percentile bootstrap of the mean per-image difference (guided minus '
                   'unguided), resampled over images; p: paired Wilcoxon signed-rank test. An interval that '
                   'contains 0 does not show a difference.']
+        other_rows = [[g['backbone'], g['dataset'], f"x{g['scale']}", metric, f'{d.mean:+.4f}', d.interval_text(4),
+                       f'{d.p_value:.3g}', f'{d.better}/{d.worse}']
+                      for g in gains for metric, d in g['other_diffs'].items()]
+        if other_rows:
+            parts += ['', '## Other metrics: guided minus unguided', '', markdown_table(
+                ['backbone', 'dataset', 'scale', 'metric', 'difference', '95 % CI', 'Wilcoxon p',
+                 'images higher/lower'], other_rows),
+                '', 'Metrics as in docs/evaluation.md; for hallucination, omission, LR MAE and LR SAM lower is better.']
         class_rows = [[g['backbone'], g['dataset'], f"x{g['scale']}", name, str(d.images), f'{d.mean:+.4f}',
                        d.interval_text(3), f'{d.p_value:.3g}', f'{d.better}/{d.worse}']
                       for g in gains for name, d in g['per_class'].items()]

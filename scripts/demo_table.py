@@ -27,6 +27,12 @@ RANDOM_CLIP_NOTE = (
     'and the full configurations.'
 )
 
+# Shown when every run has them (docs/evaluation.md): consistency with the input, and shift/bias-tolerant PSNR.
+EXTRA_COLUMNS = (('lr_psnr', 'LR-PSNR (dB)'), ('cpsnr', 'cPSNR (dB)'))
+EXTRA_NOTE = (' LR-PSNR: the output degraded again (bicubic) against its LR input; cPSNR: RGB PSNR at the best '
+              'shift (up to 3 px) and brightness bias (docs/evaluation.md). Semantic (CLIP) scores need a pretrained '
+              'CLIP, which the demo does not have.')
+
 
 def read_result(source: str) -> dict:
     path = Path(source)
@@ -52,26 +58,33 @@ def difference_cell(diff: PairedDifference, digits: int) -> str:
 
 
 def demo_table(runs: dict[str, dict]) -> str:
-    """Markdown: one row per method, then the paired differences (mean, 95 % CI, Wilcoxon p)."""
+    """Markdown: one row per method, then the paired differences (mean, 95 % CI, Wilcoxon p); LR-PSNR and cPSNR
+    columns where the results hold them."""
     hat = runs['HAT']
-    rows = [['bicubic', f"{hat['average']['bicubic_psnr']:.4f}", f"{hat['average']['bicubic_ssim']:.4f}", '']]
+    extra = [(key, title) for key, title in EXTRA_COLUMNS if all(key in run['average'] for run in runs.values())]
+    rows = [['bicubic', f"{hat['average']['bicubic_psnr']:.4f}", f"{hat['average']['bicubic_ssim']:.4f}", '',
+             *(f"{hat['average'][f'bicubic_{key}']:.2f}" if f'bicubic_{key}' in hat['average'] else ''
+               for key, _ in extra)]]
     for label, run in runs.items():
         gain = run['average']['psnr'] - run['average']['bicubic_psnr']
-        rows.append([label, f"{run['average']['psnr']:.4f}", f"{run['average']['ssim']:.4f}", f'{gain:+.4f}'])
+        rows.append([label, f"{run['average']['psnr']:.4f}", f"{run['average']['ssim']:.4f}", f'{gain:+.4f}',
+                     *(f"{run['average'][key]:.2f}" for key, _ in extra)])
     pairs = [('SeG-SR', 'HAT'), ('SeG-SR+', 'HAT+'), ('HAT+', 'HAT'), ('SeG-SR+', 'SeG-SR')]
     for minuend, subtrahend in pairs:
         if minuend in runs and subtrahend in runs:
             base, other = runs[subtrahend], runs[minuend]
             rows.append([f'{minuend} − {subtrahend}', difference_cell(difference(base, other, 'psnr'), 3),
-                         difference_cell(difference(base, other, 'ssim'), 4), ''])
-    header = ['method', 'PSNR (dB)', 'SSIM', 'PSNR vs bicubic']
+                         difference_cell(difference(base, other, 'ssim'), 4), '',
+                         *(difference_cell(difference(base, other, key), 2) for key, _ in extra)])
+    header = ['method', 'PSNR (dB)', 'SSIM', 'PSNR vs bicubic', *(title for _, title in extra)]
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '|'.join('---' for _ in header) + '|']
     lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
     protocol = hat['protocol']['text'] if isinstance(hat['protocol'], dict) else hat['protocol']
     return '\n'.join([
         f"{hat['dataset']}, {hat['num_images']} images, {protocol}. "
         '"+": mean over the 8 flips and rotations (x8 self-ensemble). Differences: per-image mean '
-        '[95 % bootstrap CI over images], paired Wilcoxon p.', '', *lines, '', RANDOM_CLIP_NOTE,
+        '[95 % bootstrap CI over images], paired Wilcoxon p.' + (EXTRA_NOTE if extra else ''), '', *lines, '',
+        RANDOM_CLIP_NOTE,
     ]) + '\n'
 
 

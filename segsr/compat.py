@@ -1,11 +1,11 @@
 """Fixes that basicsr 1.4.2 needs on current torch and torchvision.
 
-Imported by ``segsr/__init__.py`` before anything touches basicsr.
+Imported by ``segsr/__init__.py`` before anything touches basicsr. The file needs nothing of segsr
+until it fails, so a process that must not import segsr (the published code's, whose package has the
+same name) loads it by path and calls :func:`apply` before its own basicsr import.
 """
 
 import sys
-
-from segsr.utils.errors import SegSRError
 
 REINSTALL_HINT = (
     'reinstall torch and torchvision as the matching pair from the registry: '
@@ -18,6 +18,8 @@ def _import_torchvision():
         import torchvision
         import torchvision.transforms.functional as tv_functional
     except (ImportError, RuntimeError) as err:
+        from segsr.utils.errors import SegSRError  # only here: see the module docstring
+
         raise SegSRError(f'torchvision cannot be imported ({str(err).splitlines()[0]}); {REINSTALL_HINT}') from None
     return torchvision, tv_functional
 

@@ -1,4 +1,5 @@
-"""Evaluation: PSNR/SSIM per image, per class and on average, printed and written under results/<name>/."""
+"""Evaluation: the ``val.metrics`` (PSNR/SSIM, docs/evaluation.md for the rest) per image, per class and on
+average, printed and written under results/<name>/."""
 
 import logging
 import sys
@@ -17,13 +18,16 @@ from segsr.utils.errors import SegSRError
 from segsr.utils.report import average_rows, format_table, metric_columns, write_csv, write_json
 
 
-def describe_protocol(metrics_opt: dict, self_ensemble: bool = False) -> dict:
-    """What the numbers mean: RGB and Y-channel papers, plain and self-ensembled ("+") rows are not comparable."""
+def describe_protocol(metrics_opt: dict, self_ensemble: bool = False, enforce_consistency: bool = False) -> dict:
+    """What the numbers mean: RGB and Y-channel papers, plain and self-ensembled ("+") rows, raw and
+    consistency-enforced outputs are not comparable."""
     first = next(iter(metrics_opt.values()), {})
     channel = 'Y' if first.get('test_y_channel') else 'RGB'
     crop = int(first.get('crop_border', 0))
     text = f'{channel} channel, {crop}-pixel border cropped' + (f', {PROTOCOL_TEXT}' if self_ensemble else '')
-    return {'channel': channel, 'crop_border': crop, 'self_ensemble': self_ensemble, 'text': text}
+    text += ', LR consistency enforced' if enforce_consistency else ''
+    return {'channel': channel, 'crop_border': crop, 'self_ensemble': self_ensemble,
+            'enforce_consistency': enforce_consistency, 'text': text}
 
 
 def count_parameters(net: torch.nn.Module) -> tuple[int, int]:
@@ -43,7 +47,8 @@ def report_dataset(opt: dict, dataset_name: str, rows: list[dict], model) -> dic
     """Print the tables for one test set and write them as CSV and JSON; return the JSON payload."""
     logger = get_root_logger()
     metrics = metric_columns(rows)
-    protocol = describe_protocol(opt['val']['metrics'], opt['val'].get('self_ensemble', False))
+    protocol = describe_protocol(opt['val']['metrics'], opt['val'].get('self_ensemble', False),
+                                 opt['val'].get('enforce_consistency', False))
     average = average_rows(rows, metrics)
     columns = ['image'] + (['class'] if 'class' in rows[0] else []) + metrics
     logger.info('\n' + format_table(rows, columns, title=f'{dataset_name}: per image ({protocol["text"]})'))

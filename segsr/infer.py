@@ -7,6 +7,7 @@
 import argparse
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 if __name__ == '__main__':
@@ -15,6 +16,7 @@ if __name__ == '__main__':
 import segsr  # noqa: E402  (basicsr compat and arch registration first)
 from segsr.inference.bands import EACH_BAND  # noqa: E402
 from segsr.inference.checkpoint import load_network  # noqa: E402
+from segsr.inference.consistency_report import REPORT_SUFFIX  # noqa: E402
 from segsr.inference.engine import TileUpscaler, resolve_device  # noqa: E402
 from segsr.inference.geotiff import TiffFormat  # noqa: E402
 from segsr.inference.inputs import InputFile, check_input, check_writable, collect_inputs, plan_input  # noqa: E402
@@ -27,6 +29,8 @@ from segsr.inference.runner import (  # noqa: E402
     one_line,
     upscale_files,
 )
+from segsr.metrics.consistency import ConsistentNetwork  # noqa: E402
+from segsr.nn.info import describe  # noqa: E402
 from segsr.self_ensemble import with_self_ensemble  # noqa: E402
 from segsr.utils.errors import SegSRError  # noqa: E402
 
@@ -76,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--save-guidance', action='store_true', help='also write guidance maps (SEGSR networks)')
     parser.add_argument('--self-ensemble', action='store_true',
                         help='mean over the 8 flips and rotations of each tile (8 network calls per tile)')
+    parser.add_argument('--uncertainty', action='store_true',
+                        help='run the x8 self-ensemble and also write its per-pixel spread as <name>_uncertainty.tif')
+    parser.add_argument('--enforce-consistency', action='store_true',
+                        help='correct each tile\'s output so that, degraded again (bicubic), it gives back its input '
+                        '(exactly when one tile with --overlap 0 covers the scene)')
+    parser.add_argument('--consistency-report', action='store_true',
+                        help='write <name>_consistency.json: the output degraded again against the input '
+                        '(PSNR, MAE, spectral angle)')
     parser.add_argument(
         '--bands',
         type=band_group,
@@ -117,9 +129,13 @@ def validate(args: argparse.Namespace) -> None:
         raise SegSRError(f'--overlap {args.overlap} must lie between 0 and --tile {args.tile}')
     if args.blocksize is not None and (args.blocksize < 16 or args.blocksize % 16):
         raise SegSRError(f'--blocksize {args.blocksize} must be a positive multiple of 16, e.g. 256 or 512')
+    if args.uncertainty and args.save_guidance:
+        raise SegSRError('--uncertainty and --save-guidance cannot run together: run the scene once for each')
     if args.onnx:
         torch_only = [flag for flag, given in (('--opt', args.opt), ('--bf16', args.bf16),
                                                ('--save-guidance', args.save_guidance),
+                                               ('--uncertainty', args.uncertainty),
+                                               ('--enforce-consistency', args.enforce_consistency),
                                                ('--device', args.device not in (None, 'cpu'))) if given]
         if torch_only:
             raise SegSRError(f'{", ".join(torch_only)} apply to --weights only; drop them with --onnx')
@@ -131,7 +147,7 @@ def plan_inputs(args: argparse.Namespace, radiometry: RadiometryOptions, report:
     check_writable(output)
     planned, taken = [], set()
     for source, folder in collect_inputs(args.input, args.recursive):
-        item = plan_input(source, output / folder, args.save_guidance)
+        item = with_evaluation_outputs(plan_input(source, output / folder, args.save_guidance), args)
         try:
             check_input(item, radiometry.bands, radiometry.allow_categorical, args.overwrite, taken)
         except FILE_ERRORS as error:
@@ -142,15 +158,25 @@ def plan_inputs(args: argparse.Namespace, radiometry: RadiometryOptions, report:
     return planned
 
 
+def with_evaluation_outputs(item: InputFile, args: argparse.Namespace) -> InputFile:
+    """The spread raster and the consistency report beside the output, where asked for."""
+    stem = item.image.with_suffix('')
+    return replace(item, spread=Path(f'{stem}_uncertainty.tif') if args.uncertainty else None,
+                   report=Path(f'{stem}{REPORT_SUFFIX}') if args.consistency_report else None)
+
+
 def build_upscaler(args: argparse.Namespace, device) -> tuple[TileUpscaler | OnnxTileUpscaler, str]:
     """The network runner the tiled engine calls (torch with --weights, onnxruntime with --onnx), and the
     name of what it was built from (for provenance)."""
     if args.onnx:
         return OnnxTileUpscaler(args.onnx), Path(args.onnx).name
     network, _ = load_network(args.weights, args.opt)
-    if args.self_ensemble:
+    if args.enforce_consistency:
+        network = ConsistentNetwork(network, describe(network).scale)
+    if args.self_ensemble and not args.uncertainty:  # with --uncertainty the upscaler runs the ensemble itself
         network = with_self_ensemble(network)
-    upscaler = TileUpscaler(network, device, bf16=args.bf16, guidance=args.save_guidance)
+    upscaler = TileUpscaler(network, device, bf16=args.bf16, guidance=args.save_guidance,
+                            uncertainty=args.uncertainty)
     return upscaler, Path(args.weights).name
 
 

@@ -103,6 +103,7 @@ VAL = Field(('dict',), closed=True, keys={
     'val_freq': FREQUENCY, 'save_img': _f('bool'), 'suffix': _f('str', 'none'), 'pbar': _f('bool'),
     'metrics': METRICS, 'compare_bicubic': _f('bool'), 'num_val_samples': _f('int'),
     'center_frame_only': _f('bool'), 'flip_seq': _f('bool'), 'amp': _f('str', 'bool'), 'self_ensemble': _f('bool'),
+    'enforce_consistency': _f('bool'),
 })
 LOGGER = Field(('dict',), closed=True, keys={
     'print_freq': FREQUENCY, 'save_checkpoint_freq': FREQUENCY, 'use_tb_logger': _f('bool'),

@@ -27,6 +27,15 @@ def untransform(y: torch.Tensor, mirror: bool, turns: int) -> torch.Tensor:
     return y.flip(-1) if mirror else y
 
 
+def ensemble_mean_and_spread(forward: Callable[[torch.Tensor], torch.Tensor],
+                             x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and per-pixel spread (standard deviation, per channel) of the 8 outputs; the spread says where
+    the network's answer depends on the orientation it was shown, a sign of uncertainty."""
+    outputs = torch.stack([untransform(forward(transform(x, mirror, turns)), mirror, turns)
+                           for mirror, turns in TRANSFORMS])
+    return outputs.mean(0), outputs.std(0, correction=0)
+
+
 def ensemble_mean(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """Mean of ``forward`` over the 8 transforms of ``x`` (B, C, H, W), each mapped back to ``x``'s frame."""
     total = None

@@ -140,3 +140,24 @@ def test_identical_runs_differ_by_exactly_nothing():
     difference = paired_difference([25.0, 26.0, 27.0], [25.0, 26.0, 27.0])
     assert (difference.mean, difference.low, difference.high, difference.p_value) == (0.0, 0.0, 0.0, 1.0)
     assert np.isnan(paired_difference([25.0], [26.0]).low)
+
+
+def test_other_per_image_metrics_get_paired_intervals(tmp_path):
+    rng = np.random.default_rng(2)
+    psnr, ssim = rng.uniform(22, 30, 12), rng.uniform(0.6, 0.8, 12)
+    cpsnr = psnr + 1
+    plain = image_rows(psnr, ssim)
+    guided = image_rows(psnr, ssim)
+    for i, (a, b) in enumerate(zip(plain, guided, strict=True)):
+        a |= {'cpsnr': float(cpsnr[i]), 'bicubic_cpsnr': 20.0}
+        b |= {'cpsnr': float(cpsnr[i] + 0.3 + 0.01 * i), 'bicubic_cpsnr': 20.0}
+    write_result(tmp_path, 'demo_HAT_SRx4', 'HAT', psnr.mean(), ssim.mean(), images=plain)
+    write_result(tmp_path, 'demo_SEGSR_SRx4', 'SEGSR', psnr.mean(), ssim.mean(), images=guided)
+    markdown = (main([str(tmp_path), '--out', str(tmp_path / 'study')]) / 'comparison.md').read_text()
+    section = markdown.split('## Other metrics: guided minus unguided')[1]
+    row = [c.strip() for c in section.split('| HAT | demo_val | x4 | cpsnr |')[1].split('\n')[0].split('|')]
+    expected = np.mean([0.3 + 0.01 * i for i in range(12)])
+    assert float(row[0]) == pytest.approx(expected, abs=1e-4)
+    low, high = (float(v) for v in row[1].strip('[]').split(','))
+    assert 0.3 <= low < expected < high <= 0.41 and row[3] == '12/0'
+    assert 'bicubic_cpsnr' not in section

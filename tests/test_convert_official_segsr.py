@@ -1,5 +1,6 @@
 """A checkpoint in the published SeG-SR key layout (written here from its key list, at a tiny size) converts,
-loads strictly and runs; the prompts come from a stand-in checkout built under the option file's seed."""
+loads strictly and runs; the prompts come from a stand-in checkout built under the option file's seed, whose
+arch imports basicsr (and registers itself) as the published one does."""
 
 import sys
 import textwrap
@@ -85,8 +86,11 @@ def published_state() -> dict:
 
 STAND_IN_ARCH = textwrap.dedent('''
     import torch
+    from basicsr.archs.arch_util import to_2tuple  # noqa: F401  (imports basicsr as the published arch does)
+    from basicsr.utils.registry import ARCH_REGISTRY
 
 
+    @ARCH_REGISTRY.register()
     class SEGSR:
         """Stand-in for the published arch: draws its per-stage prompts from torch's generator while it is built."""
 

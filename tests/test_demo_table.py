@@ -43,3 +43,25 @@ def test_missing_run_is_one_line(tmp_path):
     with pytest.raises(SystemExit) as excinfo:
         main(['--hat', str(tmp_path / 'none'), '--segsr', str(tmp_path / 'none')])
     assert 'do not exist; run segsr/test.py first' in str(excinfo.value)
+
+
+def test_consistency_and_cpsnr_columns_when_the_runs_hold_them(tmp_path):
+    rng = np.random.default_rng(1)
+    bicubic = rng.uniform(24, 28, 6)
+    paths = {}
+    for flag, name, network, offset in (('hat', 'hat', 'HAT', 0.0), ('segsr', 'segsr', 'SEGSR', 0.5)):
+        folder = write_run(tmp_path, name, network, bicubic + 1 + offset, bicubic)
+        payload = json.loads((folder / 'demo_val.json').read_text())
+        for i, row in enumerate(payload['images']):
+            row |= {'lr_psnr': 45.0 + offset + i, 'cpsnr': row['psnr'] + 1, 'bicubic_lr_psnr': 50.0,
+                    'bicubic_cpsnr': 20.0}
+        payload['average'] |= {key: float(np.mean([row[key] for row in payload['images']]))
+                               for key in ('lr_psnr', 'cpsnr', 'bicubic_lr_psnr', 'bicubic_cpsnr')}
+        (folder / 'demo_val.json').write_text(json.dumps(payload))
+        paths[flag] = folder
+    table = main([f'--{k}={v}' for k, v in paths.items()])
+    rows = {line.split('|')[1].strip(): line for line in table.splitlines() if line.startswith('| ')}
+    assert rows['method'].rstrip().endswith('| LR-PSNR (dB) | cPSNR (dB) |')
+    assert rows['bicubic'].rstrip().endswith('| 50.00 | 20.00 |')
+    assert f'| {45 + 2.5:.2f} |' in rows['HAT']
+    assert '+0.50 [+0.50, +0.50]' in rows['SeG-SR − HAT'] and 'pretrained CLIP' in table

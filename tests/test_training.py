@@ -63,7 +63,7 @@ def test_test_py_tables_match_basicsr_metrics_on_saved_images(demo_data, tmp_pat
     results = tmp_path / 'results' / 'evaluated'
     payload = json.loads((results / 'demo_val.json').read_text())
     assert payload['protocol'] == {'channel': 'Y', 'crop_border': 4, 'self_ensemble': False,
-                                   'text': 'Y channel, 4-pixel border cropped'}
+                                   'enforce_consistency': False, 'text': 'Y channel, 4-pixel border cropped'}
     assert payload['num_images'] == len(payload['images']) == 6
     csv_lines = (results / 'demo_val.csv').read_text().splitlines()
     assert csv_lines[0].split(',')[:4] == ['image', 'class', 'psnr', 'ssim']

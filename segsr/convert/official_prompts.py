@@ -4,9 +4,10 @@ The published arch keeps its local prompts in a plain Python list: they are draw
 random generator while the network is built and never saved. Its test run (basicsr's
 ``test_pipeline``) seeds with ``manual_seed`` and then builds the network, so the prompts it tests
 with are a function of the seed, the network options and the versions of torch and peft. This
-module repeats exactly that in a child process: the user's checkout of the published repository
-first on the path (its package is also called ``segsr``), its working directory (it reads
-``./clip/ViT-B-16.pt``), the seeding of basicsr's ``set_random_seed``, then the build of its
+module repeats exactly that in a child process: segsr's basicsr compatibility (``segsr/compat.py``,
+loaded by path since the published package is also called ``segsr``; the published arch imports
+basicsr), the user's checkout of the published repository first on the path, its working directory
+(it reads ``./clip/ViT-B-16.pt``), the seeding of basicsr's ``set_random_seed``, then the build of its
 ``SEGSR`` class; it returns the prompts.
 """
 
@@ -19,12 +20,14 @@ from pathlib import Path
 import torch
 import yaml
 
+from segsr import compat
 from segsr.utils.errors import SegSRError
 
 CLIP_FILE = Path('clip') / 'ViT-B-16.pt'
 ARCH_FILE = Path('segsr') / 'archs' / 'segsr_arch.py'
 
 CHILD = textwrap.dedent('''
+    import importlib.util
     import random
     import sys
 
@@ -32,7 +35,11 @@ CHILD = textwrap.dedent('''
     import torch
     import yaml
 
-    repo, options_file, seed, out = sys.argv[1:]
+    compat_file, repo, options_file, seed, out = sys.argv[1:]
+    spec = importlib.util.spec_from_file_location('segsr_basicsr_compat', compat_file)
+    compat = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compat)
+    compat.apply()  # before the published arch imports basicsr
     sys.path.insert(0, repo)  # before any other segsr package on the path
     from segsr.archs.segsr_arch import SEGSR  # the published arch
 
@@ -62,8 +69,8 @@ def published_prompts(repo: str | Path, network_g: dict, seed: int, python: str 
         options, out = Path(tmp) / 'network_g.yml', Path(tmp) / 'prompts.pt'
         options.write_text(yaml.safe_dump(network_g))
         try:
-            run = subprocess.run([python, '-c', CHILD, str(repo), str(options), str(seed), str(out)], cwd=repo,
-                                 capture_output=True, text=True)
+            command = [python, '-c', CHILD, compat.__file__, str(repo), str(options), str(seed), str(out)]
+            run = subprocess.run(command, cwd=repo, capture_output=True, text=True)
         except OSError as error:
             raise SegSRError(f'cannot run {python} ({error.strerror}); pass --official-python the Python '
                              'of the published code\'s environment') from None

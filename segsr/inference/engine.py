@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from segsr.nn.info import describe
+from segsr.self_ensemble import ensemble_mean_and_spread
 from segsr.utils.errors import SegSRError
 
 
@@ -25,10 +26,13 @@ class TileUpscaler:
     """``(B, C, h, w)`` float32 array -> ``(B, C_sr + C_maps, h*s, w*s)`` float32 array.
 
     With ``guidance`` the network's maps are resized bilinearly to the output size and appended
-    as extra channels, so they are tiled and blended exactly like the image.
+    as extra channels, so they are tiled and blended exactly like the image. With ``uncertainty``
+    the output is the x8 self-ensemble mean, followed by its spread (the per-pixel standard
+    deviation of the 8 outputs) in ``C_sr`` more channels.
     """
 
-    def __init__(self, network: nn.Module, device: torch.device, bf16: bool, guidance: bool):
+    def __init__(self, network: nn.Module, device: torch.device, bf16: bool, guidance: bool,
+                 uncertainty: bool = False):
         self.network = network.to(device)
         info = describe(self.network)
         if guidance and not info.map_channels:
@@ -39,6 +43,7 @@ class TileUpscaler:
         self.sr_channels = info.out_chans
         self.map_channels = info.map_channels if guidance else 0
         self.map_stages = list(info.map_stages) if guidance else []
+        self.spread_channels = self.sr_channels if uncertainty else 0
         self.device = device
         self.bf16 = bf16
         self.guidance = guidance
@@ -46,6 +51,9 @@ class TileUpscaler:
     @torch.inference_mode()
     def _forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            if self.spread_channels:
+                image, spread = ensemble_mean_and_spread(self.network, inputs)
+                return image.float(), [spread.float()]
             if not self.guidance:
                 return self.network(inputs).float(), []
             image, maps = self.network(inputs, return_maps=True)

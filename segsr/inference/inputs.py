@@ -23,6 +23,12 @@ class InputFile:
     source: Path | str
     image: Path
     maps: Path | None
+    spread: Path | None = None  # --uncertainty: the self-ensemble spread
+    report: Path | None = None  # --consistency-report: the JSON
+
+    @property
+    def outputs(self) -> list[Path]:
+        return [p for p in (self.image, self.maps, self.spread, self.report) if p is not None]
 
     @property
     def name(self) -> str:
@@ -99,7 +105,7 @@ def check_input(
     planned: InputFile, bands: BandRequest, allow_categorical: bool, overwrite: bool, taken: set[Path]
 ) -> None:
     """Everything that can be known without the network: readable, bands, categories, outputs free."""
-    for target in filter(None, (planned.image, planned.maps)):
+    for target in planned.outputs:
         if not is_gdal_path(str(planned.source)) and target.resolve() == Path(planned.source).resolve():
             raise SegSRError(f'output {target} would overwrite the input: choose another --output folder')
         if target in taken:
@@ -121,4 +127,4 @@ def check_input(
                 )
     finally:
         source.close()
-    taken.update(filter(None, (planned.image, planned.maps)))
+    taken.update(planned.outputs)

@@ -15,6 +15,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from segsr.inference.bands import BandRequest, band_groups, output_bands
+from segsr.inference.consistency_report import write_consistency_report
 from segsr.inference.engine import TileUpscaler
 from segsr.inference.geotiff import (
     DEFAULT_BLOCK,
@@ -213,6 +214,17 @@ def open_maps_sink(
     return sink
 
 
+def spread_in_source_units(spread: np.ndarray, stretch: BandStretch, valid: np.ndarray | None) -> np.ndarray:
+    """The self-ensemble spread of one band group (network units, per channel) as one band in source units:
+    the mean over the group's bands of each band's spread times its stretch span; NaN where nodata."""
+    bands = len(stretch.low)
+    if spread.shape[0] != bands:  # gray repeated over the network's channels
+        spread = spread.mean(axis=0, keepdims=True)
+    span = (stretch.high - stretch.low).astype(np.float64)[:, None, None]
+    values = (spread * span).mean(axis=0, keepdims=True).astype(np.float32)
+    return values if valid is None else np.where(valid, values, np.float32(np.nan))
+
+
 def upscaled_alpha(source: ImageSource, scale: int) -> np.ndarray:
     """Transparency is not super-resolved: it is resized bicubically on its own."""
     alpha = source.read([source.alpha_band], 0, source.height, 0, source.width)[0]
@@ -247,6 +259,10 @@ def upscale_input(
         if planned.maps is not None:
             names = guidance_names(groups, upscaler.map_stages)
             maps = open_maps_sink(stack, source, planned.maps, scale, names, block, tiff_format, tags)
+        spread = None
+        if planned.spread is not None:
+            names = [f'spread bands {",".join(str(b + 1) for b in group)}' for group in groups]
+            spread = open_maps_sink(stack, source, planned.spread, scale, names, block, tiff_format, tags)
         tiles = count_tiles(source.height, source.width, tiling.tile, tiling.overlap)
         bar = stack.enter_context(
             tqdm(total=tiles * len(groups), unit='tile', desc=planned.name, dynamic_ncols=True,
@@ -275,12 +291,18 @@ def upscale_input(
                     if valid is not None:
                         guidance = np.where(valid, guidance, np.float32(np.nan))
                     maps.write(row, col, guidance, bands=list(range(first_map, first_map + upscaler.map_channels)))
+                if spread is not None:
+                    ensemble_spread = output[upscaler.sr_channels + upscaler.map_channels :]
+                    spread.write(row, col, spread_in_source_units(ensemble_spread, group_stretch, valid), bands=[index])
         if isinstance(source, ImageSource) and source.alpha_band is not None:
             image_sink.write_band(len(bands), upscaled_alpha(source, scale))
         image_sink.commit()
-        if maps is not None:
-            maps.commit()
-    return [p for p in (planned.image, planned.maps) if p is not None]
+        for sink in (maps, spread):
+            if sink is not None:
+                sink.commit()
+    if planned.report is not None:
+        write_consistency_report(planned, bands, scale)
+    return planned.outputs
 
 
 def upscale_file(

@@ -1,4 +1,5 @@
-"""Every `*_metric.py` here registers its metrics with basicsr on import, for use in ``val.metrics``."""
+"""Every `*_metric.py` here registers its metrics with basicsr on import, for use in ``val.metrics``; the other
+modules hold the pure functions they wrap (docs/evaluation.md)."""
 
 from segsr.utils.registration import import_modules
 

@@ -7,7 +7,6 @@ from os import path as osp
 
 import torch
 import torch.distributed as dist
-from basicsr.metrics import calculate_metric
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import master_only
@@ -16,16 +15,34 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 from tqdm import tqdm
 
+from segsr.data.classes import image_class
+from segsr.metrics.consistency import project_consistent
+from segsr.metrics.inputs import calculate, metric_inputs
 from segsr.models.precision import Performance
 from segsr.models.tiled_forward import check_tile_options, tiled_forward
-from segsr.self_ensemble import ensemble_mean
+from segsr.self_ensemble import ensemble_mean_and_spread
 from segsr.utils.checkpoint import atomic_torch_save, load_checkpoint, load_state_dict_checked, select_state_dict
+from segsr.utils.errors import SegSRError
 from segsr.utils.report import average_rows, metric_columns
 
 
 def bicubic_upscale(lq: torch.Tensor, scale: int) -> torch.Tensor:
     """MATLAB-style bicubic upscaling of a (1, C, H, W) batch: the reference every SR result is compared to."""
     return imresize(lq[0].detach().float().cpu(), scale).clamp_(0, 1).unsqueeze(0)
+
+
+def check_metric_inputs(metrics_opt: dict, val_opt: dict) -> None:
+    """A metric that needs the self-ensemble spread is refused without ``val.self_ensemble``."""
+    for metric, metric_opt in metrics_opt.items():
+        if 'spread' in metric_inputs(metric_opt) and not val_opt.get('self_ensemble', False):
+            raise SegSRError(f'val.metrics.{metric} ranks errors by the self-ensemble spread: set '
+                             'val.self_ensemble: true, or drop the metric')
+
+
+def dataset_classes(dataset) -> list[str]:
+    """Every class of a labelled dataset's images, sorted: the candidates of zero-shot classification."""
+    manifest = getattr(dataset, 'manifest', None)
+    return sorted({image_class(pair['gt_path'], manifest) for pair in dataset.paths})
 
 
 @MODEL_REGISTRY.register()
@@ -120,12 +137,15 @@ class SegSRModel(SRModel):
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
         was_training = net.training
         net.eval()
-        ensemble = (self.opt.get('val') or {}).get('self_ensemble', False)
+        val_opt = self.opt.get('val') or {}
         with torch.no_grad(), self.performance.autocast(self.lq, training=False):
-            if ensemble:
-                self.output = ensemble_mean(lambda lq: self.run_network(net, lq), self.lq).float()
+            if val_opt.get('self_ensemble', False):
+                output, self.spread = ensemble_mean_and_spread(lambda lq: self.run_network(net, lq), self.lq)
+                self.output = output.float()
             else:
                 self.output = self.run_network(net, self.lq)
+            if val_opt.get('enforce_consistency', False):
+                self.output = project_consistent(self.output.float(), self.lq.float(), self.opt['scale'])
         net.train(was_training)
 
     def run_network(self, net: torch.nn.Module, lq: torch.Tensor) -> torch.Tensor:
@@ -197,6 +217,9 @@ class SegSRModel(SRModel):
         if metrics_opt:
             self._initialize_best_metric_results(dataset_name)
 
+        check_metric_inputs(metrics_opt, val_opt)
+        class_names = dataset_classes(dataloader.dataset) if any(
+            'class_names' in metric_inputs(opt) for opt in metrics_opt.values()) else None
         rows = []
         for val_data in tqdm(dataloader, desc=f'Validate {dataset_name}', unit='image',
                              disable=not val_opt.get('pbar', True), leave=False):
@@ -207,16 +230,23 @@ class SegSRModel(SRModel):
             row = OrderedDict(image=img_name)
             if 'class' in val_data:
                 row['class'] = val_data['class'][0]
+            inputs = {'lq': tensor2img([self.lq.detach().cpu()])}
+            if 'class' in row and class_names:
+                inputs |= {'label': row['class'], 'class_names': class_names}
+            if hasattr(self, 'spread'):
+                inputs['spread'] = self.spread[0].detach().float().cpu().permute(1, 2, 0).numpy()
+                del self.spread
             if hasattr(self, 'gt'):
-                gt_img = tensor2img([self.gt.detach().cpu()])
-                for metric, metric_opt in metrics_opt.items():
-                    row[metric] = float(calculate_metric({'img': sr_img, 'img2': gt_img}, metric_opt))
-                if compare_bicubic:
-                    bicubic_img = tensor2img([bicubic_upscale(self.lq, scale)])
-                    for metric, metric_opt in metrics_opt.items():
-                        row[f'bicubic_{metric}'] = float(
-                            calculate_metric({'img': bicubic_img, 'img2': gt_img}, metric_opt))
+                inputs['img2'] = tensor2img([self.gt.detach().cpu()])
                 del self.gt
+            for metric, metric_opt in metrics_opt.items():
+                if metric_inputs(metric_opt) <= inputs.keys():
+                    row[metric] = calculate(metric_opt, {**inputs, 'img': sr_img})
+            if compare_bicubic and 'img2' in inputs:
+                bicubic_img = tensor2img([bicubic_upscale(self.lq, scale)])
+                for metric, metric_opt in metrics_opt.items():
+                    if 'spread' not in metric_inputs(metric_opt):  # the spread is the network's, not bicubic's
+                        row[f'bicubic_{metric}'] = calculate(metric_opt, {**inputs, 'img': bicubic_img})
             if save_img:
                 imwrite(sr_img, self._image_path(dataset_name, img_name, current_iter))
             rows.append(row)
@@ -225,7 +255,7 @@ class SegSRModel(SRModel):
         if not metrics_opt or not rows:
             return rows
         averages = average_rows(rows, metric_columns(rows))
-        self.metric_results = {metric: averages[metric] for metric in metrics_opt}
+        self.metric_results = {metric: averages[metric] for metric in metrics_opt if metric in averages}
         for metric, value in self.metric_results.items():
             self._update_best_metric_result(dataset_name, metric, value, current_iter)
         self._log_validation(dataset_name, len(rows), averages, current_iter, tb_logger)
