@@ -8,7 +8,6 @@ per image, with a 95 % bootstrap interval over images and a paired Wilcoxon p-va
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ if str(ROOT) not in sys.path:
 from segsr.utils.errors import SegSRError  # noqa: E402
 from segsr.utils.files import atomic_write_bytes  # noqa: E402
 from segsr.utils.paired_stats import PairedDifference, compare_metric, pair_images  # noqa: E402
+from segsr.utils.results_file import read_results  # noqa: E402
 
 RANDOM_CLIP_NOTE = (
     'The demo CLIP is tiny and randomly initialised, so its guidance maps carry no scene semantics: the SeG-SR '
@@ -37,7 +37,7 @@ def read_result(source: str) -> dict:
         path = found[0]
     if not path.is_file():
         raise SegSRError(f'results {source} do not exist; run segsr/test.py first (make demo does)')
-    result = json.loads(path.read_text(encoding='utf-8'))
+    result = read_results(path)
     if not result.get('images'):
         raise SegSRError(f'{path} lists no per-image results; give a JSON written by segsr/test.py')
     return {**result, 'path': str(path)}

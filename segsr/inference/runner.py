@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import rasterio
 from rasterio.enums import ColorInterp
-from rasterio.errors import RasterioError
 from scipy import ndimage
 from tqdm import tqdm
 
@@ -18,6 +17,7 @@ from segsr.inference.bands import BandRequest, band_groups, output_bands
 from segsr.inference.engine import TileUpscaler
 from segsr.inference.geotiff import (
     DEFAULT_BLOCK,
+    GDAL_ERRORS,
     PLAIN_TIFF,
     BandMetadata,
     RasterSink,
@@ -35,7 +35,7 @@ from segsr.utils.errors import SegSRError
 from segsr.utils.files import atomic_path, remove_stale_temp_files
 
 GDAL_CACHE_MB = 64
-FILE_ERRORS = (SegSRError, RasterioError, OSError)
+FILE_ERRORS = (SegSRError, *GDAL_ERRORS)
 """What one bad input may raise; the run reports it and goes on with the next input."""
 
 
