@@ -248,7 +248,9 @@ def main(argv: list[str] | None = None) -> None:
     if report.failures:
         for source, reason in report.failures:
             print(f'failed: {source}: {reason}', file=sys.stderr)
-        sys.exit(f'error: {len(report.failures)} input(s) failed (listed above); the others were written')
+        last, reason = report.failures[-1]
+        sys.exit(f'error: {len(report.failures)} input(s) failed (listed above; the last: {last}: {reason}); '
+                 'the others were written')
 
 
 if __name__ == '__main__':

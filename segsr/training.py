@@ -34,7 +34,7 @@ from segsr.utils.files import remove_stale_temp_files
 from segsr.utils.fresh_folder import FreshFolder
 from segsr.utils.loss_log import LossLog
 from segsr.utils.rng import all_ranks_rng_state, isolated_rng, restore_rng_state
-from segsr.utils.run_lock import RunLock, refuse_if_locked
+from segsr.utils.run_lock import LOCK_NAME, RunLock, refuse_if_locked
 from segsr.utils.signals import StopRequest
 from segsr.utils.training_state import check_state_layout
 
@@ -129,7 +129,8 @@ def open_experiment(opt: dict, opt_file: str, resumed: bool, logger: logging.Log
         for key in ('models', 'training_states'):
             Path(opt['path'][key]).mkdir(parents=True, exist_ok=True)
     else:
-        earlier = RunLock.acquire(experiment) if experiment.is_dir() else None
+        # a folder without a lock file has never held a segsr run that could still be live: no file is added to it
+        earlier = RunLock.acquire(experiment) if (experiment / LOCK_NAME).is_file() else None
         # renames an earlier folder to <name>_archived_<time>; its lock moves along with it
         created.append(FreshFolder.create(experiment, lambda: make_exp_dirs(opt)))
         lock = RunLock.acquire(experiment)
@@ -301,10 +302,14 @@ def train(opt: dict, opt_file: str) -> None:
         run = build_run(opt, resume_state, logger)
         lock, log_handler = open_experiment(opt, opt_file, run.resumed, logger, early_log, created)
         run_training(opt, run, logger)
-    except BaseException:
-        if not saved_checkpoints(opt):
-            for folder in reversed(created):  # a half-made run is removed; an earlier run moves back in place
-                folder.undo()
+    except BaseException as err:
+        if not created or saved_checkpoints(opt):
+            raise
+        for folder in reversed(created):  # a half-made run is removed; an earlier run moves back in place
+            folder.undo()
+        if isinstance(err, SegSRError):
+            raise SegSRError(f'{err} (this run saved no checkpoint, so its folder {created[0].path} was removed; '
+                             'an earlier run of that name is back in place)') from None
         raise
     finally:
         logger.removeHandler(early_log)

@@ -4,6 +4,7 @@ It offers what the tiled engine reads from :class:`segsr.inference.engine.TileUp
 ``scale``, ``sr_channels``, ``map_stages``, ``map_channels`` and ``__call__(tiles)``.
 """
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ METADATA_PREFIX = 'segsr.'
 # What segsr-infer needs from the graph's metadata, and the values it accepts (a hostile file may claim anything).
 REQUIRED_METADATA = {'scale': (1, 16), 'in_channels': (1, 64), 'size_multiple': (1, 1024)}
 PROBE_SEED = 0
+PROBE_SIDE = 16  # large enough that every weight of a kernel meets a pixel of the image, not only padding
 
 
 def first_line(error: Exception) -> str:
@@ -73,11 +75,11 @@ class OnnxTileUpscaler:
                                                                     path)
         self.input_name = self.session.get_inputs()[0].name
         self.self_ensemble = self_ensemble
-        probe = np.random.default_rng(PROBE_SEED).random((1, self.in_channels, self.multiple, self.multiple),
-                                                         dtype=np.float32)
+        side = self.multiple * math.ceil(PROBE_SIDE / self.multiple)
+        probe = np.random.default_rng(PROBE_SEED).random((1, self.in_channels, side, side), dtype=np.float32)
         output = self._run(probe)
-        if output.ndim != 4 or output.shape[-2:] != (self.multiple * self.scale,) * 2:
-            raise SegSRError(f'{path} turns a {self.multiple}x{self.multiple} tile into shape {output.shape}, not '
+        if output.ndim != 4 or output.shape[-2:] != (side * self.scale,) * 2:
+            raise SegSRError(f'{path} turns a {side}x{side} tile into shape {output.shape}, not '
                              f'x{self.scale} as its metadata says: export the graph again with segsr-export')
         if not np.isfinite(output).all():
             raise SegSRError(f'{path} outputs NaN or infinite values (its weights are not finite): export it again '
