@@ -18,6 +18,7 @@ from segsr.utils.limits import NESTING_DEPTH, YAML_NODES, LimitExceeded
 
 EXPONENT_FLOAT = re.compile(r'^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$')
 MERGE_TAG = 'tag:yaml.org,2002:merge'
+PYTHON_TAG = 'tag:yaml.org,2002:python/'
 
 
 class OptionError(yaml.YAMLError):
@@ -35,7 +36,8 @@ def _children(node: Node) -> list[Node]:
 
 
 def check_expansion(root: Node) -> None:
-    """Nodes and nesting depth of the document as built (every alias expanded), counted without expanding it.
+    """Nodes and nesting depth of the document as built (every alias expanded), counted without expanding it,
+    and no Python tag anywhere.
 
     Each node is visited once and its expanded size summed from its children's, so a billion-laughs
     document costs as little to measure as it takes to read.
@@ -58,6 +60,8 @@ def check_expansion(root: Node) -> None:
         if key in on_path:
             raise OptionError('an alias refers to a mapping or list that contains it; write the values out',
                               node.start_mark)
+        if node.tag.startswith(PYTHON_TAG):  # refused before anything is built, wherever it stands
+            raise OptionError(f"tag '{node.tag}'", node.start_mark)
         on_path.add(key)
         stack.append((node, True))
         stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
@@ -147,7 +151,7 @@ def parse_option_value(text: str, source: str) -> object:
     try:
         return yaml.load(text, Loader=OptionLoader)
     except OptionError as err:
-        raise SegSRError(f'{source}: {err.problem}') from None
+        raise SegSRError(f'{source}: {_describe(err)[1]}') from None
     except yaml.YAMLError as err:
         _, problem = _describe(err)
         raise SegSRError(f'{source}: the value is not valid YAML: {problem}') from None
