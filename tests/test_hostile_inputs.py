@@ -265,6 +265,19 @@ def test_infer_recursive_walk_ends_on_symlink_loops(tmp_path, as_glob):
     assert before == tree_digest(inputs / 'sub')
 
 
+@pytest.mark.parametrize('pattern', ['**/*.png', 'sub/**/*.jpg', '**/[ab].png', '**/?.png', '*/b.png', '**'])
+def test_recursive_glob_finds_what_glob_finds_where_there_are_no_links(tmp_path, pattern):
+    from segsr.utils.walk import glob_files
+
+    for name in ('a.png', 'sub/b.png', 'sub/deep/c.jpg', 'sub/deep/ab.png', '.hidden/d.png', 'sub/e.PNG'):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b'')
+    import glob
+
+    expected = sorted(p for p in glob.glob(str(tmp_path / pattern), recursive=True) if Path(p).is_file())
+    assert sorted(p for p in glob_files(str(tmp_path / pattern), recursive=True) if Path(p).is_file()) == expected
+
+
 def test_infer_announces_a_long_run_with_its_estimate(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv('SEGSR_WARN_CALLS', '3')
     scene = png(tmp_path / 'scene.png', 40, 40)

@@ -49,10 +49,12 @@ def _name_regex(part: str) -> str:
 
 
 def _pattern_regex(pattern: str) -> re.Pattern:
-    """A relative glob pattern as a regular expression over ``/``-separated paths; ``**`` spans folders."""
+    """A relative glob pattern as a regular expression over ``/``-separated paths; ``**`` spans folders that are
+    not hidden, as in ``glob``."""
     parts = pattern.split('/')
-    body = ''.join('(?:[^/]+/)*' if part == '**' else _name_regex(part) + ('/' if index < len(parts) - 1 else '')
-                   for index, part in enumerate(parts))
+    folders, last = '(?:[^/.][^/]*/)*', len(parts) - 1
+    body = ''.join((folders + ('[^/.][^/]*' if index == last else '')) if part == '**' else
+                   _name_regex(part) + ('/' if index < last else '') for index, part in enumerate(parts))
     return re.compile(body + r'\Z', re.S)
 
 
