@@ -15,6 +15,17 @@ from segsr.data.demo import build_demo_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
+
+def bind_basicsr_logger() -> None:
+    """basicsr's logger writes to the stderr of its first call for good; made here, it is never bound to the
+    capture of one test (capsys), which is closed when that test ends and would make later log lines fail."""
+    from basicsr.utils import get_root_logger  # after segsr has patched basicsr
+
+    get_root_logger()
+
+
+bind_basicsr_logger()
+
 TINY_EDSR = {
     'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'upscale': 4,
     'res_scale': 1, 'img_range': 255.0, 'rgb_mean': [0.4488, 0.4371, 0.4040],

@@ -209,6 +209,7 @@ def test_infer_refuses_in_one_line(tmp_path, capsys, monkeypatch, kind, keywords
 
 
 def test_infer_onnx_self_ensemble_averages_the_eight_transforms(tmp_path):
+    """With --overlap 0 the one tile is the whole image, so the graph sees what a direct session call sees."""
     scene = png(tmp_path / 'scene.png', 12, 10)
     graph = onnx_graph(tmp_path / 'm.onnx')
     infer_main(['--onnx', str(graph), '--input', str(scene), '--output', str(tmp_path / 'plain'), '--overlap', '0'])
@@ -580,9 +581,10 @@ def test_a_limit_set_to_nonsense_is_one_line(tmp_path, capsys, monkeypatch):
 def test_a_raised_limit_lets_the_input_through(tmp_path, monkeypatch):
     scene = png(tmp_path / 'scene.png', 16, 16)
     monkeypatch.setenv('SEGSR_MAX_IMAGE_PIXELS', '100')
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as stop:
         infer_main(['--weights', str(edsr_checkpoint(tmp_path / 'n.pth')), '--device', 'cpu', '--input', str(scene),
                     '--output', str(tmp_path / 'refused')])
+    assert 'is 256 pixels, over the limit of 100' in str(stop.value.code)
     monkeypatch.setenv('SEGSR_MAX_IMAGE_PIXELS', '1024')
     infer_main(['--weights', str(edsr_checkpoint(tmp_path / 'n.pth')), '--device', 'cpu', '--input', str(scene),
                 '--output', str(tmp_path / 'out')])
