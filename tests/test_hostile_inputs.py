@@ -300,7 +300,7 @@ def test_infer_full_disk_while_building_cog_overviews(tmp_path, small_disk, caps
                     str(small_disk / 'out'), '--cog'])
     message = str(stop.value.code)
     assert 'Traceback' not in capsys.readouterr().err and '\n' not in message
-    assert 'noise.tif' in message and 'cannot write raster' in message and 'MiB free' in message
+    assert f'cannot write raster {small_disk / "out" / "noise.tif"} (' in message and 'MiB free' in message
     assert not list((small_disk / 'out').glob('*')), 'no partial file is left'
     assert not list(small_disk.glob('.*partial*'))
 

@@ -197,8 +197,10 @@ class RasterSink:
     overviews, into a Cloud-Optimized GeoTIFF at ``path`` (GDAL's COG driver needs a finished source).
     """
 
-    def __init__(self, path: Path, profile: dict, write_mask: bool = False, tiff_format: TiffFormat = PLAIN_TIFF):
+    def __init__(self, path: Path, profile: dict, write_mask: bool = False, tiff_format: TiffFormat = PLAIN_TIFF,
+                 final: Path | None = None):
         self.path = path
+        self.final = final or path  # the name a message gives: the output, not its temporary file
         self.format = tiff_format
         self.target = staging_path(path) if tiff_format.cog else path
         with warnings.catch_warnings():
@@ -232,7 +234,7 @@ class RasterSink:
             if self.write_mask and valid is not None:
                 self.dataset.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=window)
         except GDAL_ERRORS as error:
-            raise write_failure(self.path, error, 'raster', 'free space or choose another --output') from None
+            raise write_failure(self.final, error, 'raster', 'free space or choose another --output') from None
 
     def commit(self) -> None:
         """Blocks are already handed to GDAL; closing flushes them, and a COG is translated from them.
@@ -242,7 +244,7 @@ class RasterSink:
         try:
             self._finish()
         except GDAL_ERRORS as error:
-            raise write_failure(self.path, error, 'raster', 'free space or choose another --output') from None
+            raise write_failure(self.final, error, 'raster', 'free space or choose another --output') from None
 
     def _finish(self) -> None:
         self.dataset.close()

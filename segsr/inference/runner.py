@@ -170,7 +170,8 @@ def open_image_sink(
             height, width, len(bands), source.dtype, source.nodata, georeference, block, tiff_format.compress
         )
         sink = RasterSink(
-            temporary, profile, write_mask=source.has_mask and source.nodata is None, tiff_format=tiff_format
+            temporary, profile, write_mask=source.has_mask and source.nodata is None, tiff_format=tiff_format,
+            final=path,
         )
         stack.callback(sink.close)
         sink.describe([source.band_metadata(band) for band in bands], {**source.dataset_tags(), **tags})
@@ -207,7 +208,7 @@ def open_maps_sink(
     profile = output_profile(
         height, width, len(names), np.float32, nodata, georeference, block, tiff_format.compress
     )
-    sink = RasterSink(stack.enter_context(atomic_path(path)), profile, tiff_format=tiff_format)
+    sink = RasterSink(stack.enter_context(atomic_path(path)), profile, tiff_format=tiff_format, final=path)
     stack.callback(sink.close)
     sink.describe([BandMetadata(name, None, 1.0, 0.0, ColorInterp.gray) for name in names], tags)
     return sink
