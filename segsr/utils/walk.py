@@ -1,9 +1,10 @@
 """Walking folder trees that may hold symbolic links, each real folder once, so a link loop ends the walk.
 
-``Path.rglob`` and ``glob('**')`` of Python 3.11 follow links into folders with no memory of where they
-have been: a link to a parent folder makes them run until the path is too long, and two such links make
-that exponential. The walkers here follow links too (a linked folder of images is a common layout) but
-enter each real folder once.
+``glob('**')`` of Python 3.11 follows links into folders with no memory of where it has been: a link to a
+parent folder makes it run until the path is too long, and two such links make that exponential (two links
+in a three-file tree: 182,096 matches after 20 s, and counting). ``Path.rglob`` does not follow such links
+at all. The walkers here follow them (a linked folder of images is a common layout), entering each real
+folder once, so folder and glob inputs find the same files.
 """
 
 import glob
