@@ -465,6 +465,19 @@ def test_test_py_batch_huge(demo_data, tmp_path, capsys):
                                                                        'SEGSR_MAX_BATCH_PIXELS'), capsys)
 
 
+def test_test_py_refuses_a_decompression_bomb_in_the_dataset(demo_data, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / 'data'
+    shutil.copytree(demo_data, data)
+    bomb = data / 'HR' / 'val' / 'coins_01.png'
+    bomb.write_bytes(png_declaring(200_000, 200_000))
+    options = eval_options(data, 'bomb', tmp_path / 'w.pth')
+    expect_one_line_error(evaluation.main, ['-opt', str(write_yaml(tmp_path / 't.yml', options)), '--root',
+                                            str(tmp_path)], tmp_path,
+                          ('datasets.test_1', f'{bomb} (200000x200000)', 'SEGSR_MAX_IMAGE_PIXELS'), capsys)
+
+
 # --- train.py: resuming from a state that does not fit, and a crash after the folder exists --------------------
 
 
