@@ -14,7 +14,6 @@ other per-image metric both runs report (cPSNR, LR consistency, detail shares, s
 
 import argparse
 import glob
-import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,10 +26,10 @@ if str(ROOT) not in sys.path:
 
 from segsr.utils.errors import SegSRError  # noqa: E402
 from segsr.utils.figures import save_figure  # noqa: E402
-from segsr.utils.files import atomic_write_bytes  # noqa: E402
+from segsr.utils.files import atomic_write_bytes, write_failure  # noqa: E402
 from segsr.utils.paired_stats import compare_metric, compare_per_class, pair_images  # noqa: E402
+from segsr.utils.results_file import read_results  # noqa: E402
 
-REQUIRED_KEYS = ('name', 'network', 'scale', 'dataset', 'protocol', 'params', 'trainable_params', 'average')
 GUIDED_PREFIX, STAGED_PREFIX = 'Guided', 'Staged'
 GUIDED_ALIASES = {'SEGSR': 'HAT'}  # SEGSR is SeG-SR as published: guidance on HAT
 
@@ -63,13 +62,7 @@ def find_result_files(sources: Iterable[str]) -> list[Path]:
 
 
 def load_result(path: Path) -> dict:
-    try:
-        result = json.loads(path.read_text(encoding='utf-8'))
-    except (OSError, json.JSONDecodeError) as err:
-        raise SegSRError(f'{path} is not a readable JSON file ({err}); give results written by segsr/test.py') from None
-    missing = [key for key in REQUIRED_KEYS if key not in result] if isinstance(result, dict) else list(REQUIRED_KEYS)
-    if missing or 'psnr' not in result['average']:
-        raise SegSRError(f'{path} lacks {", ".join(missing) or "average.psnr"}; give results written by segsr/test.py')
+    result = read_results(path)
     backbone, guided = backbone_of(result['network'])
     return {**result, 'backbone': backbone, 'guided': guided, 'path': str(path)}
 
@@ -232,13 +225,16 @@ def main(argv: list[str] | None = None) -> Path:
         gains = guidance_gains(results)
         if not gains:
             raise SegSRError('no backbone has both a guided and an unguided result; pass both runs of a backbone')
+        out = Path(args.out)
+        markdown = comparison_markdown(results, gains)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(out / 'comparison.md', markdown.encode('utf-8'))
+            plot_gains(gains, out / 'guidance_gain.png')
+        except OSError as err:
+            raise write_failure(out, err, 'into', 'choose another --out folder') from None
     except SegSRError as err:
         sys.exit(f'error: {err}')
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    markdown = comparison_markdown(results, gains)
-    atomic_write_bytes(out / 'comparison.md', markdown.encode('utf-8'))
-    plot_gains(gains, out / 'guidance_gain.png')
     print(markdown)
     print(f'Written {out / "comparison.md"} and {out / "guidance_gain.png"}')
     return out

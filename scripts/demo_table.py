@@ -8,7 +8,6 @@ per image, with a 95 % bootstrap interval over images and a paired Wilcoxon p-va
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ if str(ROOT) not in sys.path:
 from segsr.utils.errors import SegSRError  # noqa: E402
 from segsr.utils.files import atomic_write_bytes  # noqa: E402
 from segsr.utils.paired_stats import PairedDifference, compare_metric, pair_images  # noqa: E402
+from segsr.utils.results_file import RESULTS_FIX, read_json_file  # noqa: E402
 
 RANDOM_CLIP_NOTE = (
     'The demo CLIP is tiny and randomly initialised, so its guidance maps carry no scene semantics: the SeG-SR '
@@ -43,8 +43,8 @@ def read_result(source: str) -> dict:
         path = found[0]
     if not path.is_file():
         raise SegSRError(f'results {source} do not exist; run segsr/test.py first (make demo does)')
-    result = json.loads(path.read_text(encoding='utf-8'))
-    if not result.get('images'):
+    result = read_json_file(path, RESULTS_FIX)
+    if not isinstance(result, dict) or not result.get('images'):
         raise SegSRError(f'{path} lists no per-image results; give a JSON written by segsr/test.py')
     return {**result, 'path': str(path)}
 

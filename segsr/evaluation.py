@@ -15,6 +15,7 @@ from segsr.data.loaders import build_checked_dataset, build_eval_loader
 from segsr.options import parse_command_line, setup_options
 from segsr.self_ensemble import PROTOCOL_TEXT
 from segsr.utils.errors import SegSRError
+from segsr.utils.fresh_folder import FreshFolder
 from segsr.utils.report import average_rows, format_table, metric_columns, write_csv, write_json
 
 
@@ -92,7 +93,15 @@ def evaluate(opt: dict) -> list[dict]:
                          '(experiments/<name>/models/net_g_latest.pth)')
     datasets = {phase: build_checked_dataset(dataset_opt, phase)  # a bad file stops the run before anything is written
                 for phase, dataset_opt in opt['datasets'].items()}
-    make_exp_dirs(opt)
+    results = FreshFolder.create(Path(opt['path']['results_root']), lambda: make_exp_dirs(opt))
+    try:
+        return evaluate_into_results(opt, datasets)
+    except BaseException:
+        results.undo()  # no half-written results; an earlier evaluation of this name moves back in place
+        raise
+
+
+def evaluate_into_results(opt: dict, datasets: dict) -> list[dict]:
     log_file = Path(opt['path']['log']) / f"test_{opt['name']}_{get_time_str()}.log"
     logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO, log_file=str(log_file))
     logger.info(get_env_info())

@@ -21,7 +21,7 @@ import segsr  # noqa: F401  (basicsr compat and arch registration first)
 from segsr.inference.checkpoint import load_network
 from segsr.nn.info import describe
 from segsr.utils.errors import SegSRError
-from segsr.utils.files import atomic_path
+from segsr.utils.files import atomic_path, write_failure
 from segsr.utils.optional import import_optional
 
 INPUT_NAME, OUTPUT_NAME = 'lr', 'sr'
@@ -67,8 +67,11 @@ def export_onnx(network: nn.Module, output: Path, channels: int, multiple: int, 
     model = program.model_proto
     for key, value in properties.items():
         model.metadata_props.add(key=key, value=value)
-    with atomic_path(output) as temporary:
-        onnx.save(model, str(temporary))
+    try:
+        with atomic_path(output) as temporary:
+            onnx.save(model, str(temporary))
+    except (OSError, ValueError) as error:  # a full disk; onnx reports some write failures as ValueError
+        raise write_failure(output, error, 'ONNX graph', 'free space or export to another disk') from None
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -104,7 +107,7 @@ def run(args: argparse.Namespace) -> float:
     channels, multiple = describe(network).in_chans, size_multiple(network)
     export_onnx(network, output, channels, multiple, metadata(network, options['type'], channels, multiple))
     agreement = compare_with_torch(network, output, channels, multiple)
-    if agreement < MIN_PSNR_DB:
+    if not agreement >= MIN_PSNR_DB:  # NaN (non-finite outputs) fails too
         output.unlink()
         raise SegSRError(f'the ONNX graph differs from torch (PSNR {agreement:.1f} dB < {MIN_PSNR_DB:.0f} dB), '
                          f'so {output} was removed; please report this network configuration')

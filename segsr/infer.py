@@ -15,6 +15,7 @@ if __name__ == '__main__':
 
 import segsr  # noqa: E402  (basicsr compat and arch registration first)
 from segsr.inference.bands import EACH_BAND  # noqa: E402
+from segsr.inference.budget import check_budget, duration_warning, seconds_per_call  # noqa: E402
 from segsr.inference.checkpoint import load_network  # noqa: E402
 from segsr.inference.consistency_report import REPORT_SUFFIX  # noqa: E402
 from segsr.inference.engine import TileUpscaler, resolve_device  # noqa: E402
@@ -33,6 +34,7 @@ from segsr.metrics.consistency import ConsistentNetwork  # noqa: E402
 from segsr.nn.info import describe  # noqa: E402
 from segsr.self_ensemble import with_self_ensemble  # noqa: E402
 from segsr.utils.errors import SegSRError  # noqa: E402
+from segsr.utils.limits import CALL_PIXELS, CALLS_WARNING, TIFF_BLOCK  # noqa: E402
 
 COMPRESSIONS = ('deflate', 'lzw', 'zstd', 'lzma', 'packbits', 'none')
 
@@ -131,6 +133,10 @@ def validate(args: argparse.Namespace) -> None:
         raise SegSRError(f'--blocksize {args.blocksize} must be a positive multiple of 16, e.g. 256 or 512')
     if args.uncertainty and args.save_guidance:
         raise SegSRError('--uncertainty and --save-guidance cannot run together: run the scene once for each')
+    if args.blocksize is not None:
+        TIFF_BLOCK.check(args.blocksize, f'--blocksize {args.blocksize}')
+    CALL_PIXELS.check(args.batch * (args.tile + 2 * args.overlap) ** 2,
+                      f'one network call (--batch {args.batch} x (--tile {args.tile} + 2 --overlap {args.overlap})^2)')
     if args.onnx:
         torch_only = [flag for flag, given in (('--opt', args.opt), ('--bf16', args.bf16),
                                                ('--save-guidance', args.save_guidance),
@@ -151,8 +157,7 @@ def plan_inputs(args: argparse.Namespace, radiometry: RadiometryOptions, report:
         try:
             check_input(item, radiometry.bands, radiometry.allow_categorical, args.overwrite, taken)
         except FILE_ERRORS as error:
-            report.failures.append((str(source), one_line(error)))
-            print(f'skipped {source}: {one_line(error)}', file=sys.stderr)
+            skip(report, source, error)
             continue
         planned.append(item)
     return planned
@@ -165,11 +170,40 @@ def with_evaluation_outputs(item: InputFile, args: argparse.Namespace) -> InputF
                    report=Path(f'{stem}{REPORT_SUFFIX}') if args.consistency_report else None)
 
 
+def skip(report: RunReport, source, error: Exception) -> None:
+    report.failures.append((str(source), one_line(error)))
+    print(f'skipped {source}: {one_line(error)}', file=sys.stderr)
+
+
+def budget_inputs(args: argparse.Namespace, planned: list[InputFile], upscaler, radiometry: RadiometryOptions,
+                  report: RunReport) -> list[InputFile]:
+    """The inputs whose outputs fit on the disk (and, for PNG and JPEG, in memory); the others are reported
+    and skipped. Inputs that take very many network calls are announced with a timed estimate."""
+    kept, calls = [], {}
+    for item in planned:
+        try:
+            budget = check_budget(item, upscaler.scale, upscaler.in_channels, upscaler.map_channels,
+                                  radiometry.bands, args.tile, args.overlap, args.batch, args.compress != 'none')
+        except FILE_ERRORS as error:
+            skip(report, item.source, error)
+            continue
+        for warning in budget.warnings:
+            print(f'warning: {warning}', file=sys.stderr)
+        kept.append(item)
+        calls[item.source] = budget.calls
+    long = [item for item in kept if calls[item.source] > CALLS_WARNING.value()]
+    if long:
+        seconds = seconds_per_call(upscaler, upscaler.in_channels, args.tile, args.overlap, args.batch)
+        for item in long:
+            print(f'warning: {duration_warning(item.source, calls[item.source], seconds)}', file=sys.stderr)
+    return kept
+
+
 def build_upscaler(args: argparse.Namespace, device) -> tuple[TileUpscaler | OnnxTileUpscaler, str]:
     """The network runner the tiled engine calls (torch with --weights, onnxruntime with --onnx), and the
     name of what it was built from (for provenance)."""
     if args.onnx:
-        return OnnxTileUpscaler(args.onnx), Path(args.onnx).name
+        return OnnxTileUpscaler(args.onnx, self_ensemble=args.self_ensemble), Path(args.onnx).name
     network, _ = load_network(args.weights, args.opt)
     if args.enforce_consistency:
         network = ConsistentNetwork(network, describe(network).scale)
@@ -210,6 +244,9 @@ def run(args: argparse.Namespace) -> RunReport:
     if not planned:
         raise SegSRError(f'none of the {len(report.failures)} inputs can run: {report.failures[-1][1]}')
     upscaler, weights = build_upscaler(args, device)
+    planned = budget_inputs(args, planned, upscaler, radiometry, report)
+    if not planned:
+        raise SegSRError(f'none of the {len(report.failures)} inputs can run: {report.failures[-1][1]}')
     tiling = TilingOptions(tile=args.tile, overlap=args.overlap, batch=args.batch)
     tiff_format = TiffFormat(cog=args.cog, compress=args.compress, blocksize=args.blocksize)
     done = upscale_files(planned, upscaler, tiling, radiometry, tiff_format, provenance(args, weights, upscaler.scale))
@@ -237,7 +274,9 @@ def main(argv: list[str] | None = None) -> None:
     if report.failures:
         for source, reason in report.failures:
             print(f'failed: {source}: {reason}', file=sys.stderr)
-        sys.exit(f'error: {len(report.failures)} input(s) failed (listed above); the others were written')
+        last, reason = report.failures[-1]
+        sys.exit(f'error: {len(report.failures)} input(s) failed (listed above; the last: {last}: {reason}); '
+                 'the others were written')
 
 
 if __name__ == '__main__':

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from segsr.network_options import network_option_problems
 from segsr.utils.errors import SegSRError
+from segsr.utils.limits import BATCH_PIXELS, CALL_PIXELS, LimitExceeded
 
 KIND_NAMES = {'int': 'an integer', 'float': 'a number', 'bool': 'true/false', 'str': 'a string',
               'list': 'a list', 'dict': 'a mapping', 'none': '~ (null)'}
@@ -47,6 +48,14 @@ def at_least(minimum: int) -> Callable[[object], str | None]:
 
 def positive(value: object) -> str | None:
     return None if value > 0 else f'must be greater than 0, got {value}'
+
+
+SEED_RANGE = (0, 2**32 - 1)  # what numpy's and torch's generators accept
+
+
+def seed_value(value: object) -> str | None:
+    low, high = SEED_RANGE
+    return None if value is None or low <= value <= high else f'must lie between {low} and {high}, got {value}'
 
 
 def gpu_count(value: object) -> str | None:
@@ -121,8 +130,8 @@ TILE = Field(('dict',), keys={'tile_size': _f('int'), 'tile_pad': _f('int')})
 COMMON_TOP = {
     'name': _f('str', required=True, check=plain_folder_name), 'model_type': _f('str'),
     'scale': POSITIVE_INT, 'num_gpu': _f('int', 'str', check=gpu_count),
-    'manual_seed': _f('int', 'none'), 'path': PATH, 'val': VAL, 'logger': LOGGER, 'dist_params': DIST_PARAMS,
-    'find_unused_parameters': _f('bool'), 'tile': TILE, 'performance': PERFORMANCE,
+    'manual_seed': _f('int', 'none', check=seed_value), 'path': PATH, 'val': VAL, 'logger': LOGGER,
+    'dist_params': DIST_PARAMS, 'find_unused_parameters': _f('bool'), 'tile': TILE, 'performance': PERFORMANCE,
     'network_g': replace(TYPED, required=True),
 }
 TRAIN_TOP = Field(('dict',), keys={
@@ -207,6 +216,32 @@ def _scale_problems(opt: dict) -> list[str]:
             if value != scale]
 
 
+def _over(limit, amount: int, subject: str) -> list[str]:
+    try:
+        limit.check(amount, subject)
+    except LimitExceeded as err:
+        return [str(err)]
+    return []
+
+
+def size_problems(opt: dict) -> list[str]:
+    """Batches, crops and tiles whose memory no machine has are refused before a dataset is read."""
+    problems = []
+    for phase, dataset in (opt.get('datasets') or {}).items():
+        if not isinstance(dataset, dict):
+            continue
+        batch, crop = dataset.get('batch_size_per_gpu') or 1, dataset.get('gt_size')
+        crop = crop if str(phase).startswith('train') and isinstance(crop, int) else 1
+        subject = f'datasets.{phase}: batch_size_per_gpu x gt_size^2' if crop > 1 else \
+            f'datasets.{phase}.batch_size_per_gpu'
+        problems += _over(BATCH_PIXELS, int(batch) * int(crop) ** 2, subject)
+    tile = opt.get('tile')
+    if isinstance(tile, dict) and isinstance(tile.get('tile_size'), int):
+        side = tile['tile_size'] + 2 * (tile.get('tile_pad') if isinstance(tile.get('tile_pad'), int) else 0)
+        problems += _over(CALL_PIXELS, side**2, 'tile: (tile_size + 2 tile_pad)^2')
+    return problems
+
+
 def wandb_problems(opt: dict) -> list[str]:
     """basicsr's option files carry ``logger.wandb`` (project null = off); a project would be silently unused."""
     wandb = (opt.get('logger') or {}).get('wandb') or {}
@@ -221,7 +256,7 @@ def validate_options(opt: dict, source: str, is_train: bool) -> None:
     problems: list[str] = []
     _check(opt, TRAIN_TOP if is_train else EVAL_TOP, '', problems, top_level=True)
     if not problems:
-        problems = _scale_problems(opt)
+        problems = _scale_problems(opt) + size_problems(opt)
     problems += network_option_problems(opt) + wandb_problems(opt)
     if problems:
         count = f'{len(problems)} problem{"s" if len(problems) > 1 else ""}'

@@ -154,7 +154,7 @@ def setup_options(args: argparse.Namespace, is_train: bool) -> dict:
     if seed is None:
         seed = random.randint(1, 10000)
         opt['manual_seed'] = seed
-    set_random_seed(seed + opt['rank'])
+    set_random_seed((seed + opt['rank']) % 2**32)  # each process its own seed, in the generators' range
 
     opt['auto_resume'] = args.auto_resume
     opt['is_train'] = is_train

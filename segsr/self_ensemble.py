@@ -7,6 +7,7 @@ network, rather than the code that calls it, makes tiling, autocast and batching
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -43,6 +44,14 @@ def ensemble_mean(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tens
         out = untransform(forward(transform(x, mirror, turns)), mirror, turns)
         total = out if total is None else total + out
     return total / len(TRANSFORMS)
+
+
+def ensemble_arrays(run: Callable[[np.ndarray], np.ndarray], tiles: np.ndarray) -> np.ndarray:
+    """:func:`ensemble_mean` for a runner of numpy batches (an onnxruntime session), e.g. ``segsr-infer --onnx``."""
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(run(np.ascontiguousarray(x.numpy()))))
+
+    return ensemble_mean(forward, torch.from_numpy(np.ascontiguousarray(tiles))).numpy()
 
 
 class SelfEnsemble(nn.Module):

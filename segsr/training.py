@@ -31,10 +31,12 @@ from segsr.options import parse_command_line, setup_options
 from segsr.utils.checkpoint import load_checkpoint
 from segsr.utils.errors import SegSRError
 from segsr.utils.files import remove_stale_temp_files
+from segsr.utils.fresh_folder import FreshFolder
 from segsr.utils.loss_log import LossLog
 from segsr.utils.rng import all_ranks_rng_state, isolated_rng, restore_rng_state
-from segsr.utils.run_lock import RunLock, refuse_if_locked
+from segsr.utils.run_lock import LOCK_NAME, RunLock, refuse_if_locked
 from segsr.utils.signals import StopRequest
+from segsr.utils.training_state import check_state_layout
 
 # Log records kept in memory until the run's log file exists (a start that fails writes none).
 EARLY_LOG_CAPACITY = 100_000
@@ -52,6 +54,7 @@ def newest_state(states_dir: Path, models_dir: Path, logger: logging.Logger) -> 
     for path in candidate_states(states_dir):
         try:
             state = load_checkpoint(path)
+            check_state_layout(state, str(path))
             load_checkpoint(models_dir / f'net_g_{path.stem}.pth')
         except SegSRError as err:
             logger.warning(f'Skipping training state {path.name}: {err}')
@@ -95,6 +98,7 @@ def load_resume_state(opt: dict, logger: logging.Logger) -> dict | None:
     opt['path']['resume_state'] = path
     if state is None:
         state = load_checkpoint(path)
+    check_state_layout(state, path)
     check_resume(opt, state['iter'])
     return state
 
@@ -107,12 +111,14 @@ def run_logger(opt: dict) -> logging.Logger:
 
 
 def open_experiment(opt: dict, opt_file: str, resumed: bool, logger: logging.Logger,
-                    early_log: logging.handlers.MemoryHandler) -> tuple[RunLock | None, logging.Handler | None]:
+                    early_log: logging.handlers.MemoryHandler,
+                    created: list[FreshFolder]) -> tuple[RunLock | None, logging.Handler | None]:
     """Lock the experiment folder, archive an earlier run there (fresh start only, as basicsr does), create the
     folders, remove temporary files of dead runs and attach the log file; rank 0 does the writing.
 
     Called only once everything the run needs is built, so a start that fails never archives or writes.
-    Returns the lock (held for the run's life) and the log file's handler.
+    The folders a fresh start creates are added to ``created``, so a run that fails before its first
+    checkpoint can be undone. Returns the lock (held for the run's life) and the log file's handler.
     """
     if opt['rank'] != 0:
         early_log.close()
@@ -123,13 +129,16 @@ def open_experiment(opt: dict, opt_file: str, resumed: bool, logger: logging.Log
         for key in ('models', 'training_states'):
             Path(opt['path'][key]).mkdir(parents=True, exist_ok=True)
     else:
-        earlier = RunLock.acquire(experiment) if experiment.is_dir() else None
-        make_exp_dirs(opt)  # renames an earlier folder to <name>_archived_<time>; its lock moves along with it
+        # a folder without a lock file has never held a segsr run that could still be live: no file is added to it
+        earlier = RunLock.acquire(experiment) if (experiment / LOCK_NAME).is_file() else None
+        # renames an earlier folder to <name>_archived_<time>; its lock moves along with it
+        created.append(FreshFolder.create(experiment, lambda: make_exp_dirs(opt)))
         lock = RunLock.acquire(experiment)
         if earlier is not None:
             earlier.release()
         if opt['logger']['use_tb_logger'] and 'debug' not in opt['name']:
-            mkdir_and_rename(str(Path(opt['root_path']) / 'tb_logger' / opt['name']))
+            tb_folder = Path(opt['root_path']) / 'tb_logger' / opt['name']
+            created.append(FreshFolder.create(tb_folder, lambda: mkdir_and_rename(str(tb_folder))))
     copy_opt_file(opt_file, opt['path']['experiments_root'])
     handler = logging.FileHandler(Path(opt['path']['log']) / f"train_{opt['name']}_{get_time_str()}.log", 'w')
     handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s: %(message)s'))
@@ -274,18 +283,34 @@ def build_run(opt: dict, resume_state: dict | None, logger: logging.Logger) -> R
     return Run(train_loader, train_sampler, val_loaders, model, progress, resumed=resume_state is not None)
 
 
+def saved_checkpoints(opt: dict) -> bool:
+    """Whether the experiment holds weights or training states (of this run, on a fresh start), worth keeping."""
+    return any(any(Path(opt['path'][key]).glob('*')) for key in ('models', 'training_states')
+               if Path(opt['path'][key]).is_dir())
+
+
 def train(opt: dict, opt_file: str) -> None:
     logger = run_logger(opt)
     early_log = logging.handlers.MemoryHandler(EARLY_LOG_CAPACITY, flushLevel=logging.CRITICAL + 1)
     logger.addHandler(early_log)
     lock = log_handler = None
+    created: list[FreshFolder] = []
     try:
         if opt['rank'] == 0:
             refuse_if_locked(Path(opt['path']['experiments_root']))
         resume_state = load_resume_state(opt, logger)
         run = build_run(opt, resume_state, logger)
-        lock, log_handler = open_experiment(opt, opt_file, run.resumed, logger, early_log)
+        lock, log_handler = open_experiment(opt, opt_file, run.resumed, logger, early_log, created)
         run_training(opt, run, logger)
+    except BaseException as err:
+        if not created or saved_checkpoints(opt):
+            raise
+        for folder in reversed(created):  # a half-made run is removed; an earlier run moves back in place
+            folder.undo()
+        if isinstance(err, SegSRError):
+            raise SegSRError(f'{err} (this run saved no checkpoint, so its folder {created[0].path} was removed; '
+                             'an earlier run of that name is back in place)') from None
+        raise
     finally:
         logger.removeHandler(early_log)
         if log_handler is not None:

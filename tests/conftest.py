@@ -1,6 +1,9 @@
-"""Shared fixtures: the demo dataset and the tiny CLIP file built once per session, the tiny networks, and
-option files written per test."""
+"""Shared fixtures: the demo dataset and the tiny CLIP file built once per session, the tiny networks, an earlier
+run and a small disk for tests that must leave them as they were, and option files written per test."""
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,17 @@ from segsr.clip.tiny import write_tiny_clip_checkpoint
 from segsr.data.demo import build_demo_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def bind_basicsr_logger() -> None:
+    """basicsr's logger writes to the stderr of its first call for good; made here, it is never bound to the
+    capture of one test (capsys), which is closed when that test ends and would make later log lines fail."""
+    from basicsr.utils import get_root_logger  # after segsr has patched basicsr
+
+    get_root_logger()
+
+
+bind_basicsr_logger()
 
 TINY_EDSR = {
     'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'upscale': 4,
@@ -34,6 +48,34 @@ def demo_data(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp('demo')
     build_demo_dataset(out)
     return out
+
+
+@pytest.fixture
+def earlier_run(tmp_path) -> Path:
+    """An experiments folder that already holds a run named ``bad``, which no failed start may move or change."""
+    experiment = tmp_path / 'experiments' / 'bad'
+    (experiment / 'models').mkdir(parents=True)
+    (experiment / 'training_states').mkdir()
+    (experiment / 'models' / 'net_g_2.pth').write_bytes(b'weights of an earlier run')
+    (experiment / 'training_states' / '2.state').write_bytes(b'state of an earlier run')
+    return tmp_path / 'experiments'
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs, where this machine lets the test mount one."""
+    mount_point = tmp_path / 'disk'
+    mount_point.mkdir()
+    if os.geteuid() != 0 or shutil.which('mount') is None:
+        pytest.skip('mounting a small tmpfs needs root and mount(8)')
+    result = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', str(mount_point)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f'cannot mount a tmpfs here: {result.stderr.strip()}')
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(['umount', str(mount_point)], check=True)
 
 
 def train_options(data: Path, name: str, network: dict | None = None, total_iter: int = 2) -> dict:

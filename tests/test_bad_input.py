@@ -73,17 +73,6 @@ def expect_cli_error(script: str, argv: list[str], watched: Path, keywords: tupl
     return last
 
 
-@pytest.fixture
-def earlier_run(tmp_path) -> Path:
-    """An experiments folder that already holds a run named ``bad``, which no failed start may move or change."""
-    experiment = tmp_path / 'experiments' / 'bad'
-    (experiment / 'models').mkdir(parents=True)
-    (experiment / 'training_states').mkdir()
-    (experiment / 'models' / 'net_g_2.pth').write_bytes(b'weights of an earlier run')
-    (experiment / 'training_states' / '2.state').write_bytes(b'state of an earlier run')
-    return tmp_path / 'experiments'
-
-
 def marker_payload(marker: Path) -> str:
     """YAML that, under a full loader, would create ``marker``."""
     return f'!!python/object/apply:pathlib.Path.touch [!!python/object/apply:pathlib.Path ["{marker}"]]'
@@ -491,23 +480,6 @@ def test_stale_temp_files_of_dead_runs_are_removed_on_resume(demo_data, tmp_path
     assert not any(path.exists() for path in stale)
     assert all(path.exists() for path in kept), 'live writers and a user\'s own files are left alone'
     assert remove_stale_temp_files(tmp_path / 'nowhere') == []
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 4 MiB tmpfs, where this machine lets the test mount one."""
-    mount_point = tmp_path / 'disk'
-    mount_point.mkdir()
-    if os.geteuid() != 0 or shutil.which('mount') is None:
-        pytest.skip('mounting a small tmpfs needs root and mount(8)')
-    result = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', str(mount_point)],
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f'cannot mount a tmpfs here: {result.stderr.strip()}')
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(['umount', str(mount_point)], check=True)
 
 
 def fill(disk: Path, leave: int) -> None:

@@ -19,6 +19,7 @@ from basicsr.utils import imfrombytes
 from PIL import Image, UnidentifiedImageError
 
 from segsr.utils.errors import SegSRError
+from segsr.utils.limits import IMAGE_PIXELS, LimitExceeded
 
 REPLACE_FIX = 'replace or remove the file, or drop it from the meta_info_file'
 MISSING_FIX = 'check dataroot_gt, dataroot_lq and meta_info_file, or re-run scripts/prepare_dataset.py'
@@ -73,6 +74,17 @@ def _header_of(image: Image.Image) -> ImageHeader:
     high_bit_depth = mode in {'I', 'F'} or mode.startswith('I;16') or ';16' in raw
     return ImageHeader(image.width, image.height, gray=mode in GRAY_MODES, alpha=alpha,
                        high_bit_depth=high_bit_depth)
+
+
+def check_image_pixels(source: str | io.BytesIO, name: str) -> None:
+    """Refuse, from the header alone, an image that decodes to more pixels than the limit (a decompression
+    bomb: a few bytes that declare a huge image). Files PIL cannot identify are left to their decoder."""
+    try:
+        with _no_size_limit(), Image.open(source) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, SyntaxError, ValueError, OSError):
+        return
+    IMAGE_PIXELS.check(width * height, f'{name} ({width}x{height})')
 
 
 def _tail(path: str) -> bytes:
@@ -139,6 +151,10 @@ def read_header(path: str) -> ImageHeader:
         return header
     if lacks_end_marker(image_format, _tail(path)) and not decodes_completely(path):
         raise BadImageFile(f'{path} is truncated ({image_format} without its end marker)')
+    try:
+        IMAGE_PIXELS.check(header.width * header.height, f'{path} ({header.width}x{header.height})')
+    except LimitExceeded as err:
+        raise BadImageFile(str(err)) from None
     if data_end > os.path.getsize(path):
         raise BadImageFile(f'{path} is truncated (its TIFF data ends at byte {data_end}, the file has '
                            f'{os.path.getsize(path)})')

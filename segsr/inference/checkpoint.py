@@ -7,7 +7,8 @@ from basicsr.archs import build_network  # segsr/__init__ has patched basicsr an
 from torch import nn
 
 from segsr.clip.lora import merge_lora
-from segsr.utils.checkpoint import load_checkpoint, load_state_dict_checked, select_state_dict
+from segsr.network_options import network_option_problems
+from segsr.utils.checkpoint import check_finite_weights, load_checkpoint, load_state_dict_checked, select_state_dict
 from segsr.utils.errors import SegSRError
 from segsr.utils.option_yaml import load_option_file
 
@@ -39,16 +40,28 @@ def load_network(
     weights = Path(weights)
     content = _load_file(weights)
     if options is not None:
-        network_options = _network_options_from_yaml(Path(options))
+        network_options, origin = _network_options_from_yaml(Path(options)), f'options file {options}'
     elif isinstance(content.get('network_g'), dict):
-        network_options = content['network_g']
+        network_options, origin = content['network_g'], f'the network_g stored in {weights}'
     else:
         raise SegSRError(f'weights file {weights} stores no network options (network_g): pass --opt OPTIONS.yml')
+    problems = network_option_problems({'network_g': network_options})
+    if problems:
+        raise SegSRError(f'{origin}: {"; ".join(problems)}; pass --opt with the options these weights were trained '
+                         'with')
     try:
         network = build_network(deepcopy(network_options))
     except KeyError as error:
         raise SegSRError(f'network type {network_options.get("type")!r} is not registered: {error}') from None
+    except (TypeError, ValueError, AssertionError, RuntimeError) as error:  # values the constructor refuses
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SegSRError(f'cannot build {network_options.get("type")} from {origin} ({reason}); pass --opt with '
+                         'the options these weights were trained with') from None
     state = select_state_dict(content, param_key, weights)
+    if not isinstance(state, dict):
+        raise SegSRError(f'weights file {weights} holds a {type(state).__name__} where its weights belong: '
+                         'pass a checkpoint written by segsr or basicsr')
+    check_finite_weights(state, str(weights))
     fix = f'pass --opt with the {network_options["type"]} options these weights were trained with'
     load_state_dict_checked(network, state, strict=True, source=str(weights), fix=fix)
     merge_lora(network)

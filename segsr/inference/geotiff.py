@@ -10,13 +10,17 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import rasterio.shutil
+from rasterio._err import CPLE_BaseError
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from segsr.utils.errors import SegSRError
+from segsr.utils.files import write_failure
 
+GDAL_ERRORS = (RasterioError, CPLE_BaseError, OSError)
+"""What GDAL raises through rasterio: its own error types, some of which rasterio does not wrap."""
 DEFAULT_BLOCK = 256
 SAMPLE_SIDE = 1024
 CLASS_WORDS = re.compile(r'\b(class(es|ification)?|categor(y|ies|ical)|land ?cover|land ?use|labels?)\b', re.I)
@@ -49,6 +53,11 @@ class RasterSource:
                 f'cannot read raster {path} ({str(error).splitlines()[0]}): pass a readable GeoTIFF or VRT'
             ) from None
         dataset = self.dataset
+        if any('complex' in dtype for dtype in dataset.dtypes):
+            dataset.close()
+            raise SegSRError(f'{path} holds complex values ({dataset.dtypes[0]}), which a super-resolution network '
+                             'does not take: write the amplitude (or the real and imaginary parts as two bands) '
+                             'to a new raster and pass that')
         self.path = path
         self.height, self.width, self.band_count = dataset.height, dataset.width, dataset.count
         self.dtype = np.dtype(dataset.dtypes[0])
@@ -188,8 +197,10 @@ class RasterSink:
     overviews, into a Cloud-Optimized GeoTIFF at ``path`` (GDAL's COG driver needs a finished source).
     """
 
-    def __init__(self, path: Path, profile: dict, write_mask: bool = False, tiff_format: TiffFormat = PLAIN_TIFF):
+    def __init__(self, path: Path, profile: dict, write_mask: bool = False, tiff_format: TiffFormat = PLAIN_TIFF,
+                 final: Path | None = None):
         self.path = path
+        self.final = final or path  # the name a message gives: the output, not its temporary file
         self.format = tiff_format
         self.target = staging_path(path) if tiff_format.cog else path
         with warnings.catch_warnings():
@@ -218,12 +229,24 @@ class RasterSink:
         """``bands``: 0-based output bands the block's channels go to (all of them by default)."""
         window = Window(col, row, block.shape[2], block.shape[1])
         indexes = None if bands is None else [band + 1 for band in bands]
-        self.dataset.write(block, indexes=indexes, window=window)
-        if self.write_mask and valid is not None:
-            self.dataset.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=window)
+        try:
+            self.dataset.write(block, indexes=indexes, window=window)
+            if self.write_mask and valid is not None:
+                self.dataset.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=window)
+        except GDAL_ERRORS as error:
+            raise write_failure(self.final, error, 'raster', 'free space or choose another --output') from None
 
     def commit(self) -> None:
-        """Blocks are already handed to GDAL; closing flushes them, and a COG is translated from them."""
+        """Blocks are already handed to GDAL; closing flushes them, and a COG is translated from them.
+
+        A write that fails there (a full disk while the overviews are built) is one line naming the output.
+        """
+        try:
+            self._finish()
+        except GDAL_ERRORS as error:
+            raise write_failure(self.final, error, 'raster', 'free space or choose another --output') from None
+
+    def _finish(self) -> None:
         self.dataset.close()
         if not self.format.cog:
             return
@@ -238,6 +261,10 @@ class RasterSink:
             self.target.unlink(missing_ok=True)
 
     def close(self) -> None:
-        self.dataset.close()
+        """Release the file; after a failure, GDAL's own complaint about it is not the error to report."""
+        try:
+            self.dataset.close()
+        except GDAL_ERRORS:
+            pass
         if self.format.cog:
             self.target.unlink(missing_ok=True)

@@ -5,6 +5,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from segsr.data.image_files import check_image_pixels
 from segsr.utils.errors import SegSRError
 
 
@@ -14,6 +15,7 @@ class ImageSource:
     georeferenced = False
 
     def __init__(self, path: Path):
+        check_image_pixels(str(path), str(path))
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if image is None:
             raise SegSRError(f'cannot read image {path}: pass a readable PNG, JPEG or TIFF file')

@@ -1,6 +1,5 @@
 """Finding the inputs of a run, naming their outputs, and checking both before any model is loaded."""
 
-import glob
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +8,7 @@ from segsr.inference.bands import BandRequest, check_band_numbers
 from segsr.inference.geotiff import RasterSource
 from segsr.inference.image_io import ImageSource
 from segsr.utils.errors import SegSRError
+from segsr.utils.walk import glob_files, walk_files
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
 TIFF_SUFFIXES = ('.tif', '.tiff')
@@ -57,10 +57,10 @@ def collect_inputs(pattern: str, recursive: bool = False) -> list[tuple[Path | s
     if path.is_file():
         return [(path, Path())]
     if path.is_dir():
-        candidates = path.rglob('*') if recursive else path.iterdir()
+        candidates = walk_files(path) if recursive else path.iterdir()
         found = [(p, p.parent.relative_to(path)) for p in candidates if not is_hidden(p, path)]
     else:
-        found = [(Path(p), Path()) for p in glob.glob(pattern, recursive=recursive) if not Path(p).name.startswith('.')]
+        found = [(Path(p), Path()) for p in glob_files(pattern, recursive) if not Path(p).name.startswith('.')]
     suffixes = IMAGE_SUFFIXES + RASTER_SUFFIXES
     files = sorted((p, folder) for p, folder in found if p.is_file() and p.suffix.lower() in suffixes)
     if not files:

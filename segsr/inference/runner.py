@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import rasterio
 from rasterio.enums import ColorInterp
-from rasterio.errors import RasterioError
 from scipy import ndimage
 from tqdm import tqdm
 
@@ -19,6 +18,7 @@ from segsr.inference.consistency_report import write_consistency_report
 from segsr.inference.engine import TileUpscaler
 from segsr.inference.geotiff import (
     DEFAULT_BLOCK,
+    GDAL_ERRORS,
     PLAIN_TIFF,
     BandMetadata,
     RasterSink,
@@ -36,7 +36,7 @@ from segsr.utils.errors import SegSRError
 from segsr.utils.files import atomic_path, remove_stale_temp_files
 
 GDAL_CACHE_MB = 64
-FILE_ERRORS = (SegSRError, RasterioError, OSError)
+FILE_ERRORS = (SegSRError, *GDAL_ERRORS)
 """What one bad input may raise; the run reports it and goes on with the next input."""
 
 
@@ -171,7 +171,8 @@ def open_image_sink(
             height, width, len(bands), source.dtype, source.nodata, georeference, block, tiff_format.compress
         )
         sink = RasterSink(
-            temporary, profile, write_mask=source.has_mask and source.nodata is None, tiff_format=tiff_format
+            temporary, profile, write_mask=source.has_mask and source.nodata is None, tiff_format=tiff_format,
+            final=path,
         )
         stack.callback(sink.close)
         sink.describe([source.band_metadata(band) for band in bands], {**source.dataset_tags(), **tags})
@@ -208,7 +209,7 @@ def open_maps_sink(
     profile = output_profile(
         height, width, len(names), np.float32, nodata, georeference, block, tiff_format.compress
     )
-    sink = RasterSink(stack.enter_context(atomic_path(path)), profile, tiff_format=tiff_format)
+    sink = RasterSink(stack.enter_context(atomic_path(path)), profile, tiff_format=tiff_format, final=path)
     stack.callback(sink.close)
     sink.describe([BandMetadata(name, None, 1.0, 0.0, ColorInterp.gray) for name in names], tags)
     return sink

@@ -24,6 +24,7 @@ from segsr.self_ensemble import ensemble_mean_and_spread
 from segsr.utils.checkpoint import atomic_torch_save, load_checkpoint, load_state_dict_checked, select_state_dict
 from segsr.utils.errors import SegSRError
 from segsr.utils.report import average_rows, metric_columns
+from segsr.utils.training_state import resume_problem
 
 
 def bicubic_upscale(lq: torch.Tensor, scale: int) -> torch.Tensor:
@@ -198,6 +199,10 @@ class SegSRModel(SRModel):
         atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     def resume_training(self, resume_state: dict) -> None:
+        problem = resume_problem(self.optimizers, self.schedulers, resume_state)
+        if problem:
+            raise SegSRError(f'training state {self.opt["path"].get("resume_state")} does not fit this run: {problem}; '
+                             'resume from a state of this experiment, or start afresh without path.resume_state')
         super().resume_training(resume_state)
         if resume_state.get('grad_scaler'):
             self.performance.scaler(self.device).load_state_dict(resume_state['grad_scaler'])

@@ -1,14 +1,13 @@
 """Checkpoint files: written atomically, read safely, and named for basicsr's layout."""
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from segsr.utils.errors import SegSRError
-from segsr.utils.files import atomic_open
+from segsr.utils.files import atomic_open, write_failure
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
@@ -21,10 +20,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
         with atomic_open(path) as handle:
             torch.save(obj, handle)
     except (OSError, RuntimeError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        free = shutil.disk_usage(Path(path).parent).free if Path(path).parent.is_dir() else 0
-        message = f'cannot write checkpoint {path} ({reason}; {free / 2**20:.1f} MiB free on its disk)'
-        raise SegSRError(message) from None
+        raise write_failure(path, err, 'checkpoint') from None
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 'cpu') -> dict:
@@ -56,6 +52,16 @@ def select_state_dict(checkpoint: dict, param_key: str | None, path: str | os.Pa
         f'checkpoint {path} has no "{param_key}" or "params" entry (keys: {", ".join(sorted(checkpoint))}); '
         'set path.param_key_g to one of those keys'
     )
+
+
+def check_finite_weights(state_dict: dict, source: str) -> None:
+    """Weights holding NaN or infinity make every output NaN (written as zeros or nodata): refuse them at load."""
+    bad = [key for key, value in state_dict.items()
+           if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        shown = ', '.join(bad[:3]) + (f' (+{len(bad) - 3} more)' if len(bad) > 3 else '')
+        raise SegSRError(f'checkpoint {source} holds NaN or infinite weights in {len(bad)} tensors ({shown}); '
+                         'use a checkpoint saved before training diverged')
 
 
 def describe_key_mismatch(missing: list[str], unexpected: list[str], limit: int = 5) -> str:

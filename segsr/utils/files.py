@@ -7,9 +7,12 @@ the write succeeded, so readers see the old file or the whole new one.
 import contextlib
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from segsr.utils.errors import SegSRError
 
 TEMP_SUFFIX = '.tmp'
 
@@ -38,6 +41,17 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def write_failure(path: str | os.PathLike, err: BaseException, what: str = 'file', fix: str = '') -> SegSRError:
+    """The one-line error of a write that failed (a full disk, a lost mount), with the free space left there."""
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    folder = Path(path).absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    return SegSRError(f'cannot write {what} {path} ({reason}; {free / 2**20:.1f} MiB free on its disk)'
+                      + (f'; {fix}' if fix else ''))
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -14,8 +14,9 @@ import numpy as np
 from PIL import Image
 
 from segsr.data.bicubic import make_lr_uint8
-from segsr.data.image_files import TAIL_BYTES, decodes_completely, lacks_end_marker
+from segsr.data.image_files import TAIL_BYTES, check_image_pixels, decodes_completely, lacks_end_marker
 from segsr.data.prepare.sources import read_member
+from segsr.utils.errors import SegSRError
 from segsr.utils.files import atomic_write_bytes
 
 
@@ -52,6 +53,7 @@ def decode(data: bytes) -> np.ndarray:
     """
     if not data:
         raise ValueError('is empty (0 bytes)')
+    check_image_pixels(io.BytesIO(data), 'the image')
     try:
         with Image.open(io.BytesIO(data)) as image:
             image_format = image.format
@@ -98,7 +100,7 @@ def process_image(job: ImageJob) -> ImageResult:
                 continue
             img = hr if folder == 'HR' else make_lr_uint8(hr, int(folder.removeprefix('LR_x')))
             atomic_write_bytes(path, encode_png(img))
-    except ValueError as err:  # the image itself is bad
+    except (ValueError, SegSRError) as err:  # the image itself is bad, or over a size limit
         return ImageResult(job.name, job.member, error=str(err))
     except Exception as err:  # noqa: BLE001  (any other failure of one file is reported at the end instead)
         return ImageResult(job.name, job.member, error=f'{type(err).__name__}: {err}')

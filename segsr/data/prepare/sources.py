@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from segsr.utils.errors import SegSRError
+from segsr.utils.limits import SOURCE_FILE_BYTES
 
 IMAGE_EXTENSIONS = frozenset({'.tif', '.tiff', '.jpg', '.jpeg', '.png', '.bmp'})
 
@@ -70,8 +71,14 @@ def _open_zip(path: str, pid: int) -> zipfile.ZipFile:
 
 
 def read_member(src: str | Path, member: str) -> bytes:
-    """The raw bytes of one image; a zip stays open per process between calls."""
+    """The raw bytes of one image; a zip stays open per process between calls. Its size (a zip member's
+    declared size, which is all zipfile will read of it) is checked first, so no member is read whole
+    into memory that the limit does not allow."""
     src = Path(src)
     if src.is_dir():
-        return (src / member).read_bytes()
-    return _open_zip(str(src), os.getpid()).read(member)
+        path = src / member
+        SOURCE_FILE_BYTES.check(path.stat().st_size, f'{path}')
+        return path.read_bytes()
+    archive = _open_zip(str(src), os.getpid())
+    SOURCE_FILE_BYTES.check(archive.getinfo(member).file_size, f'{member} in {src} (uncompressed)')
+    return archive.read(member)
