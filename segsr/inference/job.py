@@ -86,9 +86,14 @@ class Run:
         return None
 
     def publish(self, unit: WorkUnit, status: str, started: float, files: list[Path] | None = None,
-                error: str | None = None, rank: int | str | None = None) -> None:
+                error: str | None = None, parts: list[dict] | None = None) -> None:
+        """A finished input; ``parts``: the announcements of the bands of a split one."""
         item = self.items[unit.index]
-        pixels = unit.pixels * unit.parts if unit.band is not None else unit.pixels
+        tiles, pixels, rank = unit.tiles * unit.parts, unit.pixels * unit.parts, self.ranks.rank
+        if parts:
+            tiles = sum(part.get('tiles', 0) for part in parts)
+            pixels = sum(part.get('pixels', 0) for part in parts)
+            rank = ','.join(str(part['rank']) for part in parts)
         if status == 'failed':
             self.report.failures.append((str(item.source), error))
         elif status == 'skipped':
@@ -96,9 +101,8 @@ class Run:
             self.coordinator.add('tiles', unit.tiles * unit.parts)
         elif files:
             self.report.written += files
-        self.coordinator.publish(record(item.source, status, item.image, time.monotonic() - started,
-                                        unit.tiles * unit.parts, self.ranks.rank if rank is None else rank, error,
-                                        pixels))
+        self.coordinator.publish(record(item.source, status, item.image, time.monotonic() - started, tiles, rank,
+                                        error, pixels))
 
     def tick(self) -> None:
         """Rank 0: the bar and the manifest follow what every rank has reported so far."""
@@ -138,7 +142,7 @@ def run_unit(run: Run, unit: WorkUnit, upscaler: TileUpscaler, tags: dict, clean
         return
     parts = part_files(item, unit.part, unit.parts)
     announcement = {'image': str(parts.image), 'maps': parts.maps and str(parts.maps), 'band': unit.band,
-                    'rank': run.ranks.rank}
+                    'rank': run.ranks.rank, 'tiles': unit.tiles, 'pixels': unit.pixels}
     try:
         upscale_input(parts, upscaler, options.tiling, options.radiometry, replace(options.tiff_format, cog=False),
                       tags, band=unit.band, on_tiles=progress, io_threads=options.io_threads)
@@ -150,7 +154,6 @@ def run_unit(run: Run, unit: WorkUnit, upscaler: TileUpscaler, tags: dict, clean
 def assemble_unit(run: Run, unit: WorkUnit, upscaler: TileUpscaler, tags: dict, started: float) -> None:
     """Part 0's rank waits for every band of the scene, then writes the output once."""
     parts = [run.coordinator.wait_for(f'part/{unit.index}/{part}') for part in range(unit.parts)]
-    ranks = ','.join(str(part['rank']) for part in parts)
     errors = [part['error'] for part in parts if part.get('error')]
     item = run.items[unit.index]
     try:
@@ -163,9 +166,9 @@ def assemble_unit(run: Run, unit: WorkUnit, upscaler: TileUpscaler, tags: dict, 
             for key in ('image', 'maps'):
                 if part.get(key):
                     Path(part[key]).unlink(missing_ok=True)
-        run.publish(unit, 'failed', started, error=one_line(error), rank=ranks)
+        run.publish(unit, 'failed', started, error=one_line(error), parts=parts)
         return
-    run.publish(unit, 'done', started, written, rank=ranks)
+    run.publish(unit, 'done', started, written, parts=parts)
 
 
 def execute(run: Run, load: LoadRunner) -> None:
