@@ -60,7 +60,7 @@ class Run:
                 self.owner.setdefault(path, index)
         self.reporter = ranks.rank == 0 or not ranks.grouped
         self.started = False  # no manifest for a run that stops before its network is loaded
-        self.tick_lock = threading.Lock()
+        self.tick_lock = threading.RLock()  # the heartbeat's ticks and the final summary write one file
         self.manifest = self.bar = None
         if self.reporter:
             listed = {unit.index for unit in (units if ranks.grouped else self.mine)}
@@ -219,9 +219,10 @@ def finish(run: Run) -> None:
     if run.ranks.grouped:
         for peer in range(1, run.ranks.world):
             coordinator.wait_for(f'finished/{peer}')
-    run.tick()
-    run.report.summary = run.manifest.finish()
-    run.manifest.write()
+    with run.tick_lock:
+        run.tick()
+        run.report.summary = run.manifest.finish()
+        run.manifest.write()
     own = len(run.report.failures)
     run.report.failed_elsewhere = run.manifest.count('failed') - own
 
