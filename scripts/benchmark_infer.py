@@ -68,10 +68,11 @@ def run_scene(weights: Path, scene: Path, out: Path, tile: int, overlap: int, ba
 
 
 def folder_run(weights: Path, folder: Path, out: Path, threads: int, ranks: int, io_threads: bool,
-               tile: int, overlap: int) -> dict:
+               tile: int, overlap: int, device: str = 'cpu', batch: int = 1) -> dict:
     """segsr-infer on ``folder`` as a user runs it (torchrun for several ranks); numbers from its manifest."""
     infer = [str(ROOT / 'segsr' / 'infer.py'), '--weights', str(weights), '--input', str(folder), '--output',
-             str(out), '--tile', str(tile), '--overlap', str(overlap), '--device', 'cpu',
+             str(out), '--tile', str(tile), '--overlap', str(overlap), '--batch', str(batch),
+             '--device', device,
              *([] if io_threads else ['--no-io-threads'])]
     launcher = ['-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={ranks}'] if ranks > 1 else []
     env = {**os.environ, 'OMP_NUM_THREADS': str(threads), 'PYTHONPATH': str(ROOT)}
@@ -89,21 +90,27 @@ def compare_folder_runs(args: argparse.Namespace, weights: Path, folder: Path) -
     (folder / 'in').mkdir()
     for index in range(args.folder):
         write_scene(folder / 'in' / f'scene_{index:03d}.tif', args.folder_size, args.folder_size)
-    runs = [(f'1 process x {args.threads} threads', args.threads, 1, True),
-            (f'{args.ranks} processes x 1 thread (torchrun)', 1, args.ranks, True),
-            ('1 process x 1 thread, reader/writer threads', 1, 1, True),
-            ('1 process x 1 thread, no reader/writer threads', 1, 1, False)]
+    device = args.devices[0]
+    known = {'threads': (f'1 process x {args.threads} threads', args.threads, 1, True),
+             'ranks': (f'{args.ranks} processes x 1 thread (torchrun)', 1, args.ranks, True),
+             'io': ('1 process x 1 thread, reader/writer threads', 1, 1, True),
+             'no-io': ('1 process x 1 thread, no reader/writer threads', 1, 1, False)}
+    runs = [known[name] for name in args.runs]
+    rows = []
     print(f'{args.folder} rasters of {args.folder_size}x{args.folder_size} px, tile {args.tile_folder}, overlap '
-          f'{min(args.overlap, args.tile_folder)}; '
+          f'{min(args.overlap, args.tile_folder)}, batch {args.batch}; '
           f'load average before: {os.getloadavg()[0]:.2f}')
     print(f'{"run":<48} {"files":>5} {"run s":>7} {"wall s":>7} {"files/s":>8} {"MP/s":>7}')
     for repeat in range(args.repeats):
         for number, (name, threads, ranks, io_threads) in enumerate(runs):
             r = folder_run(weights, folder / 'in', folder / f'out_{repeat}_{number}', threads, ranks, io_threads,
-                           args.tile_folder, min(args.overlap, args.tile_folder))
+                           args.tile_folder, min(args.overlap, args.tile_folder), device, args.batch)
+            rows.append({'run': name, 'device': device, **r})
             print(f'{name:<48} {r["files"]:>5} {r["seconds"]:7.1f} {r["wall"]:7.1f} {r["files_per_s"]:8.2f} '
                   f'{r["mp_per_s"]:7.3f}', flush=True)
     print(f'load average after: {os.getloadavg()[0]:.2f}')
+    if args.json:
+        Path(args.json).write_text(json.dumps({'rasters': args.folder, 'side': args.folder_size, 'runs': rows}))
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -118,7 +125,7 @@ def main() -> None:
     )
     parser.add_argument('--tiles', type=int, nargs='+', default=[256, 128], help='tile sizes to compare')
     parser.add_argument('--overlap', type=int, default=32)
-    parser.add_argument('--batch', type=int, default=4)
+    parser.add_argument('--batch', type=int, default=4, help='tiles per network call')
     parser.add_argument('--devices', nargs='+', default=['cpu', 'cuda'] if torch.cuda.is_available() else ['cpu'])
     parser.add_argument('--bf16', action='store_true')
     parser.add_argument('--folder', type=int, help='instead: segsr-infer runs over a folder of this many rasters')
@@ -126,7 +133,10 @@ def main() -> None:
     parser.add_argument('--tile-folder', type=int, default=64, help='--tile of the --folder runs')
     parser.add_argument('--threads', type=int, default=2, help='threads of the one-process --folder run')
     parser.add_argument('--ranks', type=int, default=2, help='torchrun processes (1 thread each) of --folder')
-    parser.add_argument('--repeats', type=int, default=1, help='rounds of the four --folder runs')
+    parser.add_argument('--repeats', type=int, default=1, help='rounds of the --folder runs')
+    parser.add_argument('--runs', nargs='+', choices=('threads', 'ranks', 'io', 'no-io'),
+                        default=['threads', 'ranks', 'io', 'no-io'], help='which --folder runs, in this order')
+    parser.add_argument('--json', help='also write the --folder results to this JSON file')
     args = parser.parse_args()
 
     from basicsr.archs import build_network  # after segsr has patched basicsr

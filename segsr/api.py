@@ -164,7 +164,8 @@ def load(weights_or_onnx, *, opt=None, device: str | None = None, bf16: bool = F
     """An :class:`Upscaler` for a checkpoint (``.pth``; ``opt`` options YAML for one without stored options)
     or an exported ONNX graph (``.onnx``, run by onnxruntime on the CPU).
 
-    ``device`` defaults to CUDA when present (``cuda:LOCAL_RANK`` for a rank of a torchrun or Slurm run).
+    ``device`` defaults to CUDA when present; ``None`` or ``'cuda'`` means ``cuda:LOCAL_RANK`` for a rank of a
+    torchrun or Slurm run.
     """
     path = Path(weights_or_onnx)
     return _load(path, path.suffix.lower() == '.onnx', opt, device, bf16, self_ensemble)
@@ -174,7 +175,9 @@ def _load(path: Path, onnx: bool, opt, device: str | None, bf16: bool, self_ense
     check_network_options(onnx, opt, bf16, device)
     if onnx:
         return Upscaler(path, None, OnnxTileUpscaler(path), torch.device('cpu'), bf16=False)
-    resolved = resolve_device(device or rank_device(detect_ranks()))
+    if device in (None, 'cuda'):  # a rank of a launched run takes the GPU of its local rank
+        device = rank_device(detect_ranks()) or device
+    resolved = resolve_device(device)
     network, _ = load_network(path, opt)
     if self_ensemble:
         network = with_self_ensemble(network)

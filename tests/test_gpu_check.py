@@ -41,9 +41,13 @@ def test_quick_cpu_run_writes_summary_results_log_and_plot(tmp_path):
 
     results = json.loads((out / 'results.json').read_text())
     assert [step['status'] for step in results['steps']] == ['ok'] * len(results['steps']), results['steps']
-    assert {'environment', 'cuda tests', 'loss curves', 'training'} <= {step['name'] for step in results['steps']}
+    assert {'environment', 'cuda tests', 'loss curves', 'training', 'archive inference'} <= {
+        step['name'] for step in results['steps']}
     assert results['cuda_tests']['tests'] >= 1 and results['cuda_tests']['failures'] == 0
     assert results['training']['training']['iterations'] == 2
+    archive = results['archive']['runs']
+    assert [(row['files'], row['run']) for row in archive] == [(4, '2 processes x 1 thread (torchrun)')]
+    assert archive[0]['files_per_s'] > 0 and archive[0]['mp_per_s'] > 0
     tiled = results['tiled']['fp32']
     assert tiled['output'] == [4 * side for side in tiled['scene']]
     assert [row['status'] for row in results['targets']] == ['not measured'] * 4  # no paper config on a CPU

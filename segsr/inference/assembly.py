@@ -64,8 +64,12 @@ def assemble_scene(
                     copy_part(Path(part[key]), sink, start * scale)
                 sink.commit()  # maps first, the image last: an existing image means a complete output
     finally:
-        for part in parts:
-            for key in ('image', 'maps'):
-                if part.get(key):
-                    Path(part[key]).unlink(missing_ok=True)
+        remove_parts(parts)
     return [p for p in (planned.image, planned.maps) if p is not None]
+
+
+def remove_parts(parts: list[dict]) -> None:
+    for part in parts:
+        for key in ('image', 'maps'):
+            if part.get(key):
+                Path(part[key]).unlink(missing_ok=True)

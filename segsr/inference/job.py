@@ -6,6 +6,7 @@ finished file (the image after its guidance maps), so an existing output is a co
 ``skip_existing`` trusts. Rank 0 keeps the progress bar and the manifest for the whole run.
 """
 
+import functools
 import sys
 import threading
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 import rasterio
 from tqdm import tqdm
 
-from segsr.inference.assembly import assemble_scene, part_files
+from segsr.inference.assembly import assemble_scene, part_files, remove_parts
 from segsr.inference.distributed import Coordinator, Heartbeat, Ranks, detect_ranks, join_run, leave_run
 from segsr.inference.engine import TileUpscaler
 from segsr.inference.inputs import InputFile, check_input, check_writable, collect_inputs, plan_input
@@ -130,7 +131,7 @@ def run_unit(run: Run, unit: WorkUnit, upscaler: TileUpscaler, tags: dict, clean
         remove_stale_temp_files(folder)
     cleaned.add(folder)
     started = time.monotonic()
-    progress = lambda tiles: coordinator.add('tiles', tiles)  # noqa: E731
+    progress = functools.partial(coordinator.add, 'tiles')
     if unit.band is None:
         try:
             written = upscale_input(item, upscaler, options.tiling, options.radiometry, options.tiff_format, tags,
@@ -158,14 +159,11 @@ def assemble_unit(run: Run, unit: WorkUnit, upscaler: TileUpscaler, tags: dict, 
     item = run.items[unit.index]
     try:
         if errors:
+            remove_parts(parts)
             raise SegSRError(errors[0])
         written = assemble_scene(item, parts, upscaler, run.options.tiling, run.options.radiometry,
                                  run.options.tiff_format, tags)
     except FILE_ERRORS as error:
-        for part in parts:
-            for key in ('image', 'maps'):
-                if part.get(key):
-                    Path(part[key]).unlink(missing_ok=True)
         run.publish(unit, 'failed', started, error=one_line(error), parts=parts)
         return
     run.publish(unit, 'done', started, written, parts=parts)

@@ -363,7 +363,8 @@ def upscale_input(
             names = guidance_names(plan.groups, upscaler.map_stages)
             maps = open_maps_sink(stack, source, planned.maps, scale, names, block, tiff_format, tags, rows)
         write_source = None
-        if io_threads:
+        batches = -(-scene_tiles(source.height, source.width, 1, tiling, band) // tiling.batch)
+        if io_threads and batches > 1:  # with one batch there is nothing to read or write beside the network
             write_source = open_source(planned.source) if isinstance(source, RasterSource) else source
             stack.callback(write_source.close)
         run_scene(stack, source, plan, upscaler, tiling, image_sink, maps, band=band, on_tiles=on_tiles,
