@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[0] = str(ROOT)
+if __name__ == '__main__':  # run as a script: import this checkout's package
+    sys.path[0] = str(ROOT)
 
 import rasterio  # noqa: E402
 import torch  # noqa: E402
@@ -118,7 +119,7 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         '--sizes', nargs='+', default=['1024x1024', '2048x2048', '4096x1024', '1024x4096'], help='WIDTHxHEIGHT'
@@ -137,7 +138,11 @@ def main() -> None:
     parser.add_argument('--runs', nargs='+', choices=('threads', 'ranks', 'io', 'no-io'),
                         default=['threads', 'ranks', 'io', 'no-io'], help='which --folder runs, in this order')
     parser.add_argument('--json', help='also write the --folder results to this JSON file')
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
 
     from basicsr.archs import build_network  # after segsr has patched basicsr
 

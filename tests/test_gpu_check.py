@@ -142,9 +142,9 @@ def test_every_command_of_the_gpu_plan_is_accepted_by_its_script_and_the_trainin
     parsed = []
     for step in steps:
         program = Path(step.command[1]).name
-        if program in ('benchmark.py', 'compare_loss_curves.py', 'tiled_inference_peak.py'):
+        if program in ('benchmark.py', 'compare_loss_curves.py', 'tiled_inference_peak.py', 'benchmark_infer.py'):
             options = importlib.import_module(program.removesuffix('.py')).parse_args(step.command[2:])
-            assert options.device == 'cuda'
+            assert getattr(options, 'device', None) == 'cuda' or options.devices == ['cuda']
             parsed.append(program)
         elif program == 'train.py' or 'torch.distributed.run' in step.command:
             train_args = step.command[step.command.index(str(ROOT / 'segsr/train.py')) + 1:]
@@ -152,4 +152,4 @@ def test_every_command_of_the_gpu_plan_is_accepted_by_its_script_and_the_trainin
             validate_options(yaml.safe_load(Path(options_file).read_text()), options_file, True)
             parsed.append('train.py')
     assert parsed.count('benchmark.py') == 8 and parsed.count('train.py') == 2
-    assert {'compare_loss_curves.py', 'tiled_inference_peak.py'} <= set(parsed)
+    assert {'compare_loss_curves.py', 'tiled_inference_peak.py', 'benchmark_infer.py'} <= set(parsed)
