@@ -3,6 +3,7 @@ give outputs identical to one process; a dead rank stops the run; --skip-existin
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -93,18 +94,22 @@ def setup(tmp_path_factory) -> tuple[Path, Path, Path]:
 
 def test_torchrun_two_ranks_equal_one_process_with_the_large_scene_split(setup, tmp_path):
     weights, folder, one = setup
+    inputs = tmp_path / 'in'
+    shutil.copytree(folder, inputs)
+    (inputs / 'broken.tif').write_bytes(b'not a tiff')  # fails on its rank; the run goes on
     torchrun = ('-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2')
-    done = infer('--weights', weights, '--input', folder, '--output', tmp_path / 'two', '--cog', *TILING,
+    done = infer('--weights', weights, '--input', inputs, '--output', tmp_path / 'two', '--cog', *TILING,
                  launcher=torchrun)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode != 0 and 'error: 1 input(s) failed' in done.stderr, done.stderr[-3000:]
     assert outputs(tmp_path / 'two') == outputs(one) == sorted(p.name for p in folder.iterdir())
     for name in outputs(one):
         assert_same_file(one / name, tmp_path / 'two' / name)
     entries = manifest(tmp_path / 'two')
+    assert entries.pop('broken.tif')['status'] == 'failed'
     assert {entry['status'] for entry in entries.values()} == {'done'}
-    assert entries[BIG]['rank'] == '0,1' or entries[BIG]['rank'] == '1,0', 'the large scene is split over both'
+    assert entries[BIG]['rank'] in ('0,1', '1,0'), 'the large scene is split over both ranks'
     assert {entries[name]['rank'] for name in entries if name != BIG} == {0, 1}, 'the others are shared out'
-    assert done.stderr.count('done 7, skipped 0, failed 0') == 1, 'one summary, from rank 0'
+    assert done.stderr.count('done 7, skipped 0, failed 1') == 1, 'one summary, from rank 0'
 
 
 def test_shards_run_as_separate_commands_equal_one_run(setup, tmp_path):
