@@ -124,3 +124,16 @@ def test_docs_examples_run(toy, tmp_path, monkeypatch):
         exec(compile(block, 'docs/api.md', 'exec'), namespace)
     manifest = json.loads((tmp_path / 'out' / 'tiles' / MANIFEST_NAME).read_text())
     assert [entry['status'] for entry in manifest['inputs']] == ['done'] * 3
+
+
+def test_a_rerun_with_skip_existing_redoes_nothing_and_says_so(toy, tmp_path):
+    for index in range(2):
+        cv2.imwrite(str(tmp_path / f'{index}.png'), np.full((12, 16, 3), 50 * index, np.uint8))
+    command = ['--weights', str(toy), '--input', str(tmp_path), '--output', str(tmp_path / 'out'), '--skip-existing']
+    infer(command)
+    modified = {p.name: p.stat().st_mtime_ns for p in (tmp_path / 'out').glob('*.png')}
+    infer(command)
+    entries = json.loads((tmp_path / 'out' / MANIFEST_NAME).read_text())
+    assert [entry['status'] for entry in entries['inputs']] == ['skipped', 'skipped']
+    assert entries['summary']['skipped'] == 2 and entries['summary']['done'] == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / 'out').glob('*.png')} == modified

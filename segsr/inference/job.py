@@ -60,7 +60,7 @@ class Run:
             for path in targets(item):
                 self.owner.setdefault(path, index)
         self.reporter = ranks.rank == 0 or not ranks.grouped
-        self.started = False  # no manifest for a run that stops before its network is loaded
+        self.started = False  # no manifest for a run that stops at its checks, before anything ran
         self.tick_lock = threading.RLock()  # the heartbeat's ticks and the final summary write one file
         self.manifest = self.bar = None
         if self.reporter:
@@ -191,11 +191,11 @@ def execute(run: Run, load: LoadRunner) -> None:
         else:
             print(f'skipped {run.items[unit.index].source}: {outcome}', file=sys.stderr)
             run.publish(unit, 'failed', started, error=outcome)
-    if not ready:
-        if not ranks.grouped and run.report.failures and not run.report.skipped:
-            raise SegSRError(f'none of the {len(run.report.failures)} inputs can run: {run.report.failures[-1][1]}')
-        return
+    if not ready and not ranks.grouped and run.report.failures and not run.report.skipped:
+        raise SegSRError(f'none of the {len(run.report.failures)} inputs can run: {run.report.failures[-1][1]}')
     run.started = True
+    if not ready:
+        return
     upscaler, tags = load()
     if run.reporter:
         warn_on_partial_blocks([run.items[u.index] for u in ready], run.options.tile, upscaler.scale,
