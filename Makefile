@@ -14,7 +14,7 @@ $(STAMP): requirements.txt setup.py
 	$(BIN)/pip install -q -U pip setuptools wheel cython
 	$(BIN)/pip install -q $(TORCH_PAIR)
 	$(BIN)/pip install -q --no-build-isolation -r requirements.txt
-	$(BIN)/pip install -q pytest ruff spandrel onnx onnxscript onnxruntime  # test deps; spandrel checks HAT, onnx* segsr-export
+	$(BIN)/pip install -q pytest ruff spandrel onnx onnxscript onnxruntime xarray rioxarray  # test deps; spandrel checks HAT, onnx* segsr-export, xarray* the API
 	$(BIN)/pip install -q --no-build-isolation --no-deps -e .
 	touch $@
 

@@ -21,7 +21,8 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.10',
     install_requires=requirements(),
-    extras_require={'dev': ['pytest', 'ruff'], 'onnx': ['onnx', 'onnxscript', 'onnxruntime']},
+    extras_require={'dev': ['pytest', 'ruff'], 'onnx': ['onnx', 'onnxscript', 'onnxruntime'],
+                    'xarray': ['xarray', 'rioxarray']},
     entry_points={'console_scripts': [
         'segsr-train=segsr.train:main',
         'segsr-test=segsr.test:main',

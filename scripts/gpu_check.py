@@ -7,7 +7,8 @@ First, with ``--wheels``, the wheels of packages this machine lacks are installe
 (no index, no dependency resolution: the machine's torch is never touched). Then, in order and each under its
 own time limit inside ``--budget`` seconds: the CUDA tests (``pytest -m cuda``); ``scripts/benchmark.py`` at
 the paper config (fp32-explicit, bf16+compile, fp32, bf16); ``scripts/compare_loss_curves.py`` at the paper
-config over 200 steps; ``scripts/tiled_inference_peak.py`` on a 2048x2048 LR scene (fp32 and bf16); a short
+config over 200 steps; ``scripts/tiled_inference_peak.py`` on a 2048x2048 LR scene (fp32 and bf16); segsr-infer
+under torchrun (one rank per GPU, at least 2) on a folder of 64 rasters (``benchmark_infer.py --folder``); a short
 training of the demo EDSR (CUDA prefetcher, bf16), and the same with 2 NCCL processes where 2 GPUs are
 visible; the benchmark at the demo config last. Each step runs through the scripts' command lines, so a
 failing or timed-out step costs only its own results.
@@ -172,6 +173,12 @@ def plan(args: argparse.Namespace, out: Path, work: Path, gpus: int) -> list[Ste
         command = script('tiled_inference_peak.py', '--device', device, *tiled,
                          *(['--bf16'] if precision == 'bf16' else []), '--json', str(output))
         steps.append(Step(f'tiled inference {precision}', command, 150, ('tiled', precision), output))
+
+    archive = (['--folder', '4', '--folder-size', '32', '--tile-folder', '32', '--overlap', '8'] if quick
+               else ['--folder', '64', '--folder-size', '512', '--tile-folder', '256', '--batch', '4'])
+    archive += ['--runs', 'ranks', '--ranks', str(max(gpus, 2)), '--json', str(work / 'archive.json')]
+    steps.append(Step('archive inference', script('benchmark_infer.py', '--devices', device, *archive), 150,
+                      ('archive',), work / 'archive.json'))
 
     demo = work / 'demo'
     steps.append(Step('demo data', script('make_demo_data.py', '--out', str(demo)), 90))
@@ -349,6 +356,12 @@ def summary_text(results: dict) -> str:
         lines.append(f'  {tiled["network"]} {precision} LR {tiled["scene"][0]}x{tiled["scene"][1]} -> '
                      f'{tiled["output"][0]}x{tiled["output"][1]}, tile {tiled["tile"]}, batch {tiled["batch"]}: '
                      f'{tiled["tiles"]} tiles in {tiled["seconds"]:.1f} s, {peak}')
+    archive = results.get('archive')
+    lines += ['', 'archive inference (segsr-infer under torchrun, numbers from its manifest):']
+    for row in archive['runs'] if archive else []:
+        lines.append(f'  {archive["rasters"]} rasters of {archive["side"]} px, {row["run"]} on {row["device"]}: '
+                     f'{row["files_per_s"]:.2f} files/s, {row["mp_per_s"]:.3f} MP/s '
+                     f'({row["wall"]:.0f} s with start-up)')
     lines += ['', 'training:']
     for name, run in results.get('training', {}).items():
         last = run['last'] or {}

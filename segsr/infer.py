@@ -7,36 +7,15 @@
 import argparse
 import signal
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 if __name__ == '__main__':
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-import segsr  # noqa: E402  (basicsr compat and arch registration first)
+from segsr import api  # noqa: E402  (basicsr compat and arch registration first)
 from segsr.inference.bands import EACH_BAND  # noqa: E402
-from segsr.inference.budget import check_budget, duration_warning, seconds_per_call  # noqa: E402
-from segsr.inference.checkpoint import load_network  # noqa: E402
-from segsr.inference.consistency_report import REPORT_SUFFIX  # noqa: E402
-from segsr.inference.engine import TileUpscaler, resolve_device  # noqa: E402
-from segsr.inference.geotiff import TiffFormat  # noqa: E402
-from segsr.inference.inputs import InputFile, check_input, check_writable, collect_inputs, plan_input  # noqa: E402
-from segsr.inference.onnx_runner import OnnxTileUpscaler  # noqa: E402
-from segsr.inference.runner import (  # noqa: E402
-    FILE_ERRORS,
-    RadiometryOptions,
-    RunReport,
-    TilingOptions,
-    one_line,
-    upscale_files,
-)
-from segsr.metrics.consistency import ConsistentNetwork  # noqa: E402
-from segsr.nn.info import describe  # noqa: E402
-from segsr.self_ensemble import with_self_ensemble  # noqa: E402
+from segsr.inference.options import COMPRESSIONS, FileOptions  # noqa: E402
 from segsr.utils.errors import SegSRError  # noqa: E402
-from segsr.utils.limits import CALL_PIXELS, CALLS_WARNING, TIFF_BLOCK  # noqa: E402
-
-COMPRESSIONS = ('deflate', 'lzw', 'zstd', 'lzma', 'packbits', 'none')
 
 
 def band_group(text: str) -> tuple[int, ...] | str:
@@ -69,7 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--input', required=True, help='image, raster (GeoTIFF, VRT, /vsizip/...), folder or glob')
     parser.add_argument('--recursive', action='store_true', help='also search subfolders; the output mirrors them')
     parser.add_argument('--output', required=True, help='folder for the results (same file names as the inputs)')
-    parser.add_argument('--overwrite', action='store_true', help='replace outputs that already exist')
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument('--overwrite', action='store_true', help='replace outputs that already exist')
+    existing.add_argument('--skip-existing', action='store_true',
+                          help='leave inputs whose outputs exist (always complete: written by rename) and run the rest')
     parser.add_argument('--tile', type=int, default=256, help='LR pixels per tile side written by one network call')
     parser.add_argument(
         '--overlap',
@@ -110,149 +92,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--cog', action='store_true', help='write Cloud-Optimized GeoTIFFs with overviews')
     parser.add_argument('--compress', choices=COMPRESSIONS, default='deflate', help='TIFF compression')
     parser.add_argument('--blocksize', type=int, help='TIFF block side, a multiple of 16 (default: fits the tile)')
-    parser.add_argument('--device', help='cpu or cuda (default: cuda when available)')
+    parser.add_argument('--device', help='cpu or cuda (default: cuda when available, cuda:LOCAL_RANK under torchrun)')
+    parser.add_argument('--shard', help='INDEX/COUNT: run only this share of the inputs (job arrays, no launcher)')
+    parser.add_argument('--rank-timeout', type=float, default=10.0,
+                        help='seconds without a heartbeat after which a rank of a torchrun/Slurm run counts as dead')
+    parser.add_argument('--no-io-threads', dest='io_threads', action='store_false',
+                        help='read and write on the main thread instead of beside the network')
     return parser
 
 
-def band_request(groups: list | None) -> tuple[tuple[int, ...], ...] | str | None:
-    if groups is None:
-        return None
-    if EACH_BAND in groups:
-        if len(groups) > 1:
-            raise SegSRError('--bands each stands alone: drop the other band groups')
-        return EACH_BAND
-    return tuple(groups)
-
-
-def validate(args: argparse.Namespace) -> None:
-    if args.tile < 1 or args.batch < 1:
-        raise SegSRError(f'--tile ({args.tile}) and --batch ({args.batch}) must be positive')
-    if not 0 <= args.overlap <= args.tile:
-        raise SegSRError(f'--overlap {args.overlap} must lie between 0 and --tile {args.tile}')
-    if args.blocksize is not None and (args.blocksize < 16 or args.blocksize % 16):
-        raise SegSRError(f'--blocksize {args.blocksize} must be a positive multiple of 16, e.g. 256 or 512')
-    if args.uncertainty and args.save_guidance:
-        raise SegSRError('--uncertainty and --save-guidance cannot run together: run the scene once for each')
-    if args.blocksize is not None:
-        TIFF_BLOCK.check(args.blocksize, f'--blocksize {args.blocksize}')
-    CALL_PIXELS.check(args.batch * (args.tile + 2 * args.overlap) ** 2,
-                      f'one network call (--batch {args.batch} x (--tile {args.tile} + 2 --overlap {args.overlap})^2)')
-    if args.onnx:
-        torch_only = [flag for flag, given in (('--opt', args.opt), ('--bf16', args.bf16),
-                                               ('--save-guidance', args.save_guidance),
-                                               ('--uncertainty', args.uncertainty),
-                                               ('--enforce-consistency', args.enforce_consistency),
-                                               ('--device', args.device not in (None, 'cpu'))) if given]
-        if torch_only:
-            raise SegSRError(f'{", ".join(torch_only)} apply to --weights only; drop them with --onnx')
-
-
-def plan_inputs(args: argparse.Namespace, radiometry: RadiometryOptions, report: RunReport) -> list[InputFile]:
-    """Every input checked before the model loads; the ones that fail are reported, not run."""
-    output = Path(args.output)
-    check_writable(output)
-    planned, taken = [], set()
-    for source, folder in collect_inputs(args.input, args.recursive):
-        item = with_evaluation_outputs(plan_input(source, output / folder, args.save_guidance), args)
-        try:
-            check_input(item, radiometry.bands, radiometry.allow_categorical, args.overwrite, taken)
-        except FILE_ERRORS as error:
-            skip(report, source, error)
-            continue
-        planned.append(item)
-    return planned
-
-
-def with_evaluation_outputs(item: InputFile, args: argparse.Namespace) -> InputFile:
-    """The spread raster and the consistency report beside the output, where asked for."""
-    stem = item.image.with_suffix('')
-    return replace(item, spread=Path(f'{stem}_uncertainty.tif') if args.uncertainty else None,
-                   report=Path(f'{stem}{REPORT_SUFFIX}') if args.consistency_report else None)
-
-
-def skip(report: RunReport, source, error: Exception) -> None:
-    report.failures.append((str(source), one_line(error)))
-    print(f'skipped {source}: {one_line(error)}', file=sys.stderr)
-
-
-def budget_inputs(args: argparse.Namespace, planned: list[InputFile], upscaler, radiometry: RadiometryOptions,
-                  report: RunReport) -> list[InputFile]:
-    """The inputs whose outputs fit on the disk (and, for PNG and JPEG, in memory); the others are reported
-    and skipped. Inputs that take very many network calls are announced with a timed estimate."""
-    kept, calls = [], {}
-    for item in planned:
-        try:
-            budget = check_budget(item, upscaler.scale, upscaler.in_channels, upscaler.map_channels,
-                                  radiometry.bands, args.tile, args.overlap, args.batch, args.compress != 'none')
-        except FILE_ERRORS as error:
-            skip(report, item.source, error)
-            continue
-        for warning in budget.warnings:
-            print(f'warning: {warning}', file=sys.stderr)
-        kept.append(item)
-        calls[item.source] = budget.calls
-    long = [item for item in kept if calls[item.source] > CALLS_WARNING.value()]
-    if long:
-        seconds = seconds_per_call(upscaler, upscaler.in_channels, args.tile, args.overlap, args.batch)
-        for item in long:
-            print(f'warning: {duration_warning(item.source, calls[item.source], seconds)}', file=sys.stderr)
-    return kept
-
-
-def build_upscaler(args: argparse.Namespace, device) -> tuple[TileUpscaler | OnnxTileUpscaler, str]:
-    """The network runner the tiled engine calls (torch with --weights, onnxruntime with --onnx), and the
-    name of what it was built from (for provenance)."""
-    if args.onnx:
-        return OnnxTileUpscaler(args.onnx, self_ensemble=args.self_ensemble), Path(args.onnx).name
-    network, _ = load_network(args.weights, args.opt)
-    if args.enforce_consistency:
-        network = ConsistentNetwork(network, describe(network).scale)
-    if args.self_ensemble and not args.uncertainty:  # with --uncertainty the upscaler runs the ensemble itself
-        network = with_self_ensemble(network)
-    upscaler = TileUpscaler(network, device, bf16=args.bf16, guidance=args.save_guidance,
-                            uncertainty=args.uncertainty)
-    return upscaler, Path(args.weights).name
-
-
-def provenance(args: argparse.Namespace, weights: str, scale: int) -> dict:
-    """Dataset tags that say what made the file."""
-    bands = ' '.join(','.join(map(str, g)) for g in args.bands) if args.bands and EACH_BAND not in args.bands else (
-        EACH_BAND if args.bands else 'all'
-    )
-    return {
-        'SEGSR_VERSION': segsr.__version__,
-        'SEGSR_WEIGHTS': weights,
-        'SEGSR_SCALE': scale,
-        'SEGSR_TILE': args.tile,
-        'SEGSR_OVERLAP': args.overlap,
-        'SEGSR_BANDS': bands,
-        'SEGSR_STRETCH': args.stretch if args.stretch != 'percentile' else f'percentile {args.percentiles}',
-    }
-
-
-def run(args: argparse.Namespace) -> RunReport:
-    validate(args)
-    device = resolve_device(args.device)
-    radiometry = RadiometryOptions(
-        bands=band_request(args.bands),
-        stretch=args.stretch,
-        percentiles=args.percentiles,
-        allow_categorical=args.allow_categorical,
-    )
-    report = RunReport()
-    planned = plan_inputs(args, radiometry, report)
-    if not planned:
-        raise SegSRError(f'none of the {len(report.failures)} inputs can run: {report.failures[-1][1]}')
-    upscaler, weights = build_upscaler(args, device)
-    planned = budget_inputs(args, planned, upscaler, radiometry, report)
-    if not planned:
-        raise SegSRError(f'none of the {len(report.failures)} inputs can run: {report.failures[-1][1]}')
-    tiling = TilingOptions(tile=args.tile, overlap=args.overlap, batch=args.batch)
-    tiff_format = TiffFormat(cog=args.cog, compress=args.compress, blocksize=args.blocksize)
-    done = upscale_files(planned, upscaler, tiling, radiometry, tiff_format, provenance(args, weights, upscaler.scale))
-    report.written += done.written
-    report.failures += done.failures
-    return report
+def run(args: argparse.Namespace) -> api.RunReport:
+    """The command line handed to :func:`segsr.api.run`."""
+    file_options = {name: getattr(args, name) for name in FileOptions.__dataclass_fields__}
+    return api.run(args.input, args.output, weights=args.weights, onnx=args.onnx, opt=args.opt, device=args.device,
+                   bf16=args.bf16, self_ensemble=args.self_ensemble, recursive=args.recursive, shard=args.shard,
+                   rank_timeout=args.rank_timeout, **file_options)
 
 
 def stop_on_sigterm(signum: int, frame) -> None:
@@ -271,11 +125,14 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signal.SIGTERM, previous)
     for path in report.written:
         print(path)
-    if report.failures:
-        for source, reason in report.failures:
-            print(f'failed: {source}: {reason}', file=sys.stderr)
-        last, reason = report.failures[-1]
-        sys.exit(f'error: {len(report.failures)} input(s) failed (listed above; the last: {last}: {reason}); '
+    for source, reason in report.failures:
+        print(f'failed: {source}: {reason}', file=sys.stderr)
+    if report.summary:
+        print(report.summary, file=sys.stderr)
+    failed = len(report.failures) + report.failed_elsewhere
+    if failed and report.summary:  # the process that saw the whole run decides its exit status
+        last, reason = report.last_failure
+        sys.exit(f'error: {failed} input(s) failed (listed above; the last: {last}: {reason}); '
                  'the others were written')
 
 

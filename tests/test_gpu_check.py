@@ -41,9 +41,13 @@ def test_quick_cpu_run_writes_summary_results_log_and_plot(tmp_path):
 
     results = json.loads((out / 'results.json').read_text())
     assert [step['status'] for step in results['steps']] == ['ok'] * len(results['steps']), results['steps']
-    assert {'environment', 'cuda tests', 'loss curves', 'training'} <= {step['name'] for step in results['steps']}
+    assert {'environment', 'cuda tests', 'loss curves', 'training', 'archive inference'} <= {
+        step['name'] for step in results['steps']}
     assert results['cuda_tests']['tests'] >= 1 and results['cuda_tests']['failures'] == 0
     assert results['training']['training']['iterations'] == 2
+    archive = results['archive']['runs']
+    assert [(row['files'], row['run']) for row in archive] == [(4, '2 processes x 1 thread (torchrun)')]
+    assert archive[0]['files_per_s'] > 0 and archive[0]['mp_per_s'] > 0
     tiled = results['tiled']['fp32']
     assert tiled['output'] == [4 * side for side in tiled['scene']]
     assert [row['status'] for row in results['targets']] == ['not measured'] * 4  # no paper config on a CPU
@@ -138,9 +142,9 @@ def test_every_command_of_the_gpu_plan_is_accepted_by_its_script_and_the_trainin
     parsed = []
     for step in steps:
         program = Path(step.command[1]).name
-        if program in ('benchmark.py', 'compare_loss_curves.py', 'tiled_inference_peak.py'):
+        if program in ('benchmark.py', 'compare_loss_curves.py', 'tiled_inference_peak.py', 'benchmark_infer.py'):
             options = importlib.import_module(program.removesuffix('.py')).parse_args(step.command[2:])
-            assert options.device == 'cuda'
+            assert getattr(options, 'device', None) == 'cuda' or options.devices == ['cuda']
             parsed.append(program)
         elif program == 'train.py' or 'torch.distributed.run' in step.command:
             train_args = step.command[step.command.index(str(ROOT / 'segsr/train.py')) + 1:]
@@ -148,4 +152,4 @@ def test_every_command_of_the_gpu_plan_is_accepted_by_its_script_and_the_trainin
             validate_options(yaml.safe_load(Path(options_file).read_text()), options_file, True)
             parsed.append('train.py')
     assert parsed.count('benchmark.py') == 8 and parsed.count('train.py') == 2
-    assert {'compare_loss_curves.py', 'tiled_inference_peak.py'} <= set(parsed)
+    assert {'compare_loss_curves.py', 'tiled_inference_peak.py', 'benchmark_infer.py'} <= set(parsed)

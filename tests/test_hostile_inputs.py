@@ -27,6 +27,7 @@ from scripts.prepare_dataset import main as prepare_main
 from segsr import evaluation
 from segsr.export import main as export_main
 from segsr.infer import main as infer_main
+from segsr.inference.manifest import MANIFEST_NAME
 from segsr.self_ensemble import TRANSFORMS
 from segsr.training import main as train_main
 
@@ -244,7 +245,7 @@ def test_infer_folder_skips_the_bomb_and_runs_the_rest(tmp_path, capsys):
     err = capsys.readouterr().err
     assert 'Traceback' not in err and '\n' not in message
     assert '1 input(s) failed' in message and 'b.png' in message and 'SEGSR_MAX_IMAGE_PIXELS' in message
-    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['a.png', 'c.png']
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['a.png', 'c.png', MANIFEST_NAME]
     assert tree_digest(inputs) == before
 
 
@@ -301,7 +302,7 @@ def test_infer_full_disk_while_building_cog_overviews(tmp_path, small_disk, caps
     message = str(stop.value.code)
     assert 'Traceback' not in capsys.readouterr().err and '\n' not in message
     assert f'cannot write raster {small_disk / "out" / "noise.tif"} (' in message and 'MiB free' in message
-    assert not list((small_disk / 'out').glob('*')), 'no partial file is left'
+    assert [p.name for p in (small_disk / 'out').glob('*')] == [MANIFEST_NAME], 'no partial file is left'
     assert not list(small_disk.glob('.*partial*'))
 
 

@@ -16,6 +16,7 @@ import segsr  # noqa: F401  (basicsr compat and registration)
 from segsr.infer import main
 from segsr.inference.engine import TileUpscaler
 from segsr.inference.geotiff import block_side
+from segsr.inference.manifest import MANIFEST_NAME
 from segsr.inference.runner import RadiometryOptions, TilingOptions, upscale_file
 from segsr.nn.info import NetworkInfo
 
@@ -208,8 +209,8 @@ def test_folder_and_glob_inputs(weights, tmp_path):
     (tmp_path / 'notes.txt').write_text('not an image')
     infer('--weights', weights, '--input', tmp_path, '--output', tmp_path / 'folder')
     infer('--weights', weights, '--input', tmp_path / '*.png', '--output', tmp_path / 'glob')
-    assert sorted(p.name for p in (tmp_path / 'folder').iterdir()) == ['a.png', 'b.jpg']
-    assert [p.name for p in (tmp_path / 'glob').iterdir()] == ['a.png']
+    assert sorted(p.name for p in (tmp_path / 'folder').iterdir()) == ['a.png', 'b.jpg', MANIFEST_NAME]
+    assert sorted(p.name for p in (tmp_path / 'glob').iterdir()) == ['a.png', MANIFEST_NAME]
 
 
 def test_opt_file_rebuilds_a_checkpoint_without_options(tmp_path):

@@ -1,6 +1,7 @@
 """Rasters keep their values and metadata through inference: no clipping, NaN and classes handled, every band,
 COG and VRT output/input, folder runs that survive a bad file, stale partial files and SIGTERM."""
 
+import json
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from rasterio.enums import ColorInterp
 import segsr
 from segsr.infer import main
 from segsr.inference import runner
+from segsr.inference.manifest import MANIFEST_NAME
 from segsr.utils.files import remove_stale_temp_files
 
 TILING = ('--tile', 32, '--overlap', 8)
@@ -166,7 +168,7 @@ def test_cog_output_is_a_valid_cog_with_overviews(toy, tmp_path):
         assert cog.tags(ns='IMAGE_STRUCTURE')['COMPRESSION'] == 'ZSTD'
         assert cog.overviews(1), 'overviews present'
         assert cog.nodata == 0 and cog.tags()['SEGSR_SCALE'] == '2' and cog.shape == (600, 600)
-    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['big.tif'], 'no staging file left'
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['big.tif', MANIFEST_NAME], 'no staging file left'
 
 
 def test_plain_tiff_compress_and_blocksize(toy, tmp_path):
@@ -199,7 +201,7 @@ def test_folder_with_a_bad_file_in_the_middle_runs_the_others(toy, tmp_path, cap
     write_raster(folder / '.hidden.tif', np.zeros((1, 8, 8), np.uint16))
     message = one_line_error('--weights', toy, '--input', folder, '--output', tmp_path / 'out', *TILING)
     assert '1 input(s) failed' in message
-    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['a.tif', 'c.tif']
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['a.tif', 'c.tif', MANIFEST_NAME]
     failed = [line for line in capsys.readouterr().err.splitlines() if line.startswith('failed: ')]
     assert len(failed) == 1 and 'b.tif' in failed[0]
 
@@ -261,5 +263,6 @@ def test_sigterm_during_inference_removes_the_partial_file(toy, tmp_path, monkey
     with pytest.raises(SystemExit, match='SIGTERM'):
         infer('--weights', toy, '--input', source, '--output', out, '--tile', 16, '--overlap', 4)
     assert partials, 'the run was writing when the signal came'
-    assert list(out.iterdir()) == []
+    assert [p.name for p in out.iterdir()] == [MANIFEST_NAME], 'only the manifest of the stopped run'
+    assert [entry['status'] for entry in json.loads((out / MANIFEST_NAME).read_text())['inputs']] == ['pending']
     assert signal.getsignal(signal.SIGTERM) is handler, 'the handler is only held while inference runs'

@@ -20,7 +20,6 @@ from segsr.metrics.consistency import psnr
 from segsr.metrics.spectral import spectral_angle_degrees
 from segsr.utils.files import atomic_write_bytes
 
-REPORT_SUFFIX = '_consistency.json'  # beside the output: <stem>_consistency.json
 FOOTPRINT = 2  # LR pixels each way that the x-scale bicubic degradation of one LR pixel reads
 
 
@@ -33,9 +32,13 @@ def peak_value(lr: np.ndarray, valid: np.ndarray, dtype: np.dtype) -> float:
 
 
 def scene_consistency(planned: InputFile, bands: list[int], scale: int,
-                      to_physical: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
-    """PSNR, MAE and (3+ bands) spectral angle of the written output degraded x``scale`` against the input."""
-    source, output = open_source(planned.source), open_source(planned.image)
+                      to_physical: Callable[[np.ndarray], np.ndarray] | None = None, written: Path | None = None
+                      ) -> dict:
+    """PSNR, MAE and (3+ bands) spectral angle of the written output degraded x``scale`` against the input.
+
+    ``written``: where the output is read from, when that is not yet ``planned.image`` (its finished
+    temporary file, before it is published)."""
+    source, output = open_source(planned.source), open_source(written or planned.image)
     try:
         lr = source.read(bands, 0, source.height, 0, source.width).astype(np.float64)
         valid = source.read_valid(bands, 0, source.height, 0, source.width)
@@ -60,8 +63,8 @@ def scene_consistency(planned: InputFile, bands: list[int], scale: int,
     }
 
 
-def write_consistency_report(planned: InputFile, bands: list[int], scale: int) -> Path:
+def write_consistency_report(planned: InputFile, bands: list[int], scale: int, written: Path | None = None) -> Path:
     """The report of :func:`scene_consistency` written to ``planned.report``; returns its path."""
-    atomic_write_bytes(planned.report,
-                       (json.dumps(scene_consistency(planned, bands, scale), indent=2) + '\n').encode())
+    report = scene_consistency(planned, bands, scale, written=written)
+    atomic_write_bytes(planned.report, (json.dumps(report, indent=2) + '\n').encode())
     return planned.report

@@ -14,6 +14,10 @@ IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
 TIFF_SUFFIXES = ('.tif', '.tiff')
 RASTER_SUFFIXES = (*TIFF_SUFFIXES, '.vrt', '.img', '.jp2')
 GDAL_VIRTUAL_PREFIX = '/vsi'
+# Outputs beside the image: <stem> + suffix.
+GUIDANCE_SUFFIX = '_guidance.tif'
+SPREAD_SUFFIX = '_uncertainty.tif'
+REPORT_SUFFIX = '_consistency.json'
 
 
 @dataclass(frozen=True)
@@ -76,11 +80,21 @@ def output_name(source: Path | str) -> str:
     return name
 
 
-def plan_input(source: Path | str, folder: Path, guidance: bool) -> InputFile:
-    """Output paths for one input; the guidance maps go beside the image as ``<stem>_guidance.tif``."""
-    image = folder / output_name(source)
-    maps = folder / f'{image.stem}_guidance.tif' if guidance else None
-    return InputFile(source, image, maps)
+def outputs_beside(source: Path | str, image: Path, guidance: bool = False, uncertainty: bool = False,
+                   report: bool = False) -> InputFile:
+    """The outputs of ``source``: ``image``, and beside it, where asked for, the guidance maps
+    (``<stem>_guidance.tif``), the self-ensemble spread (``<stem>_uncertainty.tif``) and the consistency
+    report (``<stem>_consistency.json``)."""
+    stem = image.with_suffix('')
+    return InputFile(source, image, Path(f'{stem}{GUIDANCE_SUFFIX}') if guidance else None,
+                     Path(f'{stem}{SPREAD_SUFFIX}') if uncertainty else None,
+                     Path(f'{stem}{REPORT_SUFFIX}') if report else None)
+
+
+def plan_input(source: Path | str, folder: Path, guidance: bool = False, uncertainty: bool = False,
+               report: bool = False) -> InputFile:
+    """Output paths for one input written into ``folder`` under its own name (see :func:`outputs_beside`)."""
+    return outputs_beside(source, folder / output_name(source), guidance, uncertainty, report)
 
 
 def open_source(source: Path | str) -> ImageSource | RasterSource:

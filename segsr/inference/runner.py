@@ -1,6 +1,7 @@
 """Super-resolve files: pick bands, map values into the network range, tile, and write atomically."""
 
 import contextlib
+import functools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -8,8 +9,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import rasterio
 from rasterio.enums import ColorInterp
+from rasterio.transform import Affine
 from scipy import ndimage
 from tqdm import tqdm
 
@@ -30,10 +31,11 @@ from segsr.inference.geotiff import (
 )
 from segsr.inference.image_io import ImageSink, ImageSource
 from segsr.inference.inputs import InputFile, is_raster, open_source, plan_input
+from segsr.inference.pipeline import BackgroundWriter, InlineWriter
 from segsr.inference.radiometry import BandStretch, data_range_stretch, percentile_stretch, unsigned_range_stretch
-from segsr.inference.tiling import count_tiles, upscale_tiled
+from segsr.inference.tiling import band_extent, count_tiles, tile_rows, upscale_tiled
 from segsr.utils.errors import SegSRError
-from segsr.utils.files import atomic_path, remove_stale_temp_files
+from segsr.utils.files import atomic_path
 
 GDAL_CACHE_MB = 64
 FILE_ERRORS = (SegSRError, *GDAL_ERRORS)
@@ -59,10 +61,15 @@ class RadiometryOptions:
 
 @dataclass
 class RunReport:
-    """Files written, and ``(input, one-line reason)`` for every input that failed."""
+    """Files written, and ``(input, one-line reason)`` for every input that failed, by this process;
+    ``failed_elsewhere`` counts the failures of the other processes of a run (known to rank 0)."""
 
     written: list[Path] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed_elsewhere: int = 0
+    last_failure: tuple[str, str] | None = None  # this process's last, else the last in the manifest
+    summary: str = ''
 
 
 def choose_stretch(source: ImageSource | RasterSource, bands: list[int], options: RadiometryOptions) -> BandStretch:
@@ -152,6 +159,20 @@ def restore_block(
     return restore
 
 
+def band_georeference(source: ImageSource | RasterSource, scale: int, rows: tuple[int, int] | None) -> dict:
+    """The output's CRS and transform, moved down to the first row of ``rows`` (LR) for a band of the scene."""
+    if not isinstance(source, RasterSource):
+        return {}
+    georeference = refined_georeference(source, scale)
+    if georeference and rows is not None:
+        georeference['transform'] = georeference['transform'] @ Affine.translation(0, rows[0] * scale)
+    return georeference
+
+
+def output_height(source: ImageSource | RasterSource, scale: int, rows: tuple[int, int] | None) -> int:
+    return (rows[1] - rows[0] if rows is not None else source.height) * scale
+
+
 def open_image_sink(
     stack: contextlib.ExitStack,
     source: ImageSource | RasterSource,
@@ -161,14 +182,18 @@ def open_image_sink(
     block: int,
     tiff_format: TiffFormat,
     tags: dict,
+    rows: tuple[int, int] | None = None,
 ) -> ImageSink | RasterSink:
-    """The output under a temporary name; rasters keep georeference, nodata, mask and metadata."""
-    height, width = source.height * scale, source.width * scale
+    """The output under a temporary name; rasters keep georeference, nodata, mask and metadata.
+
+    ``rows`` (LR rows ``[start, stop)``) makes a raster holding only that band of the output.
+    """
+    height, width = output_height(source, scale, rows), source.width * scale
     temporary = stack.enter_context(atomic_path(path))
     if isinstance(source, RasterSource):
-        georeference = refined_georeference(source, scale)
         profile = output_profile(
-            height, width, len(bands), source.dtype, source.nodata, georeference, block, tiff_format.compress
+            height, width, len(bands), source.dtype, source.nodata, band_georeference(source, scale, rows), block,
+            tiff_format.compress,
         )
         sink = RasterSink(
             temporary, profile, write_mask=source.has_mask and source.nodata is None, tiff_format=tiff_format,
@@ -201,10 +226,11 @@ def open_maps_sink(
     block: int,
     tiff_format: TiffFormat,
     tags: dict,
+    rows: tuple[int, int] | None = None,
 ) -> RasterSink:
     """Guidance maps as float32 bands, one per map and band group, on the output's grid; NaN where nodata."""
-    georeference = refined_georeference(source, scale) if isinstance(source, RasterSource) else {}
-    height, width = source.height * scale, source.width * scale
+    georeference = band_georeference(source, scale, rows)
+    height, width = output_height(source, scale, rows), source.width * scale
     nodata = float('nan') if source.nodata is not None or getattr(source, 'masked', False) else None
     profile = output_profile(
         height, width, len(names), np.float32, nodata, georeference, block, tiff_format.compress
@@ -232,6 +258,101 @@ def upscaled_alpha(source: ImageSource, scale: int) -> np.ndarray:
     return cv2.resize(alpha, (source.width * scale, source.height * scale), interpolation=cv2.INTER_CUBIC)
 
 
+@dataclass(frozen=True)
+class ScenePlan:
+    """Which bands go through the network in which groups, where they land, and how values are mapped."""
+
+    groups: list[list[int]]
+    bands: list[int]
+    stretch: BandStretch
+
+    @property
+    def position(self) -> dict[int, int]:
+        return {band: index for index, band in enumerate(self.bands)}
+
+
+def plan_scene(source: ImageSource | RasterSource, upscaler: TileUpscaler, radiometry: RadiometryOptions,
+               name) -> ScenePlan:
+    groups = band_groups(radiometry.bands, source.band_count, source.alpha_band, upscaler.in_channels, name)
+    bands = output_bands(groups)
+    return ScenePlan(groups, bands, choose_stretch(source, bands, radiometry))
+
+
+def run_scene(
+    stack: contextlib.ExitStack,
+    source: ImageSource | RasterSource,
+    plan: ScenePlan,
+    upscaler: TileUpscaler,
+    tiling: TilingOptions,
+    image_sink,
+    maps_sink=None,
+    *,
+    spread_sink=None,
+    band: tuple[int, int] | None = None,
+    on_tiles: Callable[[int], None] | None = None,
+    write_source: ImageSource | RasterSource | None = None,
+) -> None:
+    """Every band group through the tiled network into the sinks; the sinks hold the output rows of ``band``.
+
+    ``spread_sink`` takes the self-ensemble spread of each group (an upscaler built with ``uncertainty``) as
+    one band in source units. With ``write_source`` (a second handle on the same file) windows are read on a
+    reader thread and blocks restored and written on a writer thread, each through its own handle.
+    """
+    scale = upscaler.scale
+    position = plan.position
+    threaded = write_source is not None
+    writer = BackgroundWriter() if threaded else InlineWriter()
+    stack.callback(writer.cancel)  # before the sinks close
+    row_offset = 0 if band is None else band_extent(source.height, tiling.tile, tiling.overlap, band)[0] * scale
+    for index, group in enumerate(plan.groups):
+        group_stretch = plan.stretch.select([position[b] for b in group])
+        restore = restore_block(write_source or source, group, group_stretch, scale)
+        first_map = index * upscaler.map_channels
+        indexes = [position[b] for b in group]
+        map_indexes = list(range(first_map, first_map + upscaler.map_channels))
+
+        def write(row: int, col: int, output: np.ndarray, restore=restore, indexes=indexes, maps=map_indexes,
+                  index=index, group_stretch=group_stretch) -> None:
+            image, valid = restore(row, col, output[: upscaler.sr_channels])
+            image_sink.write(row - row_offset, col, image, valid, bands=indexes)
+            first_spread = upscaler.sr_channels + upscaler.map_channels
+            if maps_sink is not None:
+                guidance = output[upscaler.sr_channels : first_spread]
+                if valid is not None:
+                    guidance = np.where(valid, guidance, np.float32(np.nan))
+                maps_sink.write(row - row_offset, col, guidance, bands=maps)
+            if spread_sink is not None:
+                spread = spread_in_source_units(output[first_spread:], group_stretch, valid)
+                spread_sink.write(row - row_offset, col, spread, bands=[index])
+
+        blocks = stack.enter_context(contextlib.closing(upscale_tiled(
+            network_reader(source, group, group_stretch, upscaler.in_channels),
+            source.height,
+            source.width,
+            upscaler,
+            scale=scale,
+            tile=tiling.tile,
+            overlap=tiling.overlap,
+            batch=tiling.batch,
+            on_batch=on_tiles,
+            band=band,
+            read_ahead=threaded,
+        )))
+        for row, col, output in blocks:
+            writer.submit(functools.partial(write, row, col, output))
+    writer.finish()
+
+
+def scene_tiles(height: int, width: int, groups: int, tiling: TilingOptions, band: tuple[int, int] | None = None
+                ) -> int:
+    """Network calls (tiles) a scene or a band of it takes, for progress reporting."""
+    tiles = count_tiles(height, width, tiling.tile, tiling.overlap)
+    if band is None:
+        return tiles * groups
+    per_row = tiles // tile_rows(height, tiling.tile, tiling.overlap)
+    return (band[1] - max(band[0] - 1, 0)) * per_row * groups
+
+
 def upscale_input(
     planned: InputFile,
     upscaler: TileUpscaler,
@@ -239,71 +360,61 @@ def upscale_input(
     radiometry: RadiometryOptions,
     tiff_format: TiffFormat = PLAIN_TIFF,
     tags: dict | None = None,
-    progress_position: int = 0,
+    *,
+    band: tuple[int, int] | None = None,
+    on_tiles: Callable[[int], None] | None = None,
+    io_threads: bool = False,
 ) -> list[Path]:
-    """Super-resolve one input, one network pass per band group, into one output; return the files written."""
+    """Super-resolve one input, one network pass per band group, into one output; return the files written.
+
+    With ``band`` (tile rows ``[start, stop)`` of a raster) the files hold only the output rows those tile
+    rows finish, for one process of several; ``io_threads`` reads and writes beside the network.
+    """
     tags = tags or {}
     with contextlib.ExitStack() as stack:
         source = open_source(planned.source)
         stack.callback(source.close)
-        groups = band_groups(
-            radiometry.bands, source.band_count, source.alpha_band, upscaler.in_channels, planned.source
-        )
-        bands = output_bands(groups)
-        position = {band: index for index, band in enumerate(bands)}
-        stretch = choose_stretch(source, bands, radiometry)
+        plan = plan_scene(source, upscaler, radiometry, planned.source)
         scale = upscaler.scale
         block = tiff_format.blocksize or block_side(tiling.tile * scale) or DEFAULT_BLOCK
+        rows = None if band is None else band_extent(source.height, tiling.tile, tiling.overlap, band)
         planned.image.parent.mkdir(parents=True, exist_ok=True)
-        image_sink = open_image_sink(stack, source, planned.image, scale, bands, block, tiff_format, tags)
-        maps = None
+        image_sink = open_image_sink(stack, source, planned.image, scale, plan.bands, block, tiff_format, tags, rows)
+        maps = spread = None
         if planned.maps is not None:
-            names = guidance_names(groups, upscaler.map_stages)
-            maps = open_maps_sink(stack, source, planned.maps, scale, names, block, tiff_format, tags)
-        spread = None
+            names = guidance_names(plan.groups, upscaler.map_stages)
+            maps = open_maps_sink(stack, source, planned.maps, scale, names, block, tiff_format, tags, rows)
         if planned.spread is not None:
-            names = [f'spread bands {",".join(str(b + 1) for b in group)}' for group in groups]
-            spread = open_maps_sink(stack, source, planned.spread, scale, names, block, tiff_format, tags)
-        tiles = count_tiles(source.height, source.width, tiling.tile, tiling.overlap)
-        bar = stack.enter_context(
-            tqdm(total=tiles * len(groups), unit='tile', desc=planned.name, dynamic_ncols=True,
-                 position=progress_position, leave=progress_position == 0)
-        )
-        for index, group in enumerate(groups):
-            group_stretch = stretch.select([position[band] for band in group])
-            restore = restore_block(source, group, group_stretch, scale)
-            first_map = index * upscaler.map_channels
-            blocks = upscale_tiled(
-                network_reader(source, group, group_stretch, upscaler.in_channels),
-                source.height,
-                source.width,
-                upscaler,
-                scale=scale,
-                tile=tiling.tile,
-                overlap=tiling.overlap,
-                batch=tiling.batch,
-                on_batch=bar.update,
-            )
-            for row, col, output in blocks:
-                image, valid = restore(row, col, output[: upscaler.sr_channels])
-                image_sink.write(row, col, image, valid, bands=[position[band] for band in group])
-                if maps is not None:
-                    guidance = output[upscaler.sr_channels :]
-                    if valid is not None:
-                        guidance = np.where(valid, guidance, np.float32(np.nan))
-                    maps.write(row, col, guidance, bands=list(range(first_map, first_map + upscaler.map_channels)))
-                if spread is not None:
-                    ensemble_spread = output[upscaler.sr_channels + upscaler.map_channels :]
-                    spread.write(row, col, spread_in_source_units(ensemble_spread, group_stretch, valid), bands=[index])
+            spread = open_maps_sink(stack, source, planned.spread, scale, spread_names(plan.groups), block,
+                                    tiff_format, tags, rows)
+        write_source = None
+        batches = -(-scene_tiles(source.height, source.width, 1, tiling, band) // tiling.batch)
+        if io_threads and batches > 1:  # with one batch there is nothing to read or write beside the network
+            write_source = open_source(planned.source) if isinstance(source, RasterSource) else source
+            stack.callback(write_source.close)
+        run_scene(stack, source, plan, upscaler, tiling, image_sink, maps, spread_sink=spread, band=band,
+                  on_tiles=on_tiles, write_source=write_source)
         if isinstance(source, ImageSource) and source.alpha_band is not None:
-            image_sink.write_band(len(bands), upscaled_alpha(source, scale))
-        image_sink.commit()
-        for sink in (maps, spread):
-            if sink is not None:
-                sink.commit()
-    if planned.report is not None:
-        write_consistency_report(planned, bands, scale)
+            image_sink.write_band(len(plan.bands), upscaled_alpha(source, scale))
+        publish_last(planned, [maps, spread], image_sink, plan.bands, scale)
     return planned.outputs
+
+
+def spread_names(groups: list[list[int]]) -> list[str]:
+    """One spread band per band group, named by the bands that made it."""
+    return [f'spread bands {",".join(str(b + 1) for b in group)}' for group in groups]
+
+
+def publish_last(planned: InputFile, extra_sinks: list, image_sink, bands: list[int], scale: int) -> None:
+    """Finish the guidance and spread rasters, then the image, then the consistency report (read from the
+    image's finished temporary file): the image is renamed onto its final name last of all, when the ExitStack
+    that opened it closes, so an existing image means every output of the input is complete."""
+    for sink in extra_sinks:
+        if sink is not None:
+            sink.commit()
+    image_sink.commit()
+    if planned.report is not None:
+        write_consistency_report(planned, bands, scale, written=image_sink.path)
 
 
 def upscale_file(
@@ -328,46 +439,11 @@ def warn_on_partial_blocks(planned: list[InputFile], tile: int, scale: int, tiff
         reason = f'that --blocksize {tiff_format.blocksize} does not divide'
     else:
         return
-    print(
+    tqdm.write(
         f'warning: --tile {tile} makes {cell}-pixel output cells {reason}, so blocks are compressed twice '
         'and files grow; a tile like 256 avoids this',
         file=sys.stderr,
     )
-
-
-def upscale_files(
-    planned: list[InputFile],
-    upscaler: TileUpscaler,
-    tiling: TilingOptions,
-    radiometry: RadiometryOptions,
-    tiff_format: TiffFormat = PLAIN_TIFF,
-    tags: dict | None = None,
-) -> RunReport:
-    """Every input in turn; one that fails is reported and the rest still run.
-
-    A fixed GDAL block cache keeps reading and writing within a set budget. Partial files that
-    killed runs left in an output folder are removed before the first write into it.
-    """
-    warn_on_partial_blocks(planned, tiling.tile, upscaler.scale, tiff_format)
-    report = RunReport()
-    cleaned: set[Path] = set()
-    several = len(planned) > 1
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), tqdm(
-        total=len(planned), unit='file', desc='files', disable=not several, dynamic_ncols=True
-    ) as files_bar:
-        for item in planned:
-            folder = item.image.parent
-            if folder not in cleaned and folder.is_dir():
-                remove_stale_temp_files(folder)
-            cleaned.add(folder)
-            try:
-                report.written += upscale_input(
-                    item, upscaler, tiling, radiometry, tiff_format, tags, progress_position=int(several)
-                )
-            except FILE_ERRORS as error:
-                report.failures.append((str(item.source), one_line(error)))
-            files_bar.update(1)
-    return report
 
 
 def one_line(error: Exception) -> str:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from segsr.inference.pipeline import prefetched
+
 ReadRect = Callable[[int, int, int, int], np.ndarray]
 """``read(row0, row1, col0, col1) -> (C, row1 - row0, col1 - col0)`` for a rectangle inside the scene."""
 
@@ -111,6 +113,17 @@ def count_tiles(height: int, width: int, tile: int, overlap: int) -> int:
     return AxisPlan.fit(height, tile, overlap).count * AxisPlan.fit(width, tile, overlap).count
 
 
+def tile_rows(height: int, tile: int, overlap: int) -> int:
+    """How many rows of tiles cover a scene: the finest unit a scene can be split into across processes."""
+    return AxisPlan.fit(height, tile, overlap).count
+
+
+def band_extent(height: int, tile: int, overlap: int, rows: tuple[int, int]) -> tuple[int, int]:
+    """The LR rows ``[start, stop)`` whose output the tile rows ``rows`` finish."""
+    plan = AxisPlan.fit(height, tile, overlap)
+    return plan.cell(rows[0])[0], plan.cell(rows[1] - 1)[1]
+
+
 def tile_order(rows: AxisPlan, cols: AxisPlan) -> list[tuple[int, int]]:
     """Along the longer side first, so the bands awaiting their second tile span the shorter side."""
     if cols.extent > rows.extent:
@@ -129,22 +142,32 @@ def upscale_tiled(
     overlap: int,
     batch: int = 1,
     on_batch: Callable[[int], None] | None = None,
+    band: tuple[int, int] | None = None,
+    read_ahead: bool = False,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Super-resolve a scene tile by tile; yield ``(output_row, output_col, block)`` for each final cell.
 
-    The blocks tile the whole output once. Besides the network's activations for ``batch``
-    windows, memory holds only the shared bands still waiting for their second tile: about
-    ``overlap * scale`` output pixels across the scene's shorter side.
+    The blocks tile the whole output once. With ``band``, tile rows ``[start, stop)``, only their cells are made (a
+    band of the scene for one of several processes): the row above is run too, for the shared band it
+    blends into the first row, and tiles run in the whole scene's order, so every sum is formed in the same
+    order and the band is bit-identical to the same rows of a whole run. ``read_ahead`` reads the next
+    batches' windows on a reader thread while the network runs.
+
+    Besides the network's activations for ``batch`` windows, memory holds only the shared bands still
+    waiting for their second tile: about ``overlap * scale`` output pixels across the scene's shorter side.
     """
     if tile < 1 or not 0 <= overlap <= tile:
         raise ValueError(f'need tile >= 1 and 0 <= overlap <= tile, got tile={tile}, overlap={overlap}')
     rows = AxisPlan.fit(height, tile, overlap)
     cols = AxisPlan.fit(width, tile, overlap)
-    tiles = tile_order(rows, cols)
+    first_row, stop_row = band or (0, rows.count)
+    tiles = [(r, c) for r, c in tile_order(rows, cols) if max(first_row - 1, 0) <= r < stop_row]
+    batches = (
+        (chunk, np.stack([read_window(read, rows.window(r), cols.window(c), height, width) for r, c in chunk]))
+        for chunk in (tiles[first : first + batch] for first in range(0, len(tiles), batch))
+    )
     waiting: dict[tuple[int, int], list[np.ndarray]] = defaultdict(list)
-    for first in range(0, len(tiles), batch):
-        chunk = tiles[first : first + batch]
-        inputs = np.stack([read_window(read, rows.window(r), cols.window(c), height, width) for r, c in chunk])
+    for chunk, inputs in prefetched(batches) if read_ahead else batches:
         outputs = network(inputs)
         if on_batch is not None:
             on_batch(len(chunk))
@@ -160,6 +183,9 @@ def upscale_tiled(
                         waiting[cell_r, cell_c].append(weighted[:, a * scale : b * scale, d * scale : e * scale].copy())
             (top, bottom), (left, right) = rows.cell(r), cols.cell(c)
             own = weighted[:, : (bottom - top) * scale, : (right - left) * scale]
+            if r < first_row:
+                waiting.pop((r, c), None)
+                continue
             yield top * scale, left * scale, settle(own, waiting.pop((r, c), []))
 
 

@@ -1,0 +1,168 @@
+"""Inference over several processes: torchrun ranks (gloo on CPU), Slurm-style ranks, and --shard job arrays
+give outputs identical to one process; a dead rank stops the run; --skip-existing resumes it."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import rasterio
+from conftest import ROOT
+from raster_fakes import smooth, toy_checkpoint, write_raster
+
+from segsr.inference.manifest import MANIFEST_NAME
+
+TOY_INFER = str(ROOT / 'tests' / 'infer_with_toys.py')
+TILING = ['--tile', '16', '--overlap', '4']
+BIG = 'big.tif'
+
+
+def environment(**extra) -> dict:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(('SLURM_', 'MASTER_'))}
+    for key in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK'):
+        env.pop(key, None)
+    return {**env, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT), **extra}
+
+
+def infer(*args, launcher: tuple = (), env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    command = [sys.executable, *launcher, TOY_INFER, *map(str, args)]
+    return subprocess.run(command, env=env or environment(), capture_output=True, text=True, timeout=timeout)
+
+
+def mixed_folder(folder: Path) -> Path:
+    """GeoTIFFs of several dtypes (nodata, NaN), PNG and JPEG images, and one scene larger than half of all."""
+    folder.mkdir()
+    for index, size in enumerate((24, 32, 40)):
+        data = np.rint(500 + 3000 * np.stack([smooth(size, size + 8, index + band) for band in range(3)]))
+        data[:, :4, :6] = 0
+        write_raster(folder / f'u16_{index}.tif', data.astype(np.uint16), nodata=0)
+    dem = (50 * smooth(28, 20, 9)).astype(np.float32)[None].repeat(3, 0)
+    dem[:, 3:7, 3:7] = np.nan
+    write_raster(folder / 'dem.tif', dem)
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(folder / 'photo.png'), rng.integers(0, 256, (20, 28, 3), dtype=np.uint8))
+    cv2.imwrite(str(folder / 'photo.jpg'), rng.integers(0, 256, (16, 24, 3), dtype=np.uint8))
+    big = np.rint(4000 * np.stack([smooth(96, 64, 20 + band) for band in range(3)])).astype(np.uint16)
+    big[:, 40:50, 10:20] = 0
+    write_raster(folder / BIG, big, nodata=0, AREA_OR_POINT='Point')
+    return folder
+
+
+def outputs(folder: Path) -> list[str]:
+    """The files under final names (not the manifest, not hidden partial files)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(('segsr-manifest', '.')))
+
+
+def assert_same_file(one: Path, other: Path) -> None:
+    """Values, mask, georeference, profile and metadata (tags, band descriptions) alike."""
+    with rasterio.open(one) as a, rasterio.open(other) as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+        np.testing.assert_array_equal(a.dataset_mask(), b.dataset_mask())
+        assert a.profile == b.profile and a.crs == b.crs and a.transform == b.transform
+        assert a.tags() == b.tags() and a.descriptions == b.descriptions and a.colorinterp == b.colorinterp
+        assert a.tags(ns='IMAGE_STRUCTURE') == b.tags(ns='IMAGE_STRUCTURE') and a.overviews(1) == b.overviews(1)
+
+
+def manifest(folder: Path, name: str = MANIFEST_NAME) -> dict[str, dict]:
+    return {Path(entry['input']).name: entry for entry in json.loads((folder / name).read_text())['inputs']}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """The toy checkpoint, the mixed folder and its one-process COG outputs."""
+    root = tmp_path_factory.mktemp('dist')
+    weights = toy_checkpoint(root / 'toy.pth')
+    folder = mixed_folder(root / 'in')
+    done = infer('--weights', weights, '--input', folder, '--output', root / 'one', '--cog', *TILING)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return weights, folder, root / 'one'
+
+
+def test_torchrun_two_ranks_equal_one_process_with_the_large_scene_split(setup, tmp_path):
+    weights, folder, one = setup
+    inputs = tmp_path / 'in'
+    shutil.copytree(folder, inputs)
+    (inputs / 'broken.tif').write_bytes(b'not a tiff')  # fails on its rank; the run goes on
+    torchrun = ('-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2')
+    done = infer('--weights', weights, '--input', inputs, '--output', tmp_path / 'two', '--cog', *TILING,
+                 launcher=torchrun)
+    assert done.returncode != 0 and 'error: 1 input(s) failed' in done.stderr, done.stderr[-3000:]
+    assert outputs(tmp_path / 'two') == outputs(one) == sorted(p.name for p in folder.iterdir())
+    for name in outputs(one):
+        assert_same_file(one / name, tmp_path / 'two' / name)
+    entries = manifest(tmp_path / 'two')
+    assert entries.pop('broken.tif')['status'] == 'failed'
+    assert {entry['status'] for entry in entries.values()} == {'done'}
+    assert entries[BIG]['rank'] in ('0,1', '1,0'), 'the large scene is split over both ranks'
+    assert {entries[name]['rank'] for name in entries if name != BIG} == {0, 1}, 'the others are shared out'
+    assert done.stderr.count('done 7, skipped 0, failed 1') == 1, 'one summary, from rank 0'
+
+
+def test_shards_run_as_separate_commands_equal_one_run(setup, tmp_path):
+    weights, folder, one = setup
+    for shard in ('0/2', '1/2'):
+        done = infer('--weights', weights, '--input', folder, '--output', tmp_path / 'shards', '--cog', *TILING,
+                     '--shard', shard)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert outputs(tmp_path / 'shards') == outputs(one)
+    for name in outputs(one):
+        assert_same_file(one / name, tmp_path / 'shards' / name)
+    first, second = (manifest(tmp_path / 'shards', f'segsr-manifest-shard-{i}-of-2.json') for i in (0, 1))
+    assert first and second and not set(first) & set(second) and set(first) | set(second) == set(outputs(one))
+
+
+def test_a_killed_rank_stops_the_run_and_skip_existing_resumes_it(setup, tmp_path):
+    weights, folder, one = setup
+    out = tmp_path / 'out'
+    port = str(free_port())
+    ranks = []
+    for rank in (0, 1):
+        env = environment(SLURM_PROCID=str(rank), SLURM_NTASKS='2', SLURM_LOCALID=str(rank),
+                          SLURM_NODELIST='localhost', MASTER_ADDR='127.0.0.1', MASTER_PORT=port,
+                          SEGSR_TEST_SLOW_SECONDS='0.3')
+        command = [sys.executable, TOY_INFER, '--weights', str(weights), '--input', str(folder), '--output', str(out),
+                   *TILING, '--rank-timeout', '3']
+        ranks.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not any(entry['status'] == 'done' for entry in (
+            manifest(out).values() if (out / MANIFEST_NAME).exists() else [])):
+        time.sleep(0.2)
+    assert ranks[0].poll() is None and ranks[1].poll() is None, 'both ranks still running when one is killed'
+    ranks[1].send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    _, stderr = ranks[0].communicate(timeout=60)
+    ranks[1].communicate()
+    assert ranks[0].returncode != 0 and time.monotonic() - killed_at < 20
+    assert 'error: rank 1 of 2 stopped responding' in stderr, stderr[-2000:]
+
+    finished = outputs(out)
+    done_before = {name for name, entry in manifest(out).items() if entry['status'] == 'done'}
+    assert finished and len(finished) < len(outputs(one)), 'the run stopped midway'
+    assert done_before <= set(finished)
+    modified = {name: (out / name).stat().st_mtime_ns for name in finished}
+    for name in finished:  # under a final name only complete files
+        np.testing.assert_array_equal(rasterio.open(out / name).read(), rasterio.open(one / name).read())
+
+    resumed = infer('--weights', weights, '--input', folder, '--output', out, *TILING, '--skip-existing')
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    entries = manifest(out)
+    assert {name for name, entry in entries.items() if entry['status'] == 'skipped'} == set(finished)
+    assert {name for name, entry in entries.items() if entry['status'] == 'done'} == set(outputs(one)) - set(finished)
+    assert all((out / name).stat().st_mtime_ns == modified[name] for name in finished), 'done files not redone'
+    assert sorted(p.name for p in out.iterdir()) == sorted([*outputs(one), MANIFEST_NAME]), 'no partial files left'
+    for name in outputs(one):
+        np.testing.assert_array_equal(rasterio.open(out / name).read(), rasterio.open(one / name).read())
