@@ -137,3 +137,25 @@ def test_a_rerun_with_skip_existing_redoes_nothing_and_says_so(toy, tmp_path):
     assert [entry['status'] for entry in entries['inputs']] == ['skipped', 'skipped']
     assert entries['summary']['skipped'] == 2 and entries['summary']['done'] == 0
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / 'out').glob('*.png')} == modified
+
+
+def test_evaluation_outputs_from_the_api_equal_the_cli(toy, tmp_path):
+    source = write_raster(tmp_path / 'scene.tif', reflectance(), nodata=0)
+    flags = ('--uncertainty', '--enforce-consistency', '--consistency-report')
+    infer(['--weights', str(toy), '--input', str(source), '--output', str(tmp_path / 'cli'), *TILING, *flags])
+    upscaler = segsr.load(toy, device='cpu')
+    evaluation = {'uncertainty': True, 'enforce_consistency': True, 'consistency_report': True}
+    written = upscaler.upscale_file(source, tmp_path / 'api' / 'scene.tif', **OPTIONS, **evaluation)
+    names = ['scene.tif', 'scene_uncertainty.tif', 'scene_consistency.json']
+    assert [p.name for p in written] == names
+    for name in names[:2]:
+        np.testing.assert_array_equal(read(tmp_path / 'api' / name), read(tmp_path / 'cli' / name))
+    api_report, cli_report = (json.loads((tmp_path / folder / names[2]).read_text()) for folder in ('api', 'cli'))
+    assert api_report['output'] == str(tmp_path / 'api' / 'scene.tif'), 'the report names the output, not a temp file'
+    api_report['output'] = cli_report['output']
+    assert api_report == cli_report
+    assert upscaler.upscale_file(source, tmp_path / 'api', skip_existing=True, **OPTIONS, **evaluation) == []
+    with pytest.raises(SegSRError, match='uncertainty, consistency_report write files'):
+        upscaler.upscale(reflectance(), uncertainty=True, consistency_report=True)
+    with pytest.raises(SegSRError, match='--uncertainty and --save-guidance cannot run together'):
+        upscaler.upscale_file(source, tmp_path / 'other', uncertainty=True, save_guidance=True)

@@ -166,3 +166,30 @@ def test_a_killed_rank_stops_the_run_and_skip_existing_resumes_it(setup, tmp_pat
     assert sorted(p.name for p in out.iterdir()) == sorted([*outputs(one), MANIFEST_NAME]), 'no partial files left'
     for name in outputs(one):
         np.testing.assert_array_equal(rasterio.open(out / name).read(), rasterio.open(one / name).read())
+
+
+def test_a_split_scene_keeps_its_spread_raster_and_consistency_report(setup, tmp_path):
+    """--uncertainty and --consistency-report on a scene split over two ranks give what one process gives."""
+    weights, folder, _ = setup
+    inputs = tmp_path / 'in'
+    inputs.mkdir()
+    shutil.copy(folder / BIG, inputs / BIG)
+    flags = ('--uncertainty', '--consistency-report', '--enforce-consistency', *TILING)
+    one = infer('--weights', weights, '--input', inputs, '--output', tmp_path / 'one', *flags)
+    assert one.returncode == 0, one.stderr[-2000:]
+    torchrun = ('-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2')
+    two = infer('--weights', weights, '--input', inputs, '--output', tmp_path / 'two', *flags, launcher=torchrun)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert manifest(tmp_path / 'two')[BIG]['rank'] in ('0,1', '1,0'), 'the scene is split over both ranks'
+    stem = Path(BIG).stem
+    assert outputs(tmp_path / 'two') == outputs(tmp_path / 'one') == sorted(
+        [BIG, f'{stem}_uncertainty.tif', f'{stem}_consistency.json'])
+    assert_same_file(tmp_path / 'one' / BIG, tmp_path / 'two' / BIG)
+    with rasterio.open(tmp_path / 'one' / f'{stem}_uncertainty.tif') as a, \
+            rasterio.open(tmp_path / 'two' / f'{stem}_uncertainty.tif') as b:
+        spread = a.read()
+        np.testing.assert_array_equal(spread, b.read())  # NaN (nodata) where the image is nodata, in both
+        assert a.transform == b.transform and a.descriptions == b.descriptions and a.nodata is not None
+    assert np.nanmax(spread) > 0
+    reports = [json.loads((tmp_path / run / f'{stem}_consistency.json').read_text()) for run in ('one', 'two')]
+    assert [report['psnr'] for report in reports] == [reports[0]['psnr']] * 2 and reports[0]['valid_pixels'] > 0
