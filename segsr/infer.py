@@ -13,8 +13,9 @@ if __name__ == '__main__':
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import segsr  # noqa: E402  (basicsr compat and arch registration first)
+from segsr.data.radiometry import Radiometry  # noqa: E402
 from segsr.inference.bands import EACH_BAND  # noqa: E402
-from segsr.inference.checkpoint import load_network  # noqa: E402
+from segsr.inference.checkpoint import load_network, stored_radiometry  # noqa: E402
 from segsr.inference.engine import TileUpscaler, resolve_device  # noqa: E402
 from segsr.inference.geotiff import TiffFormat  # noqa: E402
 from segsr.inference.inputs import InputFile, check_input, check_writable, collect_inputs, plan_input  # noqa: E402
@@ -87,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         '--stretch',
         choices=('auto', 'range', 'percentile'),
         default='auto',
-        help='affine map to the network range, inverted exactly: auto = range for 8-bit, percentile otherwise',
+        help='affine map to the network range, inverted exactly: auto = the checkpoint\'s radiometric contract; '
+        'without one, range for 8-bit and percentile otherwise',
     )
     parser.add_argument('--percentiles', type=percentile_pair, default=(0.5, 99.5), help='low,high for percentile')
     parser.add_argument(
@@ -154,7 +156,7 @@ def build_upscaler(args: argparse.Namespace, device) -> tuple[TileUpscaler | Onn
     return upscaler, Path(args.weights).name
 
 
-def provenance(args: argparse.Namespace, weights: str, scale: int) -> dict:
+def provenance(args: argparse.Namespace, weights: str, scale: int, contract: Radiometry | None = None) -> dict:
     """Dataset tags that say what made the file."""
     bands = ' '.join(','.join(map(str, g)) for g in args.bands) if args.bands and EACH_BAND not in args.bands else (
         EACH_BAND if args.bands else 'all'
@@ -166,18 +168,36 @@ def provenance(args: argparse.Namespace, weights: str, scale: int) -> dict:
         'SEGSR_TILE': args.tile,
         'SEGSR_OVERLAP': args.overlap,
         'SEGSR_BANDS': bands,
-        'SEGSR_STRETCH': args.stretch if args.stretch != 'percentile' else f'percentile {args.percentiles}',
+        'SEGSR_STRETCH': f'contract: {contract.describe()}' if contract is not None and args.stretch == 'auto' else (
+            args.stretch if args.stretch != 'percentile' else f'percentile {args.percentiles}'),
     }
+
+
+def checkpoint_contract(args: argparse.Namespace) -> Radiometry | None:
+    """The weights' radiometric contract, if they carry one beyond the 8-bit default; an explicit --stretch
+    replaces it, with one warning."""
+    contract = stored_radiometry(args.weights) if args.weights else None
+    if contract is None or contract.is_default:
+        return None
+    if args.stretch != 'auto':
+        print(f'warning: --stretch {args.stretch} replaces the radiometric contract the weights were trained with '
+              f'({contract.describe()}); outputs leave the trained value range', file=sys.stderr)
+    return contract
 
 
 def run(args: argparse.Namespace) -> RunReport:
     validate(args)
     device = resolve_device(args.device)
+    contract = checkpoint_contract(args)
+    bands = band_request(args.bands)
+    if bands is None and contract is not None and contract.bands:
+        bands = (contract.bands,)
     radiometry = RadiometryOptions(
-        bands=band_request(args.bands),
+        bands=bands,
         stretch=args.stretch,
         percentiles=args.percentiles,
         allow_categorical=args.allow_categorical,
+        contract=contract,
     )
     report = RunReport()
     planned = plan_inputs(args, radiometry, report)
@@ -186,7 +206,8 @@ def run(args: argparse.Namespace) -> RunReport:
     upscaler, weights = build_upscaler(args, device)
     tiling = TilingOptions(tile=args.tile, overlap=args.overlap, batch=args.batch)
     tiff_format = TiffFormat(cog=args.cog, compress=args.compress, blocksize=args.blocksize)
-    done = upscale_files(planned, upscaler, tiling, radiometry, tiff_format, provenance(args, weights, upscaler.scale))
+    tags = provenance(args, weights, upscaler.scale, contract)
+    done = upscale_files(planned, upscaler, tiling, radiometry, tiff_format, tags)
     report.written += done.written
     report.failures += done.failures
     return report

@@ -75,6 +75,7 @@ DATASET_KEYS = {
     'batch_size_per_gpu': POSITIVE_INT, 'dataset_enlarge_ratio': POSITIVE_INT, 'prefetch_mode': _f('str', 'none'),
     'pin_memory': _f('bool'), 'persistent_workers': _f('bool'), 'num_prefetch_queue': POSITIVE_INT,
     'color': _f('str', 'none'), 'mean': _f('list', 'none'), 'std': _f('list', 'none'),
+    'bands': _f('list'), 'nodata_max_share': _f('float'),
 }
 TRAIN_DATASET = Field(('dict',), keys={**DATASET_KEYS, 'batch_size_per_gpu': replace(POSITIVE_INT, required=True)})
 EVAL_DATASET = Field(('dict',), keys=DATASET_KEYS)
@@ -115,6 +116,9 @@ PERFORMANCE = Field(('dict',), closed=True, keys={
         'mode': _f('str'), 'dynamic': _f('bool', 'none'), 'fullgraph': _f('bool'),
     }),
 })
+RADIOMETRY = Field(('dict',), closed=True, keys={
+    'scale': _f('float', 'list'), 'offset': _f('float', 'list'), 'from_metadata': _f('bool'), 'range': _f('list'),
+})
 TILE = Field(('dict',), keys={'tile_size': _f('int'), 'tile_pad': _f('int')})
 
 COMMON_TOP = {
@@ -122,7 +126,7 @@ COMMON_TOP = {
     'scale': POSITIVE_INT, 'num_gpu': _f('int', 'str', check=gpu_count),
     'manual_seed': _f('int', 'none'), 'path': PATH, 'val': VAL, 'logger': LOGGER, 'dist_params': DIST_PARAMS,
     'find_unused_parameters': _f('bool'), 'tile': TILE, 'performance': PERFORMANCE,
-    'network_g': replace(TYPED, required=True),
+    'network_g': replace(TYPED, required=True), 'radiometry': RADIOMETRY,
 }
 TRAIN_TOP = Field(('dict',), keys={
     **COMMON_TOP, 'train': replace(TRAIN, required=True),

@@ -15,6 +15,8 @@ from basicsr.utils import set_random_seed
 from basicsr.utils.dist_util import get_dist_info
 
 from segsr.data.loaders import apply_loader_defaults
+from segsr.data.radiometry import Radiometry
+from segsr.data.raster_files import is_glob
 from segsr.option_schema import validate_options
 from segsr.utils.dist import init_dist
 from segsr.utils.errors import SegSRError
@@ -93,7 +95,7 @@ def check_dataroots(opt: dict) -> None:
     for phase, dataset in opt.get('datasets', {}).items():
         for key in DATAROOT_KEYS:
             path = dataset.get(key)
-            if path is not None and not Path(path).exists():
+            if path is not None and not is_glob(path) and not Path(path).exists():
                 raise SegSRError(f'datasets.{phase}.{key}: {path} does not exist; {data_builder_hint(path)}')
 
 
@@ -110,6 +112,49 @@ def default_metrics(scale: int) -> dict:
     }
 
 
+RASTER_DATASETS = ('RasterDataset',)
+SPECTRAL_METRICS = ('calculate_band_psnr', 'calculate_band_ssim', 'calculate_sam', 'calculate_ergas')
+
+
+def spectral_metrics(scale: int) -> dict:
+    """The protocol for physical values: per-band PSNR over the contract's range, SSIM, SAM and ERGAS."""
+    return {
+        'psnr': {'type': 'calculate_band_psnr', 'crop_border': scale},
+        'ssim': {'type': 'calculate_band_ssim', 'crop_border': scale},
+        'sam': {'type': 'calculate_sam', 'crop_border': scale, 'better': 'lower'},
+        'ergas': {'type': 'calculate_ergas', 'crop_border': scale, 'better': 'lower'},
+    }
+
+
+def has_rasters(opt: dict) -> bool:
+    return any(dataset.get('type') in RASTER_DATASETS for dataset in opt['datasets'].values())
+
+
+def check_raster_metrics(opt: dict) -> None:
+    """Raster datasets hold physical values of any band count: the 8-bit image metrics do not apply."""
+    metrics = (opt.get('val') or {}).get('metrics') or {}
+    wrong = [name for name, metric in metrics.items() if metric.get('type') not in SPECTRAL_METRICS]
+    if has_rasters(opt) and wrong:
+        raise SegSRError(f'val.metrics.{wrong[0]}: {metrics[wrong[0]]["type"]} compares 8-bit images; raster '
+                         f'datasets take {", ".join(SPECTRAL_METRICS)} (see docs/rasters.md)')
+
+
+def set_contract(opt: dict, contract: Radiometry) -> None:
+    """The radiometric contract every dataset reads and every checkpoint stores."""
+    opt['contract'] = contract.to_dict()
+    for dataset in opt['datasets'].values():
+        dataset['contract'] = opt['contract']
+
+
+def contract_of_options(opt: dict) -> Radiometry:
+    """The ``radiometry`` section (8-bit default without one) with the bands of the training set, else of the
+    first dataset that names them."""
+    datasets = opt['datasets']
+    named = [datasets['train']] if 'train' in datasets else []
+    bands = next((dataset['bands'] for dataset in [*named, *datasets.values()] if dataset.get('bands')), None)
+    return Radiometry.from_options(opt.get('radiometry'), bands)
+
+
 def complete_options(opt: dict, is_train: bool) -> None:
     """Fill every default the run reads, once, so no later stage changes the options or guesses a value."""
     logger = opt['logger']
@@ -123,7 +168,7 @@ def complete_options(opt: dict, is_train: bool) -> None:
         if not isinstance(opt.get('scale'), int):
             raise SegSRError('scale: missing; add the upscaling factor of the network (e.g. scale: 4)')
         val = opt['val'] = opt.get('val') or {}
-        val.setdefault('metrics', default_metrics(opt['scale']))
+        val.setdefault('metrics', (spectral_metrics if has_rasters(opt) else default_metrics)(opt['scale']))
         val.setdefault('save_img', False)
         val.setdefault('pbar', True)
 
@@ -194,4 +239,6 @@ def setup_options(args: argparse.Namespace, is_train: bool) -> dict:
         opt['path'].update(results_root=str(results_root), log=str(results_root),
                            visualization=str(results_root / 'visualization'))
     complete_options(opt, is_train)
+    check_raster_metrics(opt)
+    set_contract(opt, contract_of_options(opt))
     return opt

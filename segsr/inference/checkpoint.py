@@ -7,6 +7,7 @@ from basicsr.archs import build_network  # segsr/__init__ has patched basicsr an
 from torch import nn
 
 from segsr.clip.lora import merge_lora
+from segsr.data.radiometry import Radiometry
 from segsr.utils.checkpoint import load_checkpoint, load_state_dict_checked, select_state_dict
 from segsr.utils.errors import SegSRError
 from segsr.utils.option_yaml import load_option_file
@@ -54,3 +55,9 @@ def load_network(
     merge_lora(network)
     return network.eval(), network_options
 
+
+
+def stored_radiometry(weights: str | Path) -> Radiometry | None:
+    """The radiometric contract a checkpoint was trained with; None for one made before contracts existed."""
+    stored = _load_file(Path(weights)).get('radiometry')
+    return Radiometry.from_dict(stored) if isinstance(stored, dict) else None

@@ -11,9 +11,10 @@ import numpy as np
 import rasterio
 from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioError
-from scipy import ndimage
 from tqdm import tqdm
 
+from segsr.data.nodata import fill_from_nearest_valid
+from segsr.data.radiometry import Radiometry, calibration_from_metadata
 from segsr.inference.bands import BandRequest, band_groups, output_bands
 from segsr.inference.engine import TileUpscaler
 from segsr.inference.geotiff import (
@@ -54,6 +55,8 @@ class RadiometryOptions:
     stretch: str = 'auto'
     percentiles: tuple[float, float] = (0.5, 99.5)
     allow_categorical: bool = False
+    contract: Radiometry | None = None
+    """The checkpoint's radiometric contract, which ``auto`` applies; None (or the 8-bit default) for none."""
 
 
 @dataclass
@@ -65,12 +68,15 @@ class RunReport:
 
 
 def choose_stretch(source: ImageSource | RasterSource, bands: list[int], options: RadiometryOptions) -> BandStretch:
-    """8-bit data keep their 0..255 scale (as in training); deeper data are normalised by percentiles.
+    """The checkpoint's contract when it has one (the values it was trained on, whatever the scene); else
+    8-bit data keep their 0..255 scale (as in training) and deeper data are normalised by percentiles.
 
     ``range`` is the dtype's range for unsigned integers and the data's min..max for signed and
     float data, whose dtype range (-32768.. or ±3e38) says nothing about the values.
     """
     mode = options.stretch
+    if mode == 'auto' and options.contract is not None and not options.contract.is_default:
+        return contract_stretch(source, bands, options.contract)
     if mode == 'auto':
         mode = 'range' if source.dtype == np.uint8 else 'percentile'
     if mode == 'range':
@@ -82,14 +88,11 @@ def choose_stretch(source: ImageSource | RasterSource, bands: list[int], options
     raise SegSRError(f'unknown stretch {options.stretch!r}: use auto, range or percentile')
 
 
-def fill_from_nearest_valid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Replace nodata pixels by their nearest valid neighbour, so no fill value bleeds into valid data."""
-    if valid.all():
-        return values
-    if not valid.any():
-        return np.zeros_like(values)
-    nearest = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
-    return values[:, nearest[0], nearest[1]]
+def contract_stretch(source: ImageSource | RasterSource, bands: list[int], contract: Radiometry) -> BandStretch:
+    """The contract's map of 0-based ``bands``: its scale/offset, or the file's own metadata (``from_metadata``)."""
+    contract = contract.for_bands([band + 1 for band in bands])
+    metadata = calibration_from_metadata(source.dataset, bands) if isinstance(source, RasterSource) else None
+    return contract.stretch(contract.calibration(metadata, str(source.path)), len(bands))
 
 
 def network_reader(

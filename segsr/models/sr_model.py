@@ -5,6 +5,7 @@ from collections import OrderedDict
 from copy import deepcopy
 from os import path as osp
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from basicsr.metrics import calculate_metric
@@ -16,6 +17,8 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 from tqdm import tqdm
 
+from segsr.data.radiometry import Radiometry
+from segsr.inference.geotiff import write_float_raster
 from segsr.models.precision import Performance
 from segsr.models.tiled_forward import check_tile_options, tiled_forward
 from segsr.self_ensemble import ensemble_mean
@@ -23,9 +26,22 @@ from segsr.utils.checkpoint import atomic_torch_save, load_checkpoint, load_stat
 from segsr.utils.report import average_rows, metric_columns
 
 
-def bicubic_upscale(lq: torch.Tensor, scale: int) -> torch.Tensor:
-    """MATLAB-style bicubic upscaling of a (1, C, H, W) batch: the reference every SR result is compared to."""
-    return imresize(lq[0].detach().float().cpu(), scale).clamp_(0, 1).unsqueeze(0)
+def bicubic_upscale(lq: torch.Tensor, scale: int, clamp: bool = True) -> torch.Tensor:
+    """MATLAB-style bicubic upscaling of a (1, C, H, W) batch: the reference every SR result is compared to.
+
+    8-bit images are clamped to [0, 1] as they would be saved; physical values (``clamp`` False) are not.
+    """
+    upscaled = imresize(lq[0].detach().float().cpu(), scale)
+    return (upscaled.clamp_(0, 1) if clamp else upscaled).unsqueeze(0)
+
+
+def add_metric(row: OrderedDict, metric: str, value) -> None:
+    """A metric's value in a result row; a per-band measure adds its mean and one column per band."""
+    values = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    row[metric] = float(values.mean())
+    if values.size > 1:
+        for band, band_value in enumerate(values, start=1):
+            row[f'{metric}_band{band}'] = float(band_value)
 
 
 @MODEL_REGISTRY.register()
@@ -77,8 +93,16 @@ class SegSRModel(SRModel):
         self.optimizer_g = self.get_optimizer(optim_type, trainable, **optim_opt)
         self.optimizers.append(self.optimizer_g)
 
+    def feed_data(self, data: dict) -> None:
+        """The batch, and the nodata mask of raster datasets (1 where the reference holds data)."""
+        super().feed_data(data)
+        self.mask = data['mask'].to(self.device) if 'mask' in data else None
+
     def compute_losses(self, output: torch.Tensor) -> OrderedDict:
-        """The configured losses of ``output`` against ``self.gt``, by log name."""
+        """The configured losses of ``output`` against ``self.gt``, by log name; pixels without data
+        (``self.mask`` 0) take the reference's value, so they add no error and no gradient."""
+        if getattr(self, 'mask', None) is not None:
+            output = torch.where(self.mask > 0, output, self.gt.to(output.dtype))
         losses = OrderedDict()
         if self.cri_pix:
             losses['l_pix'] = self.cri_pix(output, self.gt)
@@ -160,6 +184,8 @@ class SegSRModel(SRModel):
         network_opt = self.opt.get(f'network_{net_label.removeprefix("net_")}')
         if network_opt is not None:
             checkpoint[f'network_{net_label.removeprefix("net_")}'] = deepcopy(network_opt)
+        if self.opt.get('contract') is not None:
+            checkpoint['radiometry'] = deepcopy(self.opt['contract'])
         iteration = 'latest' if current_iter == -1 else current_iter
         atomic_torch_save(checkpoint, osp.join(self.opt['path']['models'], f'{net_label}_{iteration}.pth'))
 
@@ -197,17 +223,22 @@ class SegSRModel(SRModel):
         if metrics_opt:
             self._initialize_best_metric_results(dataset_name)
 
+        contract = getattr(dataloader.dataset, 'contract', None)
         rows = []
         for val_data in tqdm(dataloader, desc=f'Validate {dataset_name}', unit='image',
                              disable=not val_opt.get('pbar', True), leave=False):
-            img_name = osp.splitext(osp.basename(val_data['lq_path'][0]))[0]
+            img_name = val_data['name'][0] if 'name' in val_data else \
+                osp.splitext(osp.basename(val_data['lq_path'][0]))[0]
             self.feed_data(val_data)
             self.test()
-            sr_img = tensor2img([self.output.detach().cpu()])
+            sr_img = tensor2img([self.output.detach().cpu()]) if contract is None else None
             row = OrderedDict(image=img_name)
             if 'class' in val_data:
                 row['class'] = val_data['class'][0]
-            if hasattr(self, 'gt'):
+            if contract is not None and hasattr(self, 'gt'):
+                self._spectral_metrics(row, contract, metrics_opt, compare_bicubic)
+                del self.gt
+            elif hasattr(self, 'gt'):
                 gt_img = tensor2img([self.gt.detach().cpu()])
                 for metric, metric_opt in metrics_opt.items():
                     row[metric] = float(calculate_metric({'img': sr_img, 'img2': gt_img}, metric_opt))
@@ -217,8 +248,11 @@ class SegSRModel(SRModel):
                         row[f'bicubic_{metric}'] = float(
                             calculate_metric({'img': bicubic_img, 'img2': gt_img}, metric_opt))
                 del self.gt
-            if save_img:
+            if save_img and contract is None:
                 imwrite(sr_img, self._image_path(dataset_name, img_name, current_iter))
+            elif save_img:
+                physical = contract.to_physical(self.output[0].detach().float().cpu().numpy()).astype(np.float32)
+                write_float_raster(self._image_path(dataset_name, img_name, current_iter, '.tif'), physical)
             rows.append(row)
             del self.lq, self.output
 
@@ -231,12 +265,26 @@ class SegSRModel(SRModel):
         self._log_validation(dataset_name, len(rows), averages, current_iter, tb_logger)
         return rows
 
-    def _image_path(self, dataset_name: str, img_name: str, current_iter: int) -> str:
+    def _spectral_metrics(self, row: OrderedDict, contract: Radiometry, metrics_opt: dict,
+                          compare_bicubic: bool) -> None:
+        """Metrics of physical values: network output and reference mapped back through the contract."""
+        reference = contract.to_physical(self.gt[0].detach().float().cpu().numpy())
+        data = {'img2': reference, 'data_range': contract.span(reference.shape[0]), 'scale': self.opt['scale'],
+                'mask': self.mask[0, 0].cpu().numpy() > 0 if self.mask is not None else None}
+        candidates = {'': self.output}
+        if compare_bicubic:
+            candidates['bicubic_'] = bicubic_upscale(self.lq, self.opt['scale'], clamp=False)
+        for prefix, output in candidates.items():
+            physical = contract.to_physical(output[0].detach().float().cpu().numpy())
+            for metric, metric_opt in metrics_opt.items():
+                add_metric(row, f'{prefix}{metric}', calculate_metric({'img': physical, **data}, metric_opt))
+
+    def _image_path(self, dataset_name: str, img_name: str, current_iter: int, extension: str = '.png') -> str:
         visualization = self.opt['path']['visualization']
         if self.opt['is_train']:
-            return osp.join(visualization, img_name, f'{img_name}_{current_iter}.png')
+            return osp.join(visualization, img_name, f'{img_name}_{current_iter}{extension}')
         suffix = self.opt['val'].get('suffix') or self.opt['name']
-        return osp.join(visualization, dataset_name, f'{img_name}_{suffix}.png')
+        return osp.join(visualization, dataset_name, f'{img_name}_{suffix}{extension}')
 
     def _log_validation(self, dataset_name: str, images: int, averages: dict, current_iter: int, tb_logger) -> None:
         lines = [f'Validation {dataset_name} ({images} images)']
