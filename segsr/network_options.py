@@ -18,9 +18,10 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from segsr.archs.lmm_arch import LMM
 from segsr.archs.segsr_arch import SEGSR
-from segsr.archs.sfem_arch import SFEM
+from segsr.archs.sfem_arch import SFEM, clip_bands, display_bounds
 from segsr.archs.slm_arch import SLM, TEXT_INIT_KEYS
 from segsr.clip.lora import attach_lora
+from segsr.utils.errors import SegSRError
 
 SIMILARITY = 0.6
 
@@ -44,12 +45,17 @@ SFEM_SECTIONS = {'lora': Section(attach_lora, supplied=('tower',), name='LoRA')}
 SLM_SECTIONS = {'text_init': Section(keys=TEXT_INIT_KEYS, name='SLM text_init')}
 SEGSR_SECTIONS = {
     'backbone': Section(),
-    'sfem': Section(SFEM, supplied=('scale', 'loaded_clip')),
+    'sfem': Section(SFEM, supplied=('scale', 'loaded_clip', 'compat', 'in_chans', 'sr_mean',
+                                    'sr_img_range')),
     'slm': Section(SLM, supplied=('embed_dim', 'num_stages', 'scale', 'patch_size', 'loaded_clip')),
     'lmm': Section(LMM, supplied=('num_feat', 'map_channels')),
 }
 # Nested sections per constructor; a subclass (GuidedEDSR, ...) has those of its base.
 NESTED = ((SEGSR, SEGSR_SECTIONS), (SFEM, SFEM_SECTIONS), (SLM, SLM_SECTIONS))
+# The input band count of an SR arch, by the name HAT/SwinIR and basicsr's conv archs give it.
+BAND_KEYS = ('in_chans', 'num_in_ch')
+# basicsr archs that subtract a 3-value RGB mean, and their staged versions, which take any band count.
+RGB_ONLY = {'EDSR': 'StagedEDSR', 'RCAN': 'StagedRCAN'}
 
 
 def constructor_parameters(target: Callable) -> tuple[dict[str, inspect.Parameter], bool]:
@@ -111,6 +117,32 @@ def _unknown(key: str, known: list[str], where: str, owner: str) -> str:
     return f'{where}.{key}: unknown key for {owner}; {hint}'
 
 
+def input_bands(options: dict) -> int:
+    """The bands an SR arch's options say it takes (3 when they do not say)."""
+    return next((options[key] for key in BAND_KEYS if isinstance(options.get(key), int)), 3)
+
+
+def _band_problems(name: str, options: dict, where: str) -> list[str]:
+    bands = input_bands(options)
+    if name in RGB_ONLY and bands != 3:
+        return [f'{where}.num_in_ch: basicsr\'s {name} subtracts a 3-band RGB mean and cannot take {bands} bands; '
+                f'use type: {RGB_ONLY[name]} (the same network, any band count)']
+    return []
+
+
+def _clip_band_problems(options: dict, where: str) -> list[str]:
+    """SEGSR on a backbone of other than 3 bands must say which three CLIP sees."""
+    backbone = options.get('backbone')
+    bands = input_bands(backbone if isinstance(backbone, dict) else options)
+    sfem = options.get('sfem') if isinstance(options.get('sfem'), dict) else {}
+    try:
+        clip_bands(sfem.get('rgb_bands'), bands)
+        display_bounds(sfem.get('display_range'))
+    except SegSRError as error:
+        return [str(error).replace('network_g.', f'{where}.', 1)]
+    return []
+
+
 def _check_arch(options: dict, where: str, problems: list[str], default_type: str | None = None) -> None:
     name = options.get('type', default_type)
     if name not in ARCH_REGISTRY:
@@ -118,6 +150,7 @@ def _check_arch(options: dict, where: str, problems: list[str], default_type: st
         hint = f'did you mean "{close[0]}"?' if close else 'give a registered arch such as HAT'
         problems.append(f'{where}.type: unknown arch "{name}"; {hint}')
         return
+    problems.extend(_band_problems(name, options, where))
     _check_call(ARCH_REGISTRY.get(name), {k: v for k, v in options.items() if k != 'type'}, where, problems)
 
 
@@ -138,6 +171,8 @@ def _check_call(target: Callable, options: dict, where: str, problems: list[str]
         value = options.get(key)
         if isinstance(value, dict):
             _check_section(section, value, f'{where}.{key}', problems, getattr(target, 'backbone_type', None))
+    if takes_flat_backbone(target):
+        problems.extend(_clip_band_problems(options, where))
 
 
 def _check_section(section: Section, options: dict, where: str, problems: list[str], default_type: str | None) -> None:

@@ -7,6 +7,7 @@ from basicsr.archs.arch_util import Upsample
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
+from segsr.nn.band_mean import BandMean, register_band_mean, resolve_band_mean
 from segsr.nn.hat_blocks import (
     AttentionContext,
     AttentionGroup,
@@ -28,7 +29,6 @@ from segsr.nn.window_attention import (
 )
 from segsr.utils.errors import SegSRError
 
-RGB_MEAN = (0.4488, 0.4371, 0.4040)
 RPI_BUFFERS = ('relative_position_index_SA', 'relative_position_index_OCA')
 
 
@@ -63,7 +63,9 @@ class HAT(PadsInput, nn.Module):
         attention runs in (autocast's under autocast), and cached; in eval mode without autograd
         each layer's gathered relative-position bias is cached too (training gathers every step);
       * ``use_checkpoint=True`` recomputes every block in the backward pass while training;
-      * only ``upsampler='pixelshuffle'`` (the published default '' builds no reconstruction head).
+      * only ``upsampler='pixelshuffle'`` (the published default '' builds no reconstruction head);
+      * ``in_chans`` bands other than 3 subtract ``band_mean`` (default 0.5 per band; the published
+        HAT subtracts 0 there, which ``band_mean: 0`` reproduces); 3 bands keep the RGB mean.
 
     Interface used by guided networks:
       * ``network_info``: ``num_stages`` is the number of residual groups (RHAGs), ``num_features``
@@ -102,6 +104,7 @@ class HAT(PadsInput, nn.Module):
         upsampler: str = 'pixelshuffle',
         resi_connection: str = '1conv',
         attn_impl: str = 'sdpa',
+        band_mean: BandMean = None,
     ):
         super().__init__()
         resolution = tuple(s // p for s, p in zip(_pair(img_size), _pair(patch_size), strict=True))
@@ -119,8 +122,7 @@ class HAT(PadsInput, nn.Module):
                                         num_stages=len(depths), num_features=embed_dim)
         self.ape = ape
         self.patches_resolution = resolution
-        mean = RGB_MEAN if in_chans == 3 else (0.0,) * in_chans
-        self.register_buffer('mean', torch.tensor(mean).view(1, in_chans, 1, 1), persistent=False)
+        register_band_mean(self, resolve_band_mean(band_mean, in_chans, 'HAT band_mean'))
 
         overlap_window_size = int(window_size * overlap_ratio) + window_size
         self.register_buffer('relative_position_index_SA', relative_position_index_sa(window_size))

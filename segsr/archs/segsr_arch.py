@@ -59,10 +59,12 @@ class SEGSR(PadsInput, nn.Module):
     The LR image is padded once to the backbone's ``pad_multiple``; SFEM and SLM compute one
     guidance map per stage on the padded image; the backbone's ``stage_hook`` applies LMM i with
     map i; the output is cropped back to ``upscale`` times the input size. ``sfem``, ``slm`` and
-    ``lmm`` are option dicts of those modules (see docs/segsr.md). ``backbone_checkpoint`` loads
-    published weights of the unguided backbone (strictly, for the backbone's keys). ``final_norm:
-    false`` drops the backbone's norm after its last stage (the published SeG-SR code never applies
-    it); ``published_compat`` reproduces other published behaviours (:class:`PublishedCompat`).
+    ``lmm`` are option dicts of those modules (see docs/segsr.md); on a backbone of other than 3
+    bands, ``sfem.rgb_bands`` names the three CLIP sees, and the LMMs modulate the features of all
+    bands. ``backbone_checkpoint`` loads published weights of the unguided backbone (strictly, for
+    the backbone's keys). ``final_norm: false`` drops the backbone's norm after its last stage (the
+    published SeG-SR code never applies it); ``published_compat`` reproduces other published
+    behaviours (:class:`PublishedCompat`).
 
     The published SeG-SR option files write the backbone's keys flat in ``network_g`` (``in_chans``,
     ``window_size``, ``depths``...): every key that is not one of SEGSR's own is taken as such a key.
@@ -87,7 +89,7 @@ class SEGSR(PadsInput, nn.Module):
         sfem, slm = dict(sfem or {}), dict(slm or {})
         text_init = slm.pop('text_init', None)
         clip = load_clip(**{k: sfem[k] for k in CLIP_SOURCE_KEYS if k in sfem}, with_text=bool(text_init))
-        self.sfem = SFEM(**sfem, scale=upscale, loaded_clip=clip, compat=compat,
+        self.sfem = SFEM(**sfem, scale=upscale, loaded_clip=clip, compat=compat, in_chans=backbone_info.in_chans,
                          sr_mean=getattr(self.backbone, 'mean', None),
                          sr_img_range=getattr(self.backbone, 'img_range', 1.0))
         self.slm = SLM(self.sfem.embed_dim, backbone_info.num_stages, upscale, self.sfem.patch_size,
@@ -122,7 +124,7 @@ class SEGSR(PadsInput, nn.Module):
         load_state_dict_checked(self.backbone, state, strict=True, source=f'{path} (backbone)', fix=fix)
 
     def forward_padded(self, x: torch.Tensor, return_maps: bool = False):
-        """(B, 3, Hp, Wp) in [0, 1] -> (B, 3, sHp, sWp); with ``return_maps`` also the per-stage guidance maps.
+        """(B, bands, Hp, Wp) in [0, 1] -> (B, bands, sHp, sWp); with ``return_maps`` also the per-stage guidance maps.
 
         ``forward(x, return_maps)`` takes any size: it pads to ``pad_multiple`` and crops the image back."""
         image_embedding, patch_embeddings = self.sfem(x)

@@ -7,8 +7,8 @@ features (B, num_features, H, W); guided networks (SEGSR) modulate the features 
 from collections.abc import Callable
 
 import torch
-from torch import nn
 
+from segsr.nn.band_mean import register_band_mean
 from segsr.nn.info import NetworkInfo
 from segsr.utils.errors import SegSRError
 
@@ -34,14 +34,6 @@ def split_stages(num_blocks: int, num_stages: int, arch: str) -> tuple[int, ...]
     return tuple((stage + 1) * num_blocks // num_stages - 1 for stage in range(num_stages))
 
 
-def mean_as_buffer(module: nn.Module) -> None:
-    """basicsr keeps the RGB mean as a plain attribute; a non-persistent buffer follows ``.to(device)``
-    and leaves the state dict (and so the published checkpoints' keys) unchanged."""
-    mean = module.mean
-    del module.mean
-    module.register_buffer('mean', mean, persistent=False)
-
-
 class StagedResidualBody:
     """Stage-hook forward for basicsr's conv SR nets (EDSR, RCAN): ``conv_first``, a ``body`` of blocks,
     ``conv_after_body`` plus the long skip, ``upsample``, ``conv_last``.
@@ -52,11 +44,12 @@ class StagedResidualBody:
 
     stage_ends: tuple[int, ...]
 
-    def setup_stages(self, upscale: int, num_feat: int, num_blocks: int, num_stages: int) -> None:
+    def setup_stages(self, upscale: int, num_feat: int, num_blocks: int, num_stages: int,
+                     mean: tuple[float, ...]) -> None:
         """The staged-backbone attributes, set after basicsr's constructor has built the modules.
 
-        Convolutions take any input size: ``pad_multiple`` is 1."""
-        mean_as_buffer(self)
+        Convolutions take any input size: ``pad_multiple`` is 1. ``mean`` has one value per band."""
+        register_band_mean(self, mean)
         self.network_info = NetworkInfo(scale=upscale, in_chans=self.conv_first.in_channels,
                                         out_chans=self.conv_last.out_channels, num_stages=num_stages,
                                         num_features=num_feat)
