@@ -67,6 +67,7 @@ class RasterDataset(data.Dataset):
         self.lr_of = pair_by_georeference(hr_paths, list_rasters(opt['dataroot_lq']), self.scale) \
             if opt.get('dataroot_lq') else {}
         self.band_indices: list[int] = []
+        self.sources: dict[str, RasterSource] = {}
         self.stretches: dict[str, BandStretch] = {}
         sizes = {path: self._describe_file(path, bands) for path in [*hr_paths, *self.lr_of.values()]}
         windows = [whole(window, *sizes[window.path]) for window in listed]
@@ -79,7 +80,12 @@ class RasterDataset(data.Dataset):
         self.dropped = len(windows) - len(self.windows)
         self.paths = [{'gt_path': path, **({'lq_path': self.lr_of[path]} if path in self.lr_of else {})}
                       for path in hr_paths]
-        self.sources: dict[str, RasterSource] = {}
+        self.close()  # loader workers open their own
+
+    def close(self) -> None:
+        for source in self.sources.values():
+            source.close()
+        self.sources.clear()
 
     @property
     def is_train(self) -> bool:
