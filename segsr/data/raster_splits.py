@@ -59,8 +59,9 @@ def assign_blocks(blocks: list[RasterWindow], plan: SplitPlan) -> dict[str, list
 
 
 def windows_of(block: RasterWindow, window: int) -> list[RasterWindow]:
+    offsets = range(0, block.width - window + 1, window), range(0, block.height - window + 1, window)
     return [RasterWindow(block.path, block.col + col, block.row + row, window, window)
-            for row in range(0, block.height - window + 1, window) for col in range(0, block.width - window + 1, window)]
+            for row in offsets[1] for col in offsets[0]]
 
 
 def relative_line(window: RasterWindow, base: str) -> str:
@@ -85,7 +86,8 @@ def make_raster_splits(source: str, out: str | os.PathLike, plan: SplitPlan) -> 
     base = source if os.path.isdir(source) else ''
     counts = {}
     for split in SPLITS:
-        entries = assigned[split] if split == 'train' else [w for b in assigned[split] for w in windows_of(b, plan.window)]
+        entries = assigned[split] if split == 'train' else \
+            [window for block in assigned[split] for window in windows_of(block, plan.window)]
         lines = [relative_line(entry, base) for entry in entries]
         atomic_write_bytes(Path(out) / f'{split}.txt', ''.join(f'{line}\n' for line in lines).encode('utf-8'))
         counts[split] = len(lines)
