@@ -17,12 +17,12 @@ def reflectance(bands: int, size: int, seed: int = 0) -> np.ndarray:
                      for band in range(bands)]).astype(np.float64)
 
 
-def l2a_scene(path: Path, bands: int = 4, size: int = 64, seed: int = 0, nodata_corner: int = 0) -> Path:
+def l2a_scene(path: Path, bands: int = 4, size: int = 64, seed: int = 0, nodata_corner: int = 0, **extra) -> Path:
     """Sentinel-2 L2A style DNs: (reflectance * 10000) - BOA_ADD_OFFSET, the offset and quantification in tags;
-    ``nodata_corner`` pixels of the top-left corner hold nodata 0."""
+    ``nodata_corner`` pixels of the top-left corner hold nodata 0; ``extra`` goes to the profile."""
     dn = np.rint(reflectance(bands, size, seed) * L2A_QUANTIFICATION - L2A_ADD_OFFSET).astype(np.uint16)
     dn[:, :nodata_corner, :nodata_corner] = 0
-    write_raster(path, dn, nodata=0)
+    write_raster(path, dn, nodata=0, **extra)
     with rasterio.open(path, 'r+') as dataset:
         dataset.update_tags(BOA_QUANTIFICATION_VALUE=str(L2A_QUANTIFICATION))
         for band in range(1, bands + 1):

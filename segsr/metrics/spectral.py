@@ -9,6 +9,9 @@ from skimage.metrics import structural_similarity
 
 from segsr.utils.errors import SegSRError
 
+SSIM_PAD = 5
+"""Half the Gaussian window scikit-image uses for sigma 1.5 (11 pixels a side)."""
+
 
 def valid_pixels(shape: tuple[int, int], mask: np.ndarray | None) -> np.ndarray:
     valid = np.ones(shape, bool) if mask is None else np.asarray(mask, bool).reshape(shape)
@@ -30,8 +33,14 @@ def band_psnr(output: np.ndarray, reference: np.ndarray, data_range: np.ndarray 
 
 def band_ssim(output: np.ndarray, reference: np.ndarray, data_range: np.ndarray | float,
               mask: np.ndarray | None = None) -> np.ndarray:
-    """SSIM of each band (Gaussian window, sigma 1.5, as Wang et al.), averaged over the valid pixels."""
-    valid = valid_pixels(reference.shape[1:], mask)
+    """SSIM of each band (Gaussian window, sigma 1.5, as Wang et al.), averaged over the valid pixels whose
+    window lies inside the image (as scikit-image averages)."""
+    valid = valid_pixels(reference.shape[1:], mask).copy()
+    valid[:SSIM_PAD] = valid[-SSIM_PAD:] = False
+    valid[:, :SSIM_PAD] = valid[:, -SSIM_PAD:] = False
+    if not valid.any():
+        raise SegSRError(f'SSIM needs windows larger than {2 * SSIM_PAD} pixels a side inside the cropped border; '
+                         'use larger val/test windows')
     ranges = np.broadcast_to(np.asarray(data_range, dtype=np.float64), reference.shape[:1])
     values = []
     for band, peak in enumerate(ranges):
