@@ -7,6 +7,7 @@
 import argparse
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 if __name__ == '__main__':
@@ -188,21 +189,20 @@ def checkpoint_contract(args: argparse.Namespace) -> Radiometry | None:
 def run(args: argparse.Namespace) -> RunReport:
     validate(args)
     device = resolve_device(args.device)
-    contract = checkpoint_contract(args)
-    bands = band_request(args.bands)
-    if bands is None and contract is not None and contract.bands:
-        bands = (contract.bands,)
     radiometry = RadiometryOptions(
-        bands=bands,
+        bands=band_request(args.bands),
         stretch=args.stretch,
         percentiles=args.percentiles,
         allow_categorical=args.allow_categorical,
-        contract=contract,
     )
     report = RunReport()
     planned = plan_inputs(args, radiometry, report)
     if not planned:
         raise SegSRError(f'none of the {len(report.failures)} inputs can run: {report.failures[-1][1]}')
+    contract = checkpoint_contract(args)
+    if contract is not None:
+        bands = radiometry.bands if radiometry.bands is not None or not contract.bands else (contract.bands,)
+        radiometry = replace(radiometry, bands=bands, contract=contract)
     upscaler, weights = build_upscaler(args, device)
     tiling = TilingOptions(tile=args.tile, overlap=args.overlap, batch=args.batch)
     tiff_format = TiffFormat(cog=args.cog, compress=args.compress, blocksize=args.blocksize)
