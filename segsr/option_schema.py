@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from segsr.data.radiometry import Radiometry
 from segsr.network_options import network_option_problems
 from segsr.utils.errors import SegSRError
 
@@ -219,13 +220,24 @@ def wandb_problems(opt: dict) -> list[str]:
     return []
 
 
+def radiometry_problems(opt: dict) -> list[str]:
+    """The ``radiometry`` section read as the contract it states (see :mod:`segsr.data.radiometry`)."""
+    if not isinstance(opt.get('radiometry'), dict):
+        return []
+    try:
+        Radiometry.from_options(opt['radiometry'])
+    except SegSRError as error:
+        return [str(error)]
+    return []
+
+
 def validate_options(opt: dict, source: str, is_train: bool) -> None:
     """Raise one SegSRError that lists every problem found in the options, or return if there are none."""
     problems: list[str] = []
     _check(opt, TRAIN_TOP if is_train else EVAL_TOP, '', problems, top_level=True)
     if not problems:
         problems = _scale_problems(opt)
-    problems += network_option_problems(opt) + wandb_problems(opt)
+    problems += network_option_problems(opt) + wandb_problems(opt) + radiometry_problems(opt)
     if problems:
         count = f'{len(problems)} problem{"s" if len(problems) > 1 else ""}'
         raise SegSRError(f'{count} in option file {source}: ' + '; '.join(problems))
