@@ -32,6 +32,7 @@ from segsr.utils.paired_stats import compare_metric, compare_per_class, pair_ima
 REQUIRED_KEYS = ('name', 'network', 'scale', 'dataset', 'protocol', 'params', 'trainable_params', 'average')
 GUIDED_PREFIX, STAGED_PREFIX = 'Guided', 'Staged'
 GUIDED_ALIASES = {'SEGSR': 'HAT'}  # SEGSR is SeG-SR as published: guidance on HAT
+SPECTRAL = {'sam': ('SAM (deg)', 3), 'ergas': ('ERGAS', 4)}  # raster results (lower is better)
 
 
 def backbone_of(network: str) -> tuple[str, bool]:
@@ -100,6 +101,8 @@ def guidance_gains(results: list[dict]) -> list[dict]:
                 'backbone': backbone, 'dataset': dataset, 'scale': scale,
                 'unguided': plain['psnr'], 'guided': guided['psnr'], 'gain': guided['psnr'] - plain['psnr'],
                 'ssim_gain': guided.get('ssim', float('nan')) - plain.get('ssim', float('nan')),
+                'spectral': {metric: guided[metric] - plain[metric] for metric in SPECTRAL
+                             if metric in plain and metric in guided},
                 **paired_statistics(side[False], side[True]),
             })
     return gains
@@ -108,10 +111,12 @@ def guidance_gains(results: list[dict]) -> list[dict]:
 def paired_statistics(plain: dict, guided: dict) -> dict:
     """Per-image paired statistics of guided minus unguided, when both results list their images."""
     if not plain.get('images') or not guided.get('images'):
-        return {'psnr_diff': None, 'ssim_diff': None, 'per_class': {}}
+        return {'psnr_diff': None, 'ssim_diff': None, 'per_class': {}, 'spectral_diff': {}}
     pairs = pair_images(plain['images'], guided['images'], f"{plain['path']} and {guided['path']}")
+    spectral = {metric: compare_metric(pairs, metric) for metric in SPECTRAL
+                if all(metric in row for pair in pairs for row in pair)}
     return {'psnr_diff': compare_metric(pairs, 'psnr'), 'ssim_diff': compare_metric(pairs, 'ssim'),
-            'per_class': compare_per_class(pairs, 'psnr')}
+            'per_class': compare_per_class(pairs, 'psnr'), 'spectral_diff': spectral}
 
 
 def interval_cells(difference, digits: int) -> list[str]:
@@ -138,6 +143,12 @@ def comparison_markdown(results: list[dict], gains: list[dict]) -> str:
              format_metric(r['average'], 'psnr', 4), format_metric(r['average'], 'ssim', 4),
              format_metric(r['average'], 'bicubic_psnr', 4), f"{r['params']:,}", f"{r['trainable_params']:,}",
              r['name']] for r in ordered]
+    spectral = [metric for metric in SPECTRAL if any(metric in r['average'] for r in ordered)]
+    for metric in spectral:
+        header.insert(header.index('bicubic PSNR'), SPECTRAL[metric][0])
+        for row, result in zip(rows, ordered, strict=True):
+            row.insert(header.index(SPECTRAL[metric][0]), format_metric(result['average'], metric,
+                                                                        SPECTRAL[metric][1]))
     if len(protocols) > 1:
         header.append('protocol')
         for row, result in zip(rows, ordered, strict=True):
@@ -155,6 +166,12 @@ def comparison_markdown(results: list[dict], gains: list[dict]) -> str:
         parts += ['', 'Intervals: 95 % percentile bootstrap of the mean per-image difference (guided minus '
                   'unguided), resampled over images; p: paired Wilcoxon signed-rank test. An interval that '
                   'contains 0 does not show a difference.']
+        spectral_rows = [[g['backbone'], g['dataset'], f"x{g['scale']}", SPECTRAL[metric][0], f'{change:+.4f}',
+                          *interval_cells(g['spectral_diff'].get(metric), 4)]
+                         for g in gains for metric, change in g['spectral'].items()]
+        if spectral_rows:
+            parts += ['', '## Spectral fidelity change from guidance (lower is better)', '', markdown_table(
+                ['backbone', 'dataset', 'scale', 'measure', 'change', '95 % CI', 'Wilcoxon p'], spectral_rows)]
         class_rows = [[g['backbone'], g['dataset'], f"x{g['scale']}", name, str(d.images), f'{d.mean:+.4f}',
                        d.interval_text(3), f'{d.p_value:.3g}', f'{d.better}/{d.worse}']
                       for g in gains for name, d in g['per_class'].items()]
