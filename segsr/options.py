@@ -17,6 +17,7 @@ from basicsr.utils.dist_util import get_dist_info
 from segsr.data.loaders import apply_loader_defaults
 from segsr.data.radiometry import Radiometry
 from segsr.data.raster_files import is_glob
+from segsr.network_options import BAND_KEYS, input_bands
 from segsr.option_schema import validate_options
 from segsr.utils.dist import init_dist
 from segsr.utils.errors import SegSRError
@@ -155,6 +156,20 @@ def contract_of_options(opt: dict) -> Radiometry:
     return Radiometry.from_options(opt.get('radiometry'), bands)
 
 
+def network_bands(network: dict) -> int:
+    """The bands network_g takes, stated flat or in its ``backbone``."""
+    backbone = network.get('backbone')
+    if isinstance(backbone, dict) and not any(key in network for key in BAND_KEYS):
+        return input_bands(backbone)
+    return input_bands(network)
+
+
+def check_band_count(opt: dict, contract: Radiometry) -> None:
+    if contract.bands and len(contract.bands) != network_bands(opt['network_g']):
+        raise SegSRError(f'bands {list(contract.bands)} feed {len(contract.bands)} bands to network_g, which takes '
+                         f'{network_bands(opt["network_g"])}; make the band list and in_chans agree')
+
+
 def complete_options(opt: dict, is_train: bool) -> None:
     """Fill every default the run reads, once, so no later stage changes the options or guesses a value."""
     logger = opt['logger']
@@ -240,5 +255,7 @@ def setup_options(args: argparse.Namespace, is_train: bool) -> dict:
                            visualization=str(results_root / 'visualization'))
     complete_options(opt, is_train)
     check_raster_metrics(opt)
-    set_contract(opt, contract_of_options(opt))
+    contract = contract_of_options(opt)
+    check_band_count(opt, contract)
+    set_contract(opt, contract)
     return opt
