@@ -44,6 +44,7 @@ def test_quick_cpu_run_writes_summary_results_log_and_plot(tmp_path):
     assert {'environment', 'cuda tests', 'loss curves', 'training'} <= {step['name'] for step in results['steps']}
     assert results['cuda_tests']['tests'] >= 1 and results['cuda_tests']['failures'] == 0
     assert results['training']['training']['iterations'] == 2
+    assert results['training']['multispectral_training']['iterations'] == 2
     tiled = results['tiled']['fp32']
     assert tiled['output'] == [4 * side for side in tiled['scene']]
     assert [row['status'] for row in results['targets']] == ['not measured'] * 4  # no paper config on a CPU
@@ -147,5 +148,5 @@ def test_every_command_of_the_gpu_plan_is_accepted_by_its_script_and_the_trainin
             options_file = parse_command_line(True, train_args).opt
             validate_options(yaml.safe_load(Path(options_file).read_text()), options_file, True)
             parsed.append('train.py')
-    assert parsed.count('benchmark.py') == 8 and parsed.count('train.py') == 2
+    assert parsed.count('benchmark.py') == 8 and parsed.count('train.py') == 3
     assert {'compare_loss_curves.py', 'tiled_inference_peak.py'} <= set(parsed)
