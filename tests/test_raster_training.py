@@ -158,3 +158,23 @@ def test_tiny_segsr_with_rgb_bands_on_four_band_l2a_rasters(tmp_path, clip_file,
     check_result(result, bands=4)
     scene = l2a_scene(tmp_path / 'next_scene.tif', bands=4, size=40, seed=9)
     infer_and_compare(tmp_path, weights, scene, capsys)
+
+
+def test_pixels_without_data_add_no_loss_and_no_gradient():
+    from types import SimpleNamespace
+
+    from basicsr.losses.basic_loss import L1Loss
+
+    from segsr.models.sr_model import SegSRModel
+
+    gt = torch.rand(1, 4, 8, 8)
+    mask = torch.ones(1, 1, 8, 8)
+    mask[..., :3, :] = 0
+    model = SimpleNamespace(cri_pix=L1Loss(), cri_perceptual=None, gt=gt, mask=mask)
+    output = (gt + 0.1).requires_grad_()
+    loss = SegSRModel.compute_losses(model, output)['l_pix']
+    loss.backward()
+    assert (output.grad[..., :3, :] == 0).all() and (output.grad[..., 3:, :] != 0).all()
+    spoiled = output.detach().clone()
+    spoiled[..., :3, :] = 1e6
+    assert SegSRModel.compute_losses(model, spoiled)['l_pix'] == pytest.approx(float(loss))
