@@ -19,7 +19,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import segsr  # noqa: E402,F401  (patches and fills basicsr's registries)
 from segsr.convert.official_prompts import published_prompts  # noqa: E402
-from segsr.convert.official_segsr import check_clip_model, convert_state_dict, network_options  # noqa: E402
+from segsr.convert.official_segsr import (  # noqa: E402
+    check_clip_model,
+    check_published_network,
+    convert_state_dict,
+    network_options,
+)
 from segsr.utils.checkpoint import atomic_torch_save, load_checkpoint, load_state_dict_checked  # noqa: E402
 from segsr.utils.errors import SegSRError  # noqa: E402
 from segsr.utils.option_yaml import load_option_file  # noqa: E402
@@ -64,6 +69,7 @@ def main(argv: list[str] | None = None) -> Path:
         raise SegSRError(f'{args.opt} needs network_g and an integer manual_seed (the published files have both); '
                          'give the published option file of this checkpoint')
     published = dict(options['network_g'])
+    check_published_network(published)  # before the published code runs
     states = weight_sets(load_checkpoint(source), source)
     first = next(iter(states.values()))
     check_clip_model(first, args.clip_model)

@@ -180,3 +180,13 @@ def test_output_over_the_input_and_a_missing_python_are_one_line(published_files
     with pytest.raises(SegSRError, match='pass --official-python'):
         convert(published_files, tmp_path / 'out.pth', **{'--official-python': tmp_path / 'no-python'})
     assert not (tmp_path / 'out.pth').exists()
+
+
+def test_a_published_network_of_other_than_three_bands_is_refused_before_the_published_code_runs(
+        published_files, tmp_path):
+    options = tmp_path / 'four_bands.yml'
+    options.write_text(yaml.safe_dump({'manual_seed': SEED, 'network_g': {**PUBLISHED_NETWORK, 'in_chans': 4}}))
+    no_checkout = tmp_path / 'no-checkout'
+    with pytest.raises(SegSRError, match='the published SeG-SR takes 3-band RGB; this network_g has in_chans 4'):
+        convert(published_files, tmp_path / 'out.pth', **{'--opt': options, '--official-repo': no_checkout})
+    assert not (tmp_path / 'out.pth').exists()

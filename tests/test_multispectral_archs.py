@@ -3,19 +3,22 @@ training, ONNX export, tiling and self-ensemble on multi-band inputs (tiny confi
 
 import copy
 import re
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from basicsr.archs.edsr_arch import EDSR
-from basicsr.utils.registry import ARCH_REGISTRY
-from conftest import TINY_HAT
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY
+from conftest import TINY_HAT, train_options, write_yaml
 from test_guided_backbones import GUIDED_TYPES, TINY_BACKBONES
 
 import segsr  # noqa: F401  (registers the archs)
 from segsr.clip.tiny import TINY_CLIP_MODEL
-from segsr.convert.official_segsr import network_options as published_network_options
+from segsr.inference.checkpoint import load_network
 from segsr.network_options import network_option_problems
+from segsr.training import main as train_main
 from segsr.utils.errors import SegSRError
 
 BAND_COUNTS = (1, 4, 6)
@@ -220,6 +223,69 @@ def test_option_check_points_basicsr_conv_nets_on_other_band_counts_to_their_sta
     assert network_option_problems({'network_g': {**options, 'type': f'Staged{name}'}}) == []
 
 
-def test_published_checkpoint_converter_refuses_other_band_counts():
-    with pytest.raises(SegSRError, match='published SeG-SR takes 3-band RGB; this network_g has in_chans 4'):
-        published_network_options({'type': 'SEGSR', 'in_chans': 4, 'upscale': 4}, 'ViT-B-16', 1)
+# --- training through train.py -------------------------------------------------------------------------------
+
+
+class MultibandPairs(torch.utils.data.Dataset):
+    """``count`` smooth random ``bands``-band HR patches in [0, 1] and their bicubic LR, in memory: the networks'
+    side of multi-band training, apart from how rasters are read."""
+
+    def __init__(self, opt: dict):
+        generator = torch.Generator().manual_seed(0)
+        coarse = torch.rand(opt['count'], opt['bands'], opt['gt_size'] // 4, opt['gt_size'] // 4, generator=generator)
+        self.gt = F.interpolate(coarse, size=opt['gt_size'], mode='bilinear', align_corners=False)
+        self.lq = F.interpolate(self.gt, scale_factor=1 / opt['scale'], mode='bicubic', antialias=True,
+                                align_corners=False)
+
+    def __len__(self) -> int:
+        return len(self.gt)
+
+    def __getitem__(self, index: int) -> dict:
+        return {'lq': self.lq[index], 'gt': self.gt[index], 'lq_path': f'{index}', 'gt_path': f'{index}'}
+
+
+if 'MultibandPairs' not in DATASET_REGISTRY:
+    DATASET_REGISTRY.register()(MultibandPairs)
+
+
+def multiband_train_options(name: str, network: dict, bands: int = 4) -> dict:
+    options = train_options(Path(), name, network, total_iter=2)
+    options['scale'] = 2
+    options['datasets'] = {'train': {'name': 'bands4', 'type': 'MultibandPairs', 'bands': bands, 'count': 4,
+                                     'gt_size': 16, 'scale': 2, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2,
+                                     'dataset_enlarge_ratio': 1}}
+    options['val'] = {'val_freq': None}
+    return options
+
+
+@pytest.mark.parametrize('kind', ['HAT', 'SEGSR'])
+def test_tiny_network_trains_on_four_bands_and_its_checkpoint_runs_them(kind, clip_file, tmp_path):
+    hat = {**TINY_HAT, 'in_chans': 4, 'upscale': 2}
+    network = {'type': 'HAT', **hat} if kind == 'HAT' else {
+        'type': 'SEGSR', 'upscale': 2, 'backbone': {**TINY_HAT, 'in_chans': 4},
+        'sfem': {'model': TINY_CLIP_MODEL, 'pretrained': str(clip_file), 'lora': {'rank': 2, 'alpha': 2},
+                 'rgb_bands': [3, 2, 1], 'display_range': [0, 0.8]},
+        'slm': {'num_heads': 4}, 'lmm': {'hidden': 8}}
+    options = multiband_train_options(f'bands4_{kind}', network)
+    option_file = write_yaml(tmp_path / 'train.yml', options)
+    train_main(['-opt', str(option_file), '--root', str(tmp_path)])
+    weights = tmp_path / 'experiments' / f'bands4_{kind}' / 'models' / 'net_g_2.pth'
+    stored = torch.load(weights, weights_only=True)['network_g']
+    assert stored == yaml.safe_load(option_file.read_text())['network_g']  # band choice and display range included
+    net, _ = load_network(weights)
+    assert net.network_info.in_chans == 4
+    with torch.no_grad():
+        out = net(torch.rand(1, 4, 10, 6))
+    assert out.shape == (1, 4, 20, 12) and torch.isfinite(out).all()
+
+
+def test_train_py_names_the_missing_rgb_bands_in_one_line_before_it_builds_anything(clip_file, tmp_path):
+    network = {'type': 'SEGSR', 'upscale': 2, 'backbone': {**TINY_HAT, 'in_chans': 4},
+               'sfem': {'model': TINY_CLIP_MODEL, 'pretrained': str(clip_file)}}
+    option_file = write_yaml(tmp_path / 'train.yml', multiband_train_options('no_rgb_bands', network))
+    with pytest.raises(SystemExit) as stop:
+        train_main(['-opt', str(option_file), '--root', str(tmp_path)])
+    message = str(stop.value.code)
+    assert message.startswith('error: 1 problem in option file') and '\n' not in message
+    assert 'network_g.sfem.rgb_bands: missing; the network takes 4 band(s)' in message
+    assert not (tmp_path / 'experiments').exists()

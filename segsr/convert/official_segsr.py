@@ -35,13 +35,18 @@ SLM_RENAMES = (
 )
 
 
-def network_options(published: dict, clip_model: str, num_local: int) -> dict:
-    """segsr's ``network_g`` for a published one (flat HAT keys), with every published behaviour on."""
+def check_published_network(published: dict) -> None:
+    """A published SeG-SR network_g: the published code is SeG-SR on HAT over 3-band RGB only."""
     if published.get('type', 'SEGSR') != 'SEGSR':
         raise SegSRError(f"network_g.type is {published.get('type')!r}, not SEGSR; give the published SeG-SR YAML")
     if published.get('in_chans', 3) != 3:
         raise SegSRError(f"the published SeG-SR takes 3-band RGB; this network_g has in_chans {published['in_chans']}: "
                          'train a multi-band SEGSR with segsr instead (docs/segsr.md, "Multispectral")')
+
+
+def network_options(published: dict, clip_model: str, num_local: int) -> dict:
+    """segsr's ``network_g`` for a published one (flat HAT keys), with every published behaviour on."""
+    check_published_network(published)
     backbone = {'type': 'HAT', **{k: v for k, v in published.items() if k not in PUBLISHED_ONLY_OPTIONS}}
     return {
         'type': 'SEGSR', 'upscale': backbone.get('upscale', 2), 'backbone': backbone,

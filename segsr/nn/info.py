@@ -19,7 +19,8 @@ PROBE_SIZE = 16
 
 @dataclass(frozen=True)
 class NetworkInfo:
-    """``scale``: output size over input size. ``pad_multiple``: the network reflect-pads its input to this
+    """``scale``: output size over input size. ``in_chans``/``out_chans``: bands in and out (any count; SR
+    networks output the bands they take). ``pad_multiple``: the network reflect-pads its input to this
     multiple itself (1: any size). ``num_stages``/``num_features``: ``forward(x, stage_hook)`` calls the hook
     after each stage with features of that many channels (0: no stage hook). ``map_stages``: channels of
     each guidance map ``forward(x, return_maps=True)`` returns, one per stage (empty: the network makes none)."""
