@@ -5,6 +5,7 @@ import random
 import numpy as np
 import torch
 from basicsr.data.transforms import augment
+from basicsr.utils import get_root_logger
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
@@ -77,7 +78,10 @@ class RasterDataset(data.Dataset):
             raise SegSRError(f'window {misaligned.line()} does not start on the LR grid (a multiple of scale '
                              f'{self.scale}); regenerate the list with scripts/make_raster_splits.py --scale')
         self.windows = windows if self.is_train else [w for w in windows if self._clean_enough(w)]
-        self.dropped = len(windows) - len(self.windows)
+        dropped = len(windows) - len(self.windows)
+        if dropped:
+            get_root_logger().info(f'{opt.get("name", "rasters")}: {dropped} of {len(windows)} windows left out, '
+                                   f'more than {self.max_nodata:.0%} nodata (nodata_max_share)')
         self.paths = [{'gt_path': path, **({'lq_path': self.lr_of[path]} if path in self.lr_of else {})}
                       for path in hr_paths]
         self.close()  # loader workers open their own
