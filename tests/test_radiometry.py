@@ -63,6 +63,12 @@ def test_from_metadata_reads_gdal_scale_offset_and_the_l2a_tags(tmp_path):
         contract.calibration(None, str(plain))
 
 
+def test_per_band_values_must_fit_the_band_count():
+    contract = Radiometry.from_options({'range': [[0, 1], [0, 2], [0, 3]]})
+    with pytest.raises(SegSRError, match='gives 3 values per band but the data has 4 bands'):
+        contract.stretch(contract.calibration(None, 'x'), 4)
+
+
 @pytest.mark.parametrize(('section', 'message'), [
     ({'scale': 1e-4}, 'radiometry.range: missing'),
     ({'range': [1, 0]}, 'needs low < high'),

@@ -158,6 +158,10 @@ class Radiometry:
 
     def stretch(self, calibration: BandCalibration, bands: int) -> BandStretch:
         """The raw-unit map of ``bands`` bands: raw values that are ``low``/``high`` physically go to 0/1."""
+        sizes = {values.size for values in (calibration.scale, calibration.offset, self.low, self.high)}
+        if not sizes <= {1, bands}:
+            raise SegSRError(f'radiometry gives {max(sizes)} values per band but the data has {bands} bands; '
+                             'list the bands (datasets.*.bands) or give one value for all')
         scale, offset = (np.broadcast_to(values, bands) for values in (calibration.scale, calibration.offset))
         low, high = (np.broadcast_to(values, bands) for values in (self.low, self.high))
         return BandStretch((low - offset) / scale, (high - offset) / scale)
