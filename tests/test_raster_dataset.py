@@ -151,3 +151,11 @@ def test_a_band_list_that_does_not_fit_the_network_stops_the_run_in_one_line(tmp
     with pytest.raises(SystemExit) as error:
         evaluation.main(['-opt', str(write_yaml(tmp_path / 't.yml', options)), '--root', str(tmp_path)])
     assert 'bands [1, 2, 3, 4] feed 4 bands to network_g, which takes 6' in str(error.value)
+
+
+def test_training_blocks_smaller_than_the_crop_are_refused_at_the_start(tmp_path):
+    l2a_scene(tmp_path / 'a.tif', size=32)
+    (tmp_path / 'train.txt').write_text('a.tif 0 0 16 16\n')
+    with pytest.raises(SegSRError, match=r'block .*a.tif 0 0 16 16 is smaller than gt_size 24'):
+        build_checked_dataset(options_of(tmp_path, 'train', meta_info_file=str(tmp_path / 'train.txt'), gt_size=24),
+                              'train')

@@ -77,6 +77,10 @@ class RasterDataset(data.Dataset):
         if misaligned:
             raise SegSRError(f'window {misaligned.line()} does not start on the LR grid (a multiple of scale '
                              f'{self.scale}); regenerate the list with scripts/make_raster_splits.py --scale')
+        small = next((w for w in windows if min(w.width, w.height) < opt['gt_size']), None) if self.is_train else None
+        if small:
+            raise SegSRError(f'block {small.line()} is smaller than gt_size {opt["gt_size"]}; lower gt_size or cut '
+                             'larger blocks with scripts/make_raster_splits.py')
         self.windows = windows if self.is_train else [w for w in windows if self._clean_enough(w)]
         dropped = len(windows) - len(self.windows)
         if dropped:
@@ -133,9 +137,6 @@ class RasterDataset(data.Dataset):
     def _draw_crop(self, block: RasterWindow) -> RasterWindow:
         """A random ``gt_size`` crop of the block on the LR grid, redrawn while it holds too much nodata."""
         size, scale = int(self.opt['gt_size']), self.scale
-        if block.width < size or block.height < size:
-            raise SegSRError(f'block {block.line()} is smaller than gt_size {size}; lower gt_size or cut larger '
-                             'blocks with scripts/make_raster_splits.py')
         best, best_share = None, 2.0
         for _ in range(TRAIN_DRAWS):
             col = block.col + random.randint(0, (block.width - size) // scale) * scale
