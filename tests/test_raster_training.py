@@ -74,7 +74,7 @@ def train_resume_test(tmp_path: Path, options: dict) -> tuple[Path, dict]:
                                                  options['datasets']['train']['bands'])}},
         'network_g': options['network_g'],
         'path': {'pretrain_network_g': str(weights), 'param_key_g': 'params_ema', 'strict_load_g': True},
-        'val': {'pbar': False, 'compare_bicubic': True},
+        'val': {'pbar': False, 'compare_bicubic': True, 'save_img': True},
     }
     evaluation.main(['-opt', str(write_yaml(tmp_path / 'test.yml', test)), '--root', str(tmp_path)])
     result = json.loads((tmp_path / 'results' / test['name'] / 'scenes_test.json').read_text())
@@ -125,6 +125,7 @@ def infer_and_compare(tmp_path: Path, weights: Path, scene: Path, capsys) -> Non
     assert np.abs(written[inner] - expected[inner]).max() <= 1
 
 
+@pytest.mark.filterwarnings('ignore::rasterio.errors.NotGeoreferencedWarning')  # saved windows are plain TIFFs
 def test_tiny_hat_on_six_band_landsat_style_rasters(tmp_path, capsys):
     root = scenes(tmp_path / 'data', scaled_scene, bands=6)
     radiometry = {'from_metadata': True, 'range': [0.0, 0.6]}
@@ -134,6 +135,11 @@ def test_tiny_hat_on_six_band_landsat_style_rasters(tmp_path, capsys):
     stored = torch.load(weights, weights_only=True)
     assert stored['radiometry'] == Radiometry.from_options(radiometry, [1, 2, 3, 4, 5, 6]).to_dict()
     check_result(result, bands=6)
+    saved = sorted((tmp_path / 'results' / 'hat6_test' / 'visualization' / 'scenes_test').glob('*.tif'))
+    assert len(saved) == result['num_images']
+    with rasterio.open(saved[0]) as dataset:
+        assert dataset.count == 6 and dataset.dtypes[0] == 'float32'
+        assert 0.0 < float(np.median(dataset.read())) < 0.6, 'saved as physical reflectance'
     scene = scaled_scene(tmp_path / 'next_scene.tif', bands=6, size=40, seed=9)
     infer_and_compare(tmp_path, weights, scene, capsys)
 
