@@ -97,8 +97,10 @@ def report_dataset(opt: dict, dataset_name: str, rows: list[dict], model) -> dic
 
 def apply_checkpoint_contract(opt: dict) -> str | None:
     """Test with the radiometric contract stored in the weights unless the options state one; return a warning
-    when the options' contract differs from the stored one."""
-    stored = stored_radiometry(opt['path']['pretrain_network_g'])
+    when the options' contract differs from the stored one. A missing file is reported later, when the model
+    loads it, after the datasets have been checked."""
+    weights = Path(opt['path']['pretrain_network_g'])
+    stored = stored_radiometry(weights) if weights.is_file() else None
     if stored is None:
         return None
     if 'radiometry' not in opt:

@@ -148,11 +148,15 @@ def set_contract(opt: dict, contract: Radiometry) -> None:
 
 
 def contract_of_options(opt: dict) -> Radiometry:
-    """The ``radiometry`` section (8-bit default without one) with the bands of the training set, else of the
-    first dataset that names them."""
+    """The ``radiometry`` section (8-bit default without one) with the bands of the raster training set, else of
+    the first raster dataset that names them (other dataset types may read ``bands`` their own way)."""
     datasets = opt['datasets']
     named = [datasets['train']] if 'train' in datasets else []
-    bands = next((dataset['bands'] for dataset in [*named, *datasets.values()] if dataset.get('bands')), None)
+    rasters = [dataset for dataset in [*named, *datasets.values()] if dataset.get('type') in RASTER_DATASETS]
+    bands = next((dataset['bands'] for dataset in rasters if dataset.get('bands')), None)
+    if bands is not None and (not isinstance(bands, list) or not all(
+            isinstance(band, int) and not isinstance(band, bool) and band >= 1 for band in bands)):
+        raise SegSRError(f'datasets.*.bands: {bands!r} is not a list of band numbers from 1; write e.g. [3, 2, 1, 4]')
     return Radiometry.from_options(opt.get('radiometry'), bands)
 
 
