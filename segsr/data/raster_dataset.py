@@ -113,7 +113,8 @@ class RasterDataset(data.Dataset):
             self.band_indices = indices
             if self.contract.is_default and source.dtype != np.uint8:
                 raise SegSRError(f'{path} holds {source.dtype} values, which the 8-bit default (0..255 -> 0..1) '
-                                 'does not fit; add a radiometry section to the options (see docs/rasters.md)')
+                                 'does not fit; add a radiometry section to the options (see docs/rasters.md), or '
+                                 'test weights that store one (check path.pretrain_network_g)')
             calibration = self.contract.calibration(calibration_from_metadata(source.dataset, indices), path)
             self.stretches[path] = self.contract.stretch(calibration, len(indices))
             return source.width, source.height
