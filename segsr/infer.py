@@ -175,10 +175,10 @@ def provenance(args: argparse.Namespace, weights: str, scale: int, contract: Rad
 
 
 def checkpoint_contract(args: argparse.Namespace) -> Radiometry | None:
-    """The weights' radiometric contract, if they carry one beyond the 8-bit default; an explicit --stretch
-    replaces it, with one warning."""
+    """The weights' radiometric contract, if they carry one beyond the 8-bit default map of all bands; an explicit
+    --stretch replaces it, with one warning."""
     contract = stored_radiometry(args.weights) if args.weights else None
-    if contract is None or contract.is_default:
+    if contract is None or (contract.is_default and not contract.bands):
         return None
     if args.stretch != 'auto':
         print(f'warning: --stretch {args.stretch} replaces the radiometric contract the weights were trained with '

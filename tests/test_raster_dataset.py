@@ -111,6 +111,8 @@ def test_bad_rasters_and_missing_radiometry_are_named_before_the_run(tmp_path):
     no_contract = {k: v for k, v in options_of(tmp_path).items() if k != 'contract'}
     with pytest.raises(SegSRError, match='uint16 values.*add a radiometry section'):
         build_checked_dataset(no_contract, 'val')
+    with pytest.raises(SegSRError, match='uint16 values.*add a radiometry section'):
+        build_checked_dataset({**no_contract, 'contract': Radiometry.from_options(None, [2, 1]).to_dict()}, 'val')
     with rasterio.open(scene) as dataset:
         profile = dataset.profile
     write_raster(tmp_path / 'b.tif', np.ones((4, 64, 64), np.uint16), tiled=True, blockxsize=16, blockysize=16)

@@ -11,7 +11,7 @@ inference reads a new scene with the numbers the network was trained on, never w
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -93,8 +93,8 @@ class Radiometry:
 
     @property
     def is_default(self) -> bool:
-        """The 8-bit photograph convention every model had before contracts existed."""
-        return self == DEFAULT_RADIOMETRY
+        """The 8-bit photograph map every model had before contracts existed (whatever the band list)."""
+        return replace(self, bands=None) == DEFAULT_RADIOMETRY
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Radiometry) and self.to_dict() == other.to_dict()
