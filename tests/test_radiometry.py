@@ -160,3 +160,21 @@ def test_an_old_8_bit_checkpoint_gives_the_same_outputs_as_before(tmp_path):
         out = network(torch.from_numpy(unit)[None])[0].numpy().astype(np.float64)
     expected = np.clip(np.rint(out * 255.0), 0, 255)
     np.testing.assert_array_equal(read(tmp_path / 'o' / 'rgb.tif'), expected)
+
+
+def test_test_py_takes_the_stored_contract_and_warns_when_the_options_state_another(tmp_path):
+    from segsr.evaluation import apply_checkpoint_contract
+    from segsr.options import set_contract
+
+    stored = Radiometry.from_options({'from_metadata': True, 'range': [0.0, 0.6]}, [3, 2, 1])
+    weights = tmp_path / 'net.pth'
+    torch.save({'params': {}, 'radiometry': stored.to_dict()}, weights)
+    opt = {'path': {'pretrain_network_g': str(weights)}, 'datasets': {'test_1': {}}}
+    set_contract(opt, Radiometry.from_options(None))
+    assert apply_checkpoint_contract(opt) is None
+    assert opt['datasets']['test_1']['contract'] == stored.to_dict()
+    opt['radiometry'] = {'scale': 1e-4, 'range': [0.0, 1.0]}
+    set_contract(opt, Radiometry.from_options(opt['radiometry']))
+    warning = apply_checkpoint_contract(opt)
+    assert 'differs from the one the weights were trained with' in warning and '\n' not in warning
+    assert opt['contract'] == Radiometry.from_options(opt['radiometry']).to_dict(), 'the stated section wins'
