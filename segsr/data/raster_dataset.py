@@ -135,34 +135,37 @@ class RasterDataset(data.Dataset):
         valid = self._valid(window.path, window.row, window.col, window.height, window.width)
         return 1 - valid.mean() <= self.max_nodata
 
-    def _draw_crop(self, block: RasterWindow) -> RasterWindow:
-        """A random ``gt_size`` crop of the block on the LR grid, redrawn while it holds too much nodata."""
+    def _draw_crop(self, block: RasterWindow) -> tuple[RasterWindow, np.ndarray]:
+        """A random ``gt_size`` crop of the block on the LR grid, redrawn while it holds too much nodata; with
+        its validity."""
         size, scale = int(self.opt['gt_size']), self.scale
-        best, best_share = None, 2.0
+        best, best_valid, best_share = None, None, 2.0
         for _ in range(TRAIN_DRAWS):
             col = block.col + random.randint(0, (block.width - size) // scale) * scale
             row = block.row + random.randint(0, (block.height - size) // scale) * scale
-            share = 1 - self._valid(block.path, row, col, size, size).mean()
+            valid = self._valid(block.path, row, col, size, size)
+            share = 1 - valid.mean()
             if share < best_share:
-                best, best_share = RasterWindow(block.path, col, row, size, size), share
+                best, best_valid, best_share = RasterWindow(block.path, col, row, size, size), valid, share
             if share <= self.max_nodata:
                 break
-        return best
+        return best, best_valid
 
-    def _read(self, path: str, row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(H, W, C)`` network values with nodata filled, and the ``(H, W)`` validity."""
+    def _read(self, path: str, row: int, col: int, height: int, width: int,
+              valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(H, W, C)`` network values with nodata filled, and the ``(H, W)`` validity (read unless given)."""
         raw = self._source(path).read(self.band_indices, row, row + height, col, col + width)
-        valid = self._valid(path, row, col, height, width)
+        valid = self._valid(path, row, col, height, width) if valid is None else valid
         values = fill_from_nearest_valid(self.stretches[path].to_unit(raw), valid)
         return np.ascontiguousarray(values.transpose(1, 2, 0)), valid
 
     def __getitem__(self, index: int) -> dict:
-        window = self.windows[index]
+        window, valid = self.windows[index], None
         if self.is_train:
-            window = self._draw_crop(window)
+            window, valid = self._draw_crop(window)
         scale = self.scale
         height, width = window.height // scale * scale, window.width // scale * scale
-        gt, valid = self._read(window.path, window.row, window.col, height, width)
+        gt, valid = self._read(window.path, window.row, window.col, height, width, valid)
         images = [gt, valid[..., None].astype(np.float32)]
         lr_path = self.lr_of.get(window.path)
         if lr_path:
