@@ -32,6 +32,7 @@ from segsr.utils.results_file import read_results  # noqa: E402
 
 GUIDED_PREFIX, STAGED_PREFIX = 'Guided', 'Staged'
 GUIDED_ALIASES = {'SEGSR': 'HAT'}  # SEGSR is SeG-SR as published: guidance on HAT
+SPECTRAL = {'sam': ('SAM (deg)', 3), 'ergas': ('ERGAS', 4)}  # raster results (lower is better)
 
 
 def backbone_of(network: str) -> tuple[str, bool]:
@@ -94,6 +95,8 @@ def guidance_gains(results: list[dict]) -> list[dict]:
                 'backbone': backbone, 'dataset': dataset, 'scale': scale,
                 'unguided': plain['psnr'], 'guided': guided['psnr'], 'gain': guided['psnr'] - plain['psnr'],
                 'ssim_gain': guided.get('ssim', float('nan')) - plain.get('ssim', float('nan')),
+                'spectral': {metric: guided[metric] - plain[metric] for metric in SPECTRAL
+                             if metric in plain and metric in guided},
                 **paired_statistics(side[False], side[True]),
             })
     return gains
@@ -110,7 +113,8 @@ def paired_statistics(plain: dict, guided: dict) -> dict:
 
 
 def other_metrics(pairs: list[tuple[dict, dict]]) -> list[str]:
-    """The per-image metrics besides PSNR and SSIM (cPSNR, LR consistency, CLIP, ...) that both runs report."""
+    """The per-image metrics besides PSNR and SSIM (SAM, ERGAS, cPSNR, LR consistency, CLIP, ...) that both runs
+    report."""
     shared = set(pairs[0][0]) & set(pairs[0][1])
     return sorted(key for key in shared if key not in ('image', 'class', 'psnr', 'ssim')
                   and not key.startswith('bicubic_') and isinstance(pairs[0][0][key], (int, float)))
@@ -140,6 +144,12 @@ def comparison_markdown(results: list[dict], gains: list[dict]) -> str:
              format_metric(r['average'], 'psnr', 4), format_metric(r['average'], 'ssim', 4),
              format_metric(r['average'], 'bicubic_psnr', 4), f"{r['params']:,}", f"{r['trainable_params']:,}",
              r['name']] for r in ordered]
+    spectral = [metric for metric in SPECTRAL if any(metric in r['average'] for r in ordered)]
+    for metric in spectral:
+        header.insert(header.index('bicubic PSNR'), SPECTRAL[metric][0])
+        for row, result in zip(rows, ordered, strict=True):
+            row.insert(header.index(SPECTRAL[metric][0]), format_metric(result['average'], metric,
+                                                                        SPECTRAL[metric][1]))
     if len(protocols) > 1:
         header.append('protocol')
         for row, result in zip(rows, ordered, strict=True):
@@ -159,12 +169,18 @@ def comparison_markdown(results: list[dict], gains: list[dict]) -> str:
                   'contains 0 does not show a difference.']
         other_rows = [[g['backbone'], g['dataset'], f"x{g['scale']}", metric, f'{d.mean:+.4f}', d.interval_text(4),
                        f'{d.p_value:.3g}', f'{d.better}/{d.worse}']
-                      for g in gains for metric, d in g['other_diffs'].items()]
+                      for g in gains for metric, d in g['other_diffs'].items() if metric not in SPECTRAL]
         if other_rows:
             parts += ['', '## Other metrics: guided minus unguided', '', markdown_table(
                 ['backbone', 'dataset', 'scale', 'metric', 'difference', '95 % CI', 'Wilcoxon p',
                  'images higher/lower'], other_rows),
                 '', 'Metrics as in docs/evaluation.md; for hallucination, omission, LR MAE and LR SAM lower is better.']
+        spectral_rows = [[g['backbone'], g['dataset'], f"x{g['scale']}", SPECTRAL[metric][0], f'{change:+.4f}',
+                          *interval_cells(g['other_diffs'].get(metric), 4)]
+                         for g in gains for metric, change in g['spectral'].items()]
+        if spectral_rows:
+            parts += ['', '## Spectral fidelity change from guidance (lower is better)', '', markdown_table(
+                ['backbone', 'dataset', 'scale', 'measure', 'change', '95 % CI', 'Wilcoxon p'], spectral_rows)]
         class_rows = [[g['backbone'], g['dataset'], f"x{g['scale']}", name, str(d.images), f'{d.mean:+.4f}',
                        d.interval_text(3), f'{d.p_value:.3g}', f'{d.better}/{d.worse}']
                       for g in gains for name, d in g['per_class'].items()]

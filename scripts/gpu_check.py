@@ -137,6 +137,23 @@ def training_options(demo: Path, name: str, device: str, quick: bool, processes:
     return options
 
 
+def raster_training_options(raster_demo: Path, device: str, quick: bool) -> dict:
+    """The 4-band raster SEGSR demo (uint16 L2A-style rasters, radiometric contract) on the raster demo data."""
+    options = yaml.safe_load((ROOT / 'options/train/demo_rasters_SEGSR_SRx4.yml').read_text())
+    iterations = 2 if quick else 40
+    cuda = device == 'cuda'
+    options.update(name='multispectral_training', num_gpu=1 if cuda else 0)
+    for split, dataset in options['datasets'].items():
+        dataset.update(dataroot_gt=str(raster_demo / 'scenes'), meta_info_file=str(raster_demo / f'splits/{split}.txt'))
+    options['datasets']['train'].update(gt_size=32 if quick else 64, batch_size_per_gpu=2 if quick else 8,
+                                        num_worker_per_gpu=0 if quick else 2)
+    options['network_g']['sfem']['pretrained'] = str(raster_demo / 'tiny_clip.pt')
+    options['train'].update(total_iter=iterations, amp='bf16' if cuda else 'off')
+    options['val']['val_freq'] = iterations
+    options['logger'].update(print_freq=max(1, iterations // 4), save_checkpoint_freq=iterations, use_tb_logger=False)
+    return options
+
+
 def plan(args: argparse.Namespace, out: Path, work: Path, gpus: int) -> list[Step]:
     """The steps in the order they run: the targets' measurements first, the demo benchmark last."""
     device, quick = args.device, args.quick
@@ -196,6 +213,14 @@ def plan(args: argparse.Namespace, out: Path, work: Path, gpus: int) -> list[Ste
             command = [sys.executable, *train]
         steps.append(Step(name, command, 150, ('training', experiment),
                           work / 'experiments' / experiment / 'losses.jsonl'))
+    raster_demo = work / 'raster_demo'
+    steps.append(Step('raster demo data', script('make_demo_data.py', '--rasters', '--out', str(raster_demo)), 90))
+    raster_options = work / 'multispectral_training.yml'
+    raster_options.write_text(yaml.safe_dump(raster_training_options(raster_demo, device, quick), sort_keys=False))
+    steps.append(Step('multispectral training', [sys.executable, str(ROOT / 'segsr/train.py'), '-opt',
+                                                 str(raster_options), '--root', str(work)], 150,
+                      ('training', 'multispectral_training'),
+                      work / 'experiments' / 'multispectral_training' / 'losses.jsonl'))
     if not quick:
         steps += [benchmark('demo', mode, 150 if 'compile' in mode else 60) for mode in MODES]
     for step in steps if quick else ():  # limits sized for a GPU; a dry run on a loaded CPU only must not hang

@@ -5,6 +5,7 @@ the command line, so the same data give the same values whichever way they come 
 """
 
 import contextlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +14,10 @@ import torch
 from rasterio.transform import Affine
 
 import segsr
+from segsr.data.radiometry import Radiometry
 from segsr.inference.arrays import ArraySource, channels_first, restore_layout
 from segsr.inference.budget import announce, check_budget
-from segsr.inference.checkpoint import load_network
+from segsr.inference.checkpoint import load_network_and_contract
 from segsr.inference.distributed import detect_ranks, rank_device
 from segsr.inference.engine import TileUpscaler, resolve_device
 from segsr.inference.image_io import ImageSink
@@ -23,7 +25,15 @@ from segsr.inference.inputs import check_input
 from segsr.inference.job import run_inputs
 from segsr.inference.onnx_runner import OnnxTileUpscaler
 from segsr.inference.options import FileOptions
-from segsr.inference.runner import GDAL_CACHE_MB, RunReport, plan_scene, run_scene, upscale_input
+from segsr.inference.runner import (
+    GDAL_CACHE_MB,
+    RadiometryOptions,
+    RunReport,
+    apply_contract,
+    plan_scene,
+    run_scene,
+    upscale_input,
+)
 from segsr.metrics.consistency import ConsistentNetwork
 from segsr.nn.info import describe
 from segsr.self_ensemble import with_self_ensemble
@@ -54,12 +64,16 @@ class Upscaler:
     ``percentiles``, ``allow_categorical``, ``cog``, ``compress``, ``blocksize``, ``save_guidance``,
     ``uncertainty``, ``enforce_consistency``, ``consistency_report``, ``overwrite``, ``skip_existing``,
     ``io_threads``), named with underscores.
+
+    ``contract`` is the radiometric contract the checkpoint was trained with (None for an ONNX graph or a
+    checkpoint without one): every call maps values through it unless ``stretch`` names another map.
     """
 
     def __init__(self, source: Path, network: torch.nn.Module | None, onnx: OnnxTileUpscaler | None,
-                 device: torch.device, bf16: bool, self_ensemble: bool = False):
+                 device: torch.device, bf16: bool, self_ensemble: bool = False, contract: Radiometry | None = None):
         self.source = source
         self.network = network
+        self.contract = contract
         self.onnx = onnx
         self.device = device
         self.bf16 = bf16
@@ -83,9 +97,15 @@ class Upscaler:
         return TileUpscaler(network, self.device, bf16=self.bf16, guidance=options.save_guidance,
                             uncertainty=options.uncertainty)
 
+    def radiometry(self, options: FileOptions, warn: bool = True) -> RadiometryOptions:
+        """How a call maps values: the options under the checkpoint's contract (:func:`apply_contract`)."""
+        return apply_contract(options.radiometry, self.contract, warn)
+
     def tags(self, options: FileOptions) -> dict:
         """Dataset tags that say what made a file."""
         stretch = options.stretch if options.stretch != 'percentile' else f'percentile {tuple(options.percentiles)}'
+        if self.contract is not None and options.stretch == 'auto':
+            stretch = f'contract: {self.contract.describe()}'
         return {
             'SEGSR_VERSION': segsr.__version__,
             'SEGSR_WEIGHTS': self.source.name,
@@ -117,7 +137,7 @@ class Upscaler:
         runner = self.runner(options)
         pixels, layout = channels_first(np.asarray(array), layout)
         source = ArraySource(pixels, nodata)
-        plan = plan_scene(source, runner, options.radiometry, f'an array of shape {np.shape(array)}')
+        plan = plan_scene(source, runner, self.radiometry(options), f'an array of shape {np.shape(array)}')
         sink = ImageSink(Path('array'), source.height * self.scale, source.width * self.scale, len(plan.bands),
                          source.dtype)
         with contextlib.ExitStack() as stack:
@@ -161,10 +181,12 @@ class Upscaler:
         if options.skip_existing and all(path.exists() for path in item.outputs):
             return []
         runner = self.runner(options)
-        check_input(item, options.bands, options.allow_categorical, options.overwrite, set())
-        announce([(item.source, check_budget(item, runner, options))], runner, options.tiling)
+        radiometry = self.radiometry(options)
+        check_input(item, radiometry.bands, options.allow_categorical, options.overwrite, set())
+        budget = check_budget(item, runner, replace(options, bands=radiometry.bands))
+        announce([(item.source, budget)], runner, options.tiling)
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-            return upscale_input(item, runner, options.tiling, options.radiometry, options.tiff_format,
+            return upscale_input(item, runner, options.tiling, radiometry, options.tiff_format,
                                  self.tags(options), io_threads=options.io_threads)
 
     def run(self, input, output, *, recursive: bool = False, shard: str | None = None, rank_timeout: float = 10.0,
@@ -173,7 +195,7 @@ class Upscaler:
         under torchrun or srun, or with ``shard='i/n'``, this process's share of them."""
         options = FileOptions.from_keywords(**options)
         check_network_options(self.onnx is not None, options=options)
-        return run_inputs(input, output, options, lambda: (self.runner(options), self.tags(options)),
+        return run_inputs(input, output, options, lambda: (self.runner(options), self.tags(options), self.contract),
                           recursive=recursive, shard=shard, rank_timeout=rank_timeout)
 
 
@@ -197,8 +219,8 @@ def _load(path: Path, onnx: bool, opt, device: str | None, bf16: bool, self_ense
     if device in (None, 'cuda'):  # a rank of a launched run takes the GPU of its local rank
         device = rank_device(detect_ranks()) or device
     resolved = resolve_device(device)
-    network, _ = load_network(path, opt)
-    return Upscaler(path, network, None, resolved, bf16, self_ensemble)
+    network, _, contract = load_network_and_contract(path, opt)
+    return Upscaler(path, network, None, resolved, bf16, self_ensemble, contract)
 
 
 def run(input, output, *, weights=None, onnx=None, opt=None, device: str | None = None, bf16: bool = False,
@@ -213,7 +235,7 @@ def run(input, output, *, weights=None, onnx=None, opt=None, device: str | None 
 
     def load_runner():
         upscaler = _load(Path(weights or onnx), onnx is not None, opt, device, bf16, self_ensemble)
-        return upscaler.runner(options), upscaler.tags(options)
+        return upscaler.runner(options), upscaler.tags(options), upscaler.contract
 
     return run_inputs(input, output, options, load_runner, recursive=recursive, shard=shard,
                       rank_timeout=rank_timeout)

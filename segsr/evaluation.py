@@ -12,20 +12,34 @@ from basicsr.utils import get_env_info, get_root_logger, get_time_str, make_exp_
 from basicsr.utils.options import dict2str
 
 from segsr.data.loaders import build_checked_dataset, build_eval_loader
-from segsr.options import parse_command_line, setup_options
+from segsr.data.radiometry import Radiometry
+from segsr.inference.checkpoint import stored_radiometry
+from segsr.options import parse_command_line, set_contract, setup_options
 from segsr.self_ensemble import PROTOCOL_TEXT
 from segsr.utils.errors import SegSRError
 from segsr.utils.fresh_folder import FreshFolder
 from segsr.utils.report import average_rows, format_table, metric_columns, write_csv, write_json
 
+SPECTRAL_TEXT = {
+    'calculate_band_psnr': 'PSNR per band over the contract\'s physical range', 'calculate_band_ssim': 'SSIM per band',
+    'calculate_sam': 'SAM in degrees', 'calculate_ergas': 'ERGAS',
+}
+
 
 def describe_protocol(metrics_opt: dict, self_ensemble: bool = False, enforce_consistency: bool = False) -> dict:
     """What the numbers mean: RGB and Y-channel papers, plain and self-ensembled ("+") rows, raw and
-    consistency-enforced outputs are not comparable."""
+    consistency-enforced outputs are not comparable; physical values of raster datasets are measured per band,
+    nodata left out."""
     first = next(iter(metrics_opt.values()), {})
-    channel = 'Y' if first.get('test_y_channel') else 'RGB'
     crop = int(first.get('crop_border', 0))
-    text = f'{channel} channel, {crop}-pixel border cropped' + (f', {PROTOCOL_TEXT}' if self_ensemble else '')
+    if first.get('type') in SPECTRAL_TEXT:
+        channel = 'bands'
+        measures = ', '.join(SPECTRAL_TEXT.get(metric['type'], metric['type']) for metric in metrics_opt.values())
+        text = f'physical values ({measures}; nodata masked), {crop}-pixel border cropped'
+    else:
+        channel = 'Y' if first.get('test_y_channel') else 'RGB'
+        text = f'{channel} channel, {crop}-pixel border cropped'
+    text += f', {PROTOCOL_TEXT}' if self_ensemble else ''
     text += ', LR consistency enforced' if enforce_consistency else ''
     return {'channel': channel, 'crop_border': crop, 'self_ensemble': self_ensemble,
             'enforce_consistency': enforce_consistency, 'text': text}
@@ -87,25 +101,46 @@ def report_dataset(opt: dict, dataset_name: str, rows: list[dict], model) -> dic
     return payload
 
 
+def apply_checkpoint_contract(opt: dict) -> str | None:
+    """Test with the radiometric contract stored in the weights unless the options state one; return a warning
+    when the options' contract differs from the stored one. A missing file is reported later, when the model
+    loads it, after the datasets have been checked."""
+    weights = Path(opt['path']['pretrain_network_g'])
+    stored = stored_radiometry(weights) if weights.is_file() else None
+    if stored is None:
+        return None
+    if 'radiometry' not in opt:
+        set_contract(opt, stored)
+        return None
+    options = Radiometry.from_dict(opt['contract'])
+    if options != stored:
+        return (f'the options\' radiometry ({options.describe()}) differs from the one the weights were trained '
+                f'with ({stored.describe()}); testing with the options\' one')
+    return None
+
+
 def evaluate(opt: dict) -> list[dict]:
     if not opt['path'].get('pretrain_network_g'):
         raise SegSRError('path.pretrain_network_g is not set; point it at the trained weights '
                          '(experiments/<name>/models/net_g_latest.pth)')
+    contract_note = apply_checkpoint_contract(opt)
     datasets = {phase: build_checked_dataset(dataset_opt, phase)  # a bad file stops the run before anything is written
                 for phase, dataset_opt in opt['datasets'].items()}
     results = FreshFolder.create(Path(opt['path']['results_root']), lambda: make_exp_dirs(opt))
     try:
-        return evaluate_into_results(opt, datasets)
+        return evaluate_into_results(opt, datasets, contract_note)
     except BaseException:
         results.undo()  # no half-written results; an earlier evaluation of this name moves back in place
         raise
 
 
-def evaluate_into_results(opt: dict, datasets: dict) -> list[dict]:
+def evaluate_into_results(opt: dict, datasets: dict, contract_note: str | None) -> list[dict]:
     log_file = Path(opt['path']['log']) / f"test_{opt['name']}_{get_time_str()}.log"
     logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO, log_file=str(log_file))
     logger.info(get_env_info())
     logger.info(dict2str(opt))
+    if contract_note:
+        logger.warning(contract_note)
 
     loaders = []
     for phase, checked in datasets.items():

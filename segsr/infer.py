@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
         '--stretch',
         choices=('auto', 'range', 'percentile'),
         default='auto',
-        help='affine map to the network range, inverted exactly: auto = range for 8-bit, percentile otherwise',
+        help='affine map to the network range, inverted exactly: auto = the checkpoint\'s radiometric contract; '
+        'without one, range for 8-bit and percentile otherwise',
     )
     parser.add_argument('--percentiles', type=percentile_pair, default=(0.5, 99.5), help='low,high for percentile')
     parser.add_argument(

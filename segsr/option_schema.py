@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from segsr.data.radiometry import Radiometry
 from segsr.network_options import network_option_problems
 from segsr.utils.errors import SegSRError
 from segsr.utils.limits import BATCH_PIXELS, CALL_PIXELS, LimitExceeded
@@ -125,6 +126,9 @@ PERFORMANCE = Field(('dict',), closed=True, keys={
         'mode': _f('str'), 'dynamic': _f('bool', 'none'), 'fullgraph': _f('bool'),
     }),
 })
+RADIOMETRY = Field(('dict',), closed=True, keys={
+    'scale': _f('float', 'list'), 'offset': _f('float', 'list'), 'from_metadata': _f('bool'), 'range': _f('list'),
+})
 TILE = Field(('dict',), keys={'tile_size': _f('int'), 'tile_pad': _f('int')})
 
 COMMON_TOP = {
@@ -132,7 +136,7 @@ COMMON_TOP = {
     'scale': POSITIVE_INT, 'num_gpu': _f('int', 'str', check=gpu_count),
     'manual_seed': _f('int', 'none', check=seed_value), 'path': PATH, 'val': VAL, 'logger': LOGGER,
     'dist_params': DIST_PARAMS, 'find_unused_parameters': _f('bool'), 'tile': TILE, 'performance': PERFORMANCE,
-    'network_g': replace(TYPED, required=True),
+    'network_g': replace(TYPED, required=True), 'radiometry': RADIOMETRY,
 }
 TRAIN_TOP = Field(('dict',), keys={
     **COMMON_TOP, 'train': replace(TRAIN, required=True),
@@ -251,13 +255,24 @@ def wandb_problems(opt: dict) -> list[str]:
     return []
 
 
+def radiometry_problems(opt: dict) -> list[str]:
+    """The ``radiometry`` section read as the contract it states (see :mod:`segsr.data.radiometry`)."""
+    if not isinstance(opt.get('radiometry'), dict):
+        return []
+    try:
+        Radiometry.from_options(opt['radiometry'])
+    except SegSRError as error:
+        return [str(error)]
+    return []
+
+
 def validate_options(opt: dict, source: str, is_train: bool) -> None:
     """Raise one SegSRError that lists every problem found in the options, or return if there are none."""
     problems: list[str] = []
     _check(opt, TRAIN_TOP if is_train else EVAL_TOP, '', problems, top_level=True)
     if not problems:
         problems = _scale_problems(opt) + size_problems(opt)
-    problems += network_option_problems(opt) + wandb_problems(opt)
+    problems += network_option_problems(opt) + wandb_problems(opt) + radiometry_problems(opt)
     if problems:
         count = f'{len(problems)} problem{"s" if len(problems) > 1 else ""}'
         raise SegSRError(f'{count} in option file {source}: ' + '; '.join(problems))

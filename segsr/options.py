@@ -15,6 +15,9 @@ from basicsr.utils import set_random_seed
 from basicsr.utils.dist_util import get_dist_info
 
 from segsr.data.loaders import apply_loader_defaults
+from segsr.data.radiometry import Radiometry
+from segsr.data.raster_files import is_glob
+from segsr.network_options import BAND_KEYS, input_bands
 from segsr.option_schema import validate_options
 from segsr.utils.dist import init_dist
 from segsr.utils.errors import SegSRError
@@ -93,7 +96,7 @@ def check_dataroots(opt: dict) -> None:
     for phase, dataset in opt.get('datasets', {}).items():
         for key in DATAROOT_KEYS:
             path = dataset.get(key)
-            if path is not None and not Path(path).exists():
+            if path is not None and not is_glob(path) and not Path(path).exists():
                 raise SegSRError(f'datasets.{phase}.{key}: {path} does not exist; {data_builder_hint(path)}')
 
 
@@ -110,6 +113,67 @@ def default_metrics(scale: int) -> dict:
     }
 
 
+RASTER_DATASETS = ('RasterDataset',)
+SPECTRAL_METRICS = ('calculate_band_psnr', 'calculate_band_ssim', 'calculate_sam', 'calculate_ergas')
+
+
+def spectral_metrics(scale: int) -> dict:
+    """The protocol for physical values: per-band PSNR over the contract's range, SSIM, SAM and ERGAS."""
+    return {
+        'psnr': {'type': 'calculate_band_psnr', 'crop_border': scale},
+        'ssim': {'type': 'calculate_band_ssim', 'crop_border': scale},
+        'sam': {'type': 'calculate_sam', 'crop_border': scale, 'better': 'lower'},
+        'ergas': {'type': 'calculate_ergas', 'crop_border': scale, 'better': 'lower'},
+    }
+
+
+def has_rasters(opt: dict) -> bool:
+    return any(dataset.get('type') in RASTER_DATASETS for dataset in opt['datasets'].values())
+
+
+def check_raster_metrics(opt: dict) -> None:
+    """Raster datasets hold physical values of any band count: the 8-bit image metrics do not apply."""
+    metrics = (opt.get('val') or {}).get('metrics') or {}
+    wrong = [name for name, metric in metrics.items() if metric.get('type') not in SPECTRAL_METRICS]
+    if has_rasters(opt) and wrong:
+        raise SegSRError(f'val.metrics.{wrong[0]}: {metrics[wrong[0]]["type"]} compares 8-bit images; raster '
+                         f'datasets take {", ".join(SPECTRAL_METRICS)} (see docs/rasters.md)')
+
+
+def set_contract(opt: dict, contract: Radiometry) -> None:
+    """The radiometric contract every dataset reads and every checkpoint stores."""
+    opt['contract'] = contract.to_dict()
+    for dataset in opt['datasets'].values():
+        dataset['contract'] = opt['contract']
+
+
+def contract_of_options(opt: dict) -> Radiometry:
+    """The ``radiometry`` section (8-bit default without one) with the bands of the raster training set, else of
+    the first raster dataset that names them (other dataset types may read ``bands`` their own way)."""
+    datasets = opt['datasets']
+    named = [datasets['train']] if 'train' in datasets else []
+    rasters = [dataset for dataset in [*named, *datasets.values()] if dataset.get('type') in RASTER_DATASETS]
+    bands = next((dataset['bands'] for dataset in rasters if dataset.get('bands')), None)
+    if bands is not None and (not isinstance(bands, list) or not all(
+            isinstance(band, int) and not isinstance(band, bool) and band >= 1 for band in bands)):
+        raise SegSRError(f'datasets.*.bands: {bands!r} is not a list of band numbers from 1; write e.g. [3, 2, 1, 4]')
+    return Radiometry.from_options(opt.get('radiometry'), bands)
+
+
+def network_bands(network: dict) -> int:
+    """The bands network_g takes, stated flat or in its ``backbone``."""
+    backbone = network.get('backbone')
+    if isinstance(backbone, dict) and not any(key in network for key in BAND_KEYS):
+        return input_bands(backbone)
+    return input_bands(network)
+
+
+def check_band_count(opt: dict, contract: Radiometry) -> None:
+    if contract.bands and len(contract.bands) != network_bands(opt['network_g']):
+        raise SegSRError(f'bands {list(contract.bands)} feed {len(contract.bands)} bands to network_g, which takes '
+                         f'{network_bands(opt["network_g"])}; make the band list and in_chans agree')
+
+
 def complete_options(opt: dict, is_train: bool) -> None:
     """Fill every default the run reads, once, so no later stage changes the options or guesses a value."""
     logger = opt['logger']
@@ -123,7 +187,7 @@ def complete_options(opt: dict, is_train: bool) -> None:
         if not isinstance(opt.get('scale'), int):
             raise SegSRError('scale: missing; add the upscaling factor of the network (e.g. scale: 4)')
         val = opt['val'] = opt.get('val') or {}
-        val.setdefault('metrics', default_metrics(opt['scale']))
+        val.setdefault('metrics', (spectral_metrics if has_rasters(opt) else default_metrics)(opt['scale']))
         val.setdefault('save_img', False)
         val.setdefault('pbar', True)
 
@@ -194,4 +258,8 @@ def setup_options(args: argparse.Namespace, is_train: bool) -> dict:
         opt['path'].update(results_root=str(results_root), log=str(results_root),
                            visualization=str(results_root / 'visualization'))
     complete_options(opt, is_train)
+    check_raster_metrics(opt)
+    contract = contract_of_options(opt)
+    check_band_count(opt, contract)
+    set_contract(opt, contract)
     return opt

@@ -161,3 +161,28 @@ def test_other_per_image_metrics_get_paired_intervals(tmp_path):
     low, high = (float(v) for v in row[1].strip('[]').split(','))
     assert 0.3 <= low < expected < high <= 0.41 and row[3] == '12/0'
     assert 'bicubic_cpsnr' not in section
+
+
+def test_raster_results_show_sam_and_ergas_with_paired_intervals(tmp_path):
+    rng = np.random.default_rng(1)
+    base = [{'image': f'w{i}', 'psnr': 30 + rng.normal(), 'ssim': 0.9, 'sam': 2 + rng.random(),
+             'ergas': 3 + rng.random()} for i in range(6)]
+    guided = [{**row, 'psnr': row['psnr'] + 0.2, 'sam': row['sam'] - 0.1 - 0.05 * i, 'ergas': row['ergas'] - 0.2}
+              for i, row in enumerate(base)]
+    average = {key: float(np.mean([row[key] for row in rows])) for rows in (base,) for key in ('sam', 'ergas')}
+    guided_average = {key: float(np.mean([row[key] for row in guided])) for key in ('sam', 'ergas')}
+    for name, network, rows, means in (('hat', 'HAT', base, average), ('segsr', 'SEGSR', guided, guided_average)):
+        path = write_result(tmp_path / 'results', name, network, float(np.mean([r['psnr'] for r in rows])), 0.9,
+                            dataset='s2_test', images=rows)
+        payload = json.loads(path.read_text())
+        payload['average'].update(means)
+        path.write_text(json.dumps(payload))
+    markdown = (main([str(tmp_path / 'results'), '--out', str(tmp_path / 'out')]) / 'comparison.md').read_text()
+    header = next(line for line in markdown.splitlines() if line.startswith('| method'))
+    assert '| SSIM | SAM (deg) | ERGAS | bicubic PSNR |' in header
+    assert f"| {average['sam']:.3f} | {average['ergas']:.4f} |" in markdown
+    spectral = markdown.split('## Spectral fidelity change from guidance (lower is better)')[1]
+    sam_line = next(line for line in spectral.splitlines() if 'SAM (deg)' in line)
+    sam_change = guided_average['sam'] - average['sam']
+    expected = paired_difference([r['sam'] for r in base], [r['sam'] for r in guided])
+    assert f'{sam_change:+.4f}' in sam_line and expected.interval_text(4) in sam_line

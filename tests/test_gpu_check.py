@@ -48,6 +48,7 @@ def test_quick_cpu_run_writes_summary_results_log_and_plot(tmp_path):
     archive = results['archive']['runs']
     assert [(row['files'], row['run']) for row in archive] == [(4, '2 processes x 1 thread (torchrun)')]
     assert archive[0]['files_per_s'] > 0 and archive[0]['mp_per_s'] > 0
+    assert results['training']['multispectral_training']['iterations'] == 2
     tiled = results['tiled']['fp32']
     assert tiled['output'] == [4 * side for side in tiled['scene']]
     assert [row['status'] for row in results['targets']] == ['not measured'] * 4  # no paper config on a CPU
@@ -151,5 +152,5 @@ def test_every_command_of_the_gpu_plan_is_accepted_by_its_script_and_the_trainin
             options_file = parse_command_line(True, train_args).opt
             validate_options(yaml.safe_load(Path(options_file).read_text()), options_file, True)
             parsed.append('train.py')
-    assert parsed.count('benchmark.py') == 8 and parsed.count('train.py') == 2
+    assert parsed.count('benchmark.py') == 8 and parsed.count('train.py') == 3
     assert {'compare_loss_curves.py', 'tiled_inference_peak.py', 'benchmark_infer.py'} <= set(parsed)

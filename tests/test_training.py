@@ -9,6 +9,7 @@ from basicsr.metrics import calculate_psnr, calculate_ssim
 from conftest import eval_options, train_options, write_yaml
 
 from segsr import evaluation
+from segsr.data.radiometry import Radiometry
 from segsr.training import main as train_main
 
 
@@ -38,8 +39,9 @@ def test_train_stop_resume_continue_on_cpu(demo_data, tmp_path, no_cuda):
     adam_steps = {int(s['step']) for s in state['optimizers'][0]['state'].values()}
     assert adam_steps == {4}, 'the resumed run must continue the optimiser from iteration 2'
     checkpoint = torch.load(experiment / 'models' / 'net_g_4.pth', weights_only=True)
-    assert set(checkpoint) == {'params', 'params_ema', 'network_g'}
+    assert set(checkpoint) == {'params', 'params_ema', 'network_g', 'radiometry'}
     assert checkpoint['network_g']['type'] == 'EDSR'
+    assert Radiometry.from_dict(checkpoint['radiometry']).is_default, 'an 8-bit run stores the 0..255 default'
     assert not list(experiment.parent.glob('resume_run_archived_*')), 'resuming must not archive the experiment'
 
 

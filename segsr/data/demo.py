@@ -1,4 +1,5 @@
-"""The embedded demo dataset: crops of the photographs that scikit-image ships, with MATLAB-bicubic LR."""
+"""The embedded demo datasets: crops of the photographs that scikit-image ships, with MATLAB-bicubic LR, and
+4-band uint16 rasters made from them (red, green, blue and a synthetic near infrared, in Sentinel-2 L2A DNs)."""
 
 import os
 from pathlib import Path
@@ -11,6 +12,7 @@ from tqdm import tqdm
 from segsr.clip.tiny import write_tiny_clip_checkpoint
 from segsr.data.bicubic import make_lr_uint8
 from segsr.data.prepare.images import encode_png
+from segsr.data.raster_splits import SplitPlan, make_raster_splits
 from segsr.utils.files import atomic_write_bytes, write_text_if_changed
 
 TRAIN_SOURCES = (
@@ -73,3 +75,48 @@ def build_demo_dataset(out_dir: str | os.PathLike) -> dict[str, int]:
         write_text_if_changed(out_dir / 'meta' / f'{split}.txt', ''.join(f'{name}\n' for name in names))
         counts[split] = len(names)
     return counts
+
+
+RASTER_SOURCES = ('astronaut', 'chelsea', 'coffee', 'rocket', 'motorcycle_left', 'ihc')
+RASTER_SPLIT = SplitPlan(block=128, gap=64, window=64, fractions=(0.7, 0.15, 0.15), seed=0, scale=4)
+L2A_QUANTIFICATION, L2A_ADD_OFFSET = 10000, -1000
+
+
+def four_band_reflectance(bgr: np.ndarray) -> np.ndarray:
+    """(4, H, W) reflectance 0..0.5: red, green, blue, and a near infrared that is bright where green
+    dominates (as over vegetation) and follows the overall brightness elsewhere."""
+    rgb = bgr[..., ::-1].astype(np.float64).transpose(2, 0, 1) / 255.0
+    greenness = np.clip(rgb[1] - (rgb[0] + rgb[2]) / 2, 0, None)
+    nir = np.clip(0.25 + 0.5 * rgb.mean(axis=0) + 1.5 * greenness, 0, 1)
+    return 0.5 * np.concatenate([rgb, nir[None]])
+
+
+def write_l2a_raster(path: Path, reflectance: np.ndarray, index: int) -> None:
+    """uint16 DNs = reflectance * 10000 - BOA_ADD_OFFSET, tagged as L2A, 10 m pixels; 0 is nodata."""
+    import rasterio
+    from rasterio.transform import Affine
+
+    dn = np.rint(reflectance * L2A_QUANTIFICATION - L2A_ADD_OFFSET).astype(np.uint16)
+    profile = {'driver': 'GTiff', 'height': dn.shape[1], 'width': dn.shape[2], 'count': dn.shape[0],
+               'dtype': 'uint16', 'nodata': 0, 'crs': 'EPSG:32633', 'tiled': True, 'blockxsize': 128,
+               'blockysize': 128, 'compress': 'deflate',
+               'transform': Affine.translation(500000 + 20000 * index, 5000000) @ Affine.scale(10, -10)}
+    temporary = path.with_name(f'.{path.name}.partial')
+    with rasterio.open(temporary, 'w', **profile) as dataset:
+        dataset.write(dn)
+        dataset.update_tags(BOA_QUANTIFICATION_VALUE=str(L2A_QUANTIFICATION))
+        for band in range(1, dn.shape[0] + 1):
+            dataset.update_tags(band, BOA_ADD_OFFSET=str(L2A_ADD_OFFSET))
+    os.replace(temporary, path)
+
+
+def build_raster_demo(out_dir: str | os.PathLike) -> dict[str, int]:
+    """Write 4-band L2A-style rasters of the scikit-image photographs, spatially disjoint split lists and a tiny
+    random CLIP under ``out_dir``; return the line count of each list."""
+    out_dir = Path(out_dir)
+    (out_dir / 'scenes').mkdir(parents=True, exist_ok=True)
+    write_tiny_clip_checkpoint(out_dir / 'tiny_clip.pt')
+    for index, source in enumerate(tqdm(RASTER_SOURCES, desc='raster demo', unit='scene')):
+        write_l2a_raster(out_dir / 'scenes' / f'{source}.tif', four_band_reflectance(read_skimage_photo(source)),
+                         index)
+    return make_raster_splits(str(out_dir / 'scenes'), out_dir / 'splits', RASTER_SPLIT)

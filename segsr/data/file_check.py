@@ -146,12 +146,13 @@ def check_dataset_files(dataset, dataset_opt: dict, where: str) -> FileCheck | N
     bad: set[str] = set()
     problems: list[Problem] = []
     pair_rule = pair_rule_of(dataset, dataset_opt)
+    header_of = getattr(dataset, 'read_header', read_header)  # rasters are checked through GDAL
     for item in items:
         for path in item.values():
             if path in headers or path in bad:
                 continue
             try:
-                headers[path] = read_header(path)
+                headers[path] = header_of(path)
             except BadImageFile as err:
                 bad.add(path)
                 problems.append(Problem(str(err), err.fix))

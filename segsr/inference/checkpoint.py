@@ -7,6 +7,7 @@ from basicsr.archs import build_network  # segsr/__init__ has patched basicsr an
 from torch import nn
 
 from segsr.clip.lora import merge_lora
+from segsr.data.radiometry import Radiometry
 from segsr.network_options import network_option_problems
 from segsr.utils.checkpoint import check_finite_weights, load_checkpoint, load_state_dict_checked, select_state_dict
 from segsr.utils.errors import SegSRError
@@ -30,8 +31,17 @@ def _network_options_from_yaml(path: Path) -> dict:
 def load_network(
     weights: str | Path, options: str | Path | None = None, param_key: str = 'params_ema'
 ) -> tuple[nn.Module, dict]:
+    """The network of :func:`load_network_and_contract` (eval mode, CPU) with its options."""
+    network, network_options, _ = load_network_and_contract(weights, options, param_key)
+    return network, network_options
+
+
+def load_network_and_contract(
+    weights: str | Path, options: str | Path | None = None, param_key: str = 'params_ema'
+) -> tuple[nn.Module, dict, Radiometry | None]:
     """Build the network, load its weights strictly and fold any LoRA adapters into the frozen weights
-    (no adapter matmuls at inference); return it (eval mode, CPU) with its options.
+    (no adapter matmuls at inference); return it (eval mode, CPU) with its options and the radiometric
+    contract it was trained with (:func:`inference_contract`), read from the same file.
 
     Options given in a YAML file win over the ones stored in the checkpoint, so an old or
     foreign checkpoint (basicsr, HAT) can be used with an explicit configuration. ``param_key``
@@ -65,5 +75,28 @@ def load_network(
     fix = f'pass --opt with the {network_options["type"]} options these weights were trained with'
     load_state_dict_checked(network, state, strict=True, source=str(weights), fix=fix)
     merge_lora(network)
-    return network.eval(), network_options
+    return network.eval(), network_options, inference_contract(content, weights)
 
+
+def contract_of(content: dict, weights: Path) -> Radiometry | None:
+    """The radiometric contract stored in a checkpoint's content; None for one made before contracts existed."""
+    stored = content.get('radiometry')
+    if stored is None:
+        return None
+    try:
+        return Radiometry.from_dict(stored)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise SegSRError(f'weights file {weights} holds an unreadable radiometry entry ({stored!r:.80}); '
+                         'save the checkpoint again with segsr') from None
+
+
+def inference_contract(content: dict, weights: Path) -> Radiometry | None:
+    """The contract inference applies: None also for the 8-bit default map of all bands, which every
+    checkpoint without a contract gets anyway."""
+    contract = contract_of(content, weights)
+    return None if contract is None or (contract.is_default and not contract.bands) else contract
+
+
+def stored_radiometry(weights: str | Path) -> Radiometry | None:
+    """The radiometric contract a checkpoint was trained with; None for one made before contracts existed."""
+    return contract_of(_load_file(Path(weights)), Path(weights))

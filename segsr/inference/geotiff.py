@@ -17,7 +17,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from segsr.utils.errors import SegSRError
-from segsr.utils.files import write_failure
+from segsr.utils.files import atomic_path, write_failure
 
 GDAL_ERRORS = (RasterioError, CPLE_BaseError, OSError)
 """What GDAL raises through rasterio: its own error types, some of which rasterio does not wrap."""
@@ -183,6 +183,17 @@ def refined_georeference(source: RasterSource, scale: int) -> dict:
     if not source.georeferenced:
         return {}
     return {'crs': source.dataset.crs, 'transform': source.dataset.transform @ Affine.scale(1 / scale)}
+
+
+def write_float_raster(path: str | os.PathLike, values: np.ndarray) -> None:
+    """A ``(C, H, W)`` float32 array as a plain GeoTIFF (no georeference), written atomically."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(final) as temporary, warnings.catch_warnings():
+        warnings.simplefilter('ignore', NotGeoreferencedWarning)
+        profile = output_profile(values.shape[1], values.shape[2], values.shape[0], values.dtype)
+        with rasterio.open(temporary, 'w', **profile) as dataset:
+            dataset.write(values)
 
 
 def staging_path(final: Path) -> Path:

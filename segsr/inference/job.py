@@ -17,6 +17,7 @@ from pathlib import Path
 import rasterio
 from tqdm import tqdm
 
+from segsr.data.radiometry import Radiometry
 from segsr.inference.assembly import assemble_scene, part_files, part_outputs, remove_parts
 from segsr.inference.budget import announce, check_budget
 from segsr.inference.distributed import Coordinator, Heartbeat, Ranks, detect_ranks, join_run, leave_run
@@ -28,6 +29,7 @@ from segsr.inference.runner import (
     FILE_ERRORS,
     GDAL_CACHE_MB,
     RunReport,
+    apply_contract,
     one_line,
     upscale_input,
     warn_on_partial_blocks,
@@ -36,8 +38,9 @@ from segsr.inference.work_plan import WorkUnit, plan_units, read_header
 from segsr.utils.errors import SegSRError
 from segsr.utils.files import remove_stale_temp_files
 
-LoadRunner = Callable[[], tuple[TileUpscaler, dict]]
-"""Loads the network (after the inputs were checked); returns it and the provenance tags of its outputs."""
+LoadRunner = Callable[[], tuple[TileUpscaler, dict, Radiometry | None]]
+"""Loads the network (after the inputs were checked); returns it, the provenance tags of its outputs and the
+radiometric contract it was trained with."""
 
 
 class Run:
@@ -50,6 +53,7 @@ class Run:
         self.items = items
         self.units = units
         self.options = options
+        self.radiometry = options.radiometry  # under the checkpoint's contract once the network is loaded
         self.report = RunReport()
         self.mine = [unit for unit in units if unit.rank == ranks.rank]
         self.owner: dict[Path, int] = {}
@@ -144,7 +148,7 @@ def run_unit(run: Run, unit: WorkUnit, upscaler: TileUpscaler, tags: dict, clean
     progress = functools.partial(coordinator.add, 'tiles')
     if unit.band is None:
         try:
-            written = upscale_input(item, upscaler, options.tiling, options.radiometry, options.tiff_format, tags,
+            written = upscale_input(item, upscaler, options.tiling, run.radiometry, options.tiff_format, tags,
                                     on_tiles=progress, io_threads=options.io_threads)
         except FILE_ERRORS as error:
             run.publish(unit, 'failed', started, error=one_line(error))
@@ -155,7 +159,7 @@ def run_unit(run: Run, unit: WorkUnit, upscaler: TileUpscaler, tags: dict, clean
     announcement = {**{key: path and str(path) for key, path in part_outputs(parts).items()}, 'band': unit.band,
                     'rank': run.ranks.rank, 'tiles': unit.tiles, 'pixels': unit.pixels}
     try:
-        upscale_input(parts, upscaler, options.tiling, options.radiometry, replace(options.tiff_format, cog=False),
+        upscale_input(parts, upscaler, options.tiling, run.radiometry, replace(options.tiff_format, cog=False),
                       tags, band=unit.band, on_tiles=progress, io_threads=options.io_threads)
     except FILE_ERRORS as error:
         announcement['error'] = one_line(error)
@@ -171,7 +175,7 @@ def assemble_unit(run: Run, unit: WorkUnit, upscaler: TileUpscaler, tags: dict, 
         if errors:
             remove_parts(parts)
             raise SegSRError(errors[0])
-        written = assemble_scene(item, parts, upscaler, run.options.tiling, run.options.radiometry,
+        written = assemble_scene(item, parts, upscaler, run.options.tiling, run.radiometry,
                                  run.options.tiff_format, tags)
     except FILE_ERRORS as error:
         run.publish(unit, 'failed', started, error=one_line(error), parts=parts)
@@ -193,7 +197,7 @@ def within_budget(run: Run, ready: list[WorkUnit], upscaler: TileUpscaler, start
     for unit in ready:
         item = run.items[unit.index]
         try:
-            budget = check_budget(item, upscaler, run.options)
+            budget = check_budget(item, upscaler, replace(run.options, bands=run.radiometry.bands))
         except FILE_ERRORS as error:
             run.refuse(unit, one_line(error), started)
             continue
@@ -229,7 +233,8 @@ def execute(run: Run, load: LoadRunner) -> None:
     if not ready:
         run.started = True
         return
-    upscaler, tags = load()
+    upscaler, tags, contract = load()
+    run.radiometry = apply_contract(run.options.radiometry, contract, warn=run.reporter)
     ready = within_budget(run, ready, upscaler, started)
     stop_if_nothing_can_run(run, ready)
     run.started = True  # from here on the manifest is written (not for a run that stopped at its checks)

@@ -4,16 +4,17 @@ import contextlib
 import functools
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 from rasterio.enums import ColorInterp
 from rasterio.transform import Affine
-from scipy import ndimage
 from tqdm import tqdm
 
+from segsr.data.nodata import fill_from_nearest_valid
+from segsr.data.radiometry import Radiometry, calibration_from_metadata
 from segsr.inference.bands import BandRequest, band_groups, output_bands
 from segsr.inference.consistency_report import write_consistency_report
 from segsr.inference.engine import TileUpscaler
@@ -57,6 +58,20 @@ class RadiometryOptions:
     stretch: str = 'auto'
     percentiles: tuple[float, float] = (0.5, 99.5)
     allow_categorical: bool = False
+    contract: Radiometry | None = None
+    """The checkpoint's radiometric contract, which ``auto`` applies; None (or the 8-bit default) for none."""
+
+
+def apply_contract(radiometry: RadiometryOptions, contract: Radiometry | None, warn: bool = True) -> RadiometryOptions:
+    """``radiometry`` under a checkpoint's contract: its bands unless ``bands`` names others, and its value map
+    under ``stretch='auto'``; another stretch replaces the map, with one warning (``warn``) on stderr."""
+    if contract is None:
+        return radiometry
+    if radiometry.stretch != 'auto' and warn:
+        print(f'warning: stretch {radiometry.stretch} replaces the radiometric contract the weights were trained '
+              f'with ({contract.describe()}); outputs leave the trained value range', file=sys.stderr)
+    bands = radiometry.bands if radiometry.bands is not None or not contract.bands else (contract.bands,)
+    return replace(radiometry, bands=bands, contract=contract)
 
 
 @dataclass
@@ -73,12 +88,15 @@ class RunReport:
 
 
 def choose_stretch(source: ImageSource | RasterSource, bands: list[int], options: RadiometryOptions) -> BandStretch:
-    """8-bit data keep their 0..255 scale (as in training); deeper data are normalised by percentiles.
+    """The checkpoint's contract when it has one (the values it was trained on, whatever the scene); else
+    8-bit data keep their 0..255 scale (as in training) and deeper data are normalised by percentiles.
 
     ``range`` is the dtype's range for unsigned integers and the data's min..max for signed and
     float data, whose dtype range (-32768.. or ±3e38) says nothing about the values.
     """
     mode = options.stretch
+    if mode == 'auto' and options.contract is not None and not options.contract.is_default:
+        return contract_stretch(source, bands, options.contract)
     if mode == 'auto':
         mode = 'range' if source.dtype == np.uint8 else 'percentile'
     if mode == 'range':
@@ -90,14 +108,11 @@ def choose_stretch(source: ImageSource | RasterSource, bands: list[int], options
     raise SegSRError(f'unknown stretch {options.stretch!r}: use auto, range or percentile')
 
 
-def fill_from_nearest_valid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Replace nodata pixels by their nearest valid neighbour, so no fill value bleeds into valid data."""
-    if valid.all():
-        return values
-    if not valid.any():
-        return np.zeros_like(values)
-    nearest = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
-    return values[:, nearest[0], nearest[1]]
+def contract_stretch(source: ImageSource | RasterSource, bands: list[int], contract: Radiometry) -> BandStretch:
+    """The contract's map of 0-based ``bands``: its scale/offset, or the file's own metadata (``from_metadata``)."""
+    contract = contract.for_bands([band + 1 for band in bands])
+    metadata = calibration_from_metadata(source.dataset, bands) if isinstance(source, RasterSource) else None
+    return contract.stretch(contract.calibration(metadata, str(source.path)), len(bands))
 
 
 def network_reader(

@@ -2,16 +2,18 @@
 
 basicsr calls every metric with the output (``img``) and the HR (``img2``) only. Metrics here also
 need the LR input (``lq``), the self-ensemble spread (``spread``), the image's class (``label``) or
-the dataset's classes (``class_names``); a registered metric that names one of these as a parameter
-receives it, so the evaluation loop serves old and new metrics alike.
+the dataset's classes (``class_names``); spectral metrics of raster datasets take the contract's
+per-band ``data_range``, the nodata ``mask`` and the ``scale``. A registered metric that names one of
+these as a parameter receives it, so the evaluation loop serves old and new metrics alike.
 """
 
 import inspect
 from copy import deepcopy
 
+import numpy as np
 from basicsr.utils.registry import METRIC_REGISTRY
 
-EXTRA_INPUTS = ('img2', 'lq', 'spread', 'label', 'class_names')
+EXTRA_INPUTS = ('img2', 'lq', 'spread', 'label', 'class_names', 'data_range', 'mask', 'scale')
 
 
 def metric_inputs(metric_opt: dict) -> set[str]:
@@ -22,9 +24,9 @@ def metric_inputs(metric_opt: dict) -> set[str]:
     return {name for name in EXTRA_INPUTS if name in parameters} | ({'img2'} if takes_any else set())
 
 
-def calculate(metric_opt: dict, available: dict) -> float:
-    """The metric of ``metric_opt`` on the inputs in ``available`` that it takes."""
+def calculate(metric_opt: dict, available: dict) -> float | np.ndarray:
+    """The metric of ``metric_opt`` on the inputs in ``available`` that it takes: a number, or one per band."""
     options = deepcopy(metric_opt)
     metric = METRIC_REGISTRY.get(options.pop('type'))
     wanted = metric_inputs(metric_opt) | {'img'}
-    return float(metric(**{k: v for k, v in available.items() if k in wanted}, **options))
+    return metric(**{k: v for k, v in available.items() if k in wanted}, **options)

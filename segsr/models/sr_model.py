@@ -5,6 +5,7 @@ from collections import OrderedDict
 from copy import deepcopy
 from os import path as osp
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from basicsr.models.sr_model import SRModel
@@ -16,6 +17,8 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 from tqdm import tqdm
 
 from segsr.data.classes import image_class
+from segsr.data.radiometry import Radiometry
+from segsr.inference.geotiff import write_float_raster
 from segsr.metrics.consistency import project_consistent
 from segsr.metrics.inputs import calculate, metric_inputs
 from segsr.models.precision import Performance
@@ -27,9 +30,22 @@ from segsr.utils.report import average_rows, metric_columns
 from segsr.utils.training_state import resume_problem
 
 
-def bicubic_upscale(lq: torch.Tensor, scale: int) -> torch.Tensor:
-    """MATLAB-style bicubic upscaling of a (1, C, H, W) batch: the reference every SR result is compared to."""
-    return imresize(lq[0].detach().float().cpu(), scale).clamp_(0, 1).unsqueeze(0)
+def bicubic_upscale(lq: torch.Tensor, scale: int, clamp: bool = True) -> torch.Tensor:
+    """MATLAB-style bicubic upscaling of a (1, C, H, W) batch: the reference every SR result is compared to.
+
+    8-bit images are clamped to [0, 1] as they would be saved; physical values (``clamp`` False) are not.
+    """
+    upscaled = imresize(lq[0].detach().float().cpu(), scale)
+    return (upscaled.clamp_(0, 1) if clamp else upscaled).unsqueeze(0)
+
+
+def add_metric(row: OrderedDict, metric: str, value) -> None:
+    """A metric's value in a result row; a per-band measure adds its mean and one column per band."""
+    values = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    row[metric] = float(values.mean())
+    if values.size > 1:
+        for band, band_value in enumerate(values, start=1):
+            row[f'{metric}_band{band}'] = float(band_value)
 
 
 def check_metric_inputs(metrics_opt: dict, val_opt: dict) -> None:
@@ -95,8 +111,16 @@ class SegSRModel(SRModel):
         self.optimizer_g = self.get_optimizer(optim_type, trainable, **optim_opt)
         self.optimizers.append(self.optimizer_g)
 
+    def feed_data(self, data: dict) -> None:
+        """The batch, and the nodata mask of raster datasets (1 where the reference holds data)."""
+        super().feed_data(data)
+        self.mask = data['mask'].to(self.device) if 'mask' in data else None
+
     def compute_losses(self, output: torch.Tensor) -> OrderedDict:
-        """The configured losses of ``output`` against ``self.gt``, by log name."""
+        """The configured losses of ``output`` against ``self.gt``, by log name; pixels without data
+        (``self.mask`` 0) take the reference's value, so they add no error and no gradient."""
+        if getattr(self, 'mask', None) is not None:
+            output = torch.where(self.mask > 0, output, self.gt.to(output.dtype))
         losses = OrderedDict()
         if self.cri_pix:
             losses['l_pix'] = self.cri_pix(output, self.gt)
@@ -181,6 +205,8 @@ class SegSRModel(SRModel):
         network_opt = self.opt.get(f'network_{net_label.removeprefix("net_")}')
         if network_opt is not None:
             checkpoint[f'network_{net_label.removeprefix("net_")}'] = deepcopy(network_opt)
+        if self.opt.get('contract') is not None:
+            checkpoint['radiometry'] = deepcopy(self.opt['contract'])
         iteration = 'latest' if current_iter == -1 else current_iter
         atomic_torch_save(checkpoint, osp.join(self.opt['path']['models'], f'{net_label}_{iteration}.pth'))
 
@@ -218,42 +244,40 @@ class SegSRModel(SRModel):
         val_opt = self.opt['val']
         metrics_opt = val_opt.get('metrics') or {}
         compare_bicubic = val_opt.get('compare_bicubic', False)
-        scale = self.opt['scale']
         if metrics_opt:
             self._initialize_best_metric_results(dataset_name)
 
         check_metric_inputs(metrics_opt, val_opt)
         class_names = dataset_classes(dataloader.dataset) if any(
             'class_names' in metric_inputs(opt) for opt in metrics_opt.values()) else None
+        contract = getattr(dataloader.dataset, 'contract', None)
         rows = []
         for val_data in tqdm(dataloader, desc=f'Validate {dataset_name}', unit='image',
                              disable=not val_opt.get('pbar', True), leave=False):
-            img_name = osp.splitext(osp.basename(val_data['lq_path'][0]))[0]
+            img_name = val_data['name'][0] if 'name' in val_data else \
+                osp.splitext(osp.basename(val_data['lq_path'][0]))[0]
             self.feed_data(val_data)
             self.test()
-            sr_img = tensor2img([self.output.detach().cpu()])
+            sr_img = tensor2img([self.output.detach().cpu()]) if contract is None else None
             row = OrderedDict(image=img_name)
             if 'class' in val_data:
                 row['class'] = val_data['class'][0]
-            inputs = {'lq': tensor2img([self.lq.detach().cpu()])}
+            images, inputs = self._scored_images(contract, sr_img, compare_bicubic)
             if 'class' in row and class_names:
                 inputs |= {'label': row['class'], 'class_names': class_names}
             if hasattr(self, 'spread'):
                 inputs['spread'] = self.spread[0].detach().float().cpu().permute(1, 2, 0).numpy()
                 del self.spread
-            if hasattr(self, 'gt'):
-                inputs['img2'] = tensor2img([self.gt.detach().cpu()])
-                del self.gt
-            for metric, metric_opt in metrics_opt.items():
-                if metric_inputs(metric_opt) <= inputs.keys():
-                    row[metric] = calculate(metric_opt, {**inputs, 'img': sr_img})
-            if compare_bicubic and 'img2' in inputs:
-                bicubic_img = tensor2img([bicubic_upscale(self.lq, scale)])
+            for prefix, image in images.items():
                 for metric, metric_opt in metrics_opt.items():
-                    if 'spread' not in metric_inputs(metric_opt):  # the spread is the network's, not bicubic's
-                        row[f'bicubic_{metric}'] = calculate(metric_opt, {**inputs, 'img': bicubic_img})
-            if save_img:
+                    needs = metric_inputs(metric_opt)
+                    if needs <= inputs.keys() and not (prefix and 'spread' in needs):  # the spread is the network's
+                        add_metric(row, f'{prefix}{metric}', calculate(metric_opt, {**inputs, 'img': image}))
+            if save_img and contract is None:
                 imwrite(sr_img, self._image_path(dataset_name, img_name, current_iter))
+            elif save_img:
+                physical = contract.to_physical(self.output[0].detach().float().cpu().numpy()).astype(np.float32)
+                write_float_raster(self._image_path(dataset_name, img_name, current_iter, '.tif'), physical)
             rows.append(row)
             del self.lq, self.output
 
@@ -266,12 +290,39 @@ class SegSRModel(SRModel):
         self._log_validation(dataset_name, len(rows), averages, current_iter, tb_logger)
         return rows
 
-    def _image_path(self, dataset_name: str, img_name: str, current_iter: int) -> str:
+    def _scored_images(self, contract: Radiometry | None, sr_img, compare_bicubic: bool) -> tuple[dict, dict]:
+        """The images to score by prefix (the network's '', and 'bicubic_' when compared against a reference) and
+        the inputs metrics may take: 8-bit images, or a raster dataset's physical values through its contract
+        with the per-band data range, the scale and the nodata mask."""
+        scale = self.opt['scale']
+        has_reference = hasattr(self, 'gt')
+        if contract is None:
+            images = {'': sr_img}
+            inputs = {'lq': tensor2img([self.lq.detach().cpu()])}
+            if has_reference:
+                inputs['img2'] = tensor2img([self.gt.detach().cpu()])
+                if compare_bicubic:
+                    images['bicubic_'] = tensor2img([bicubic_upscale(self.lq, scale)])
+        else:
+            images = {'': contract.to_physical(self.output[0].detach().float().cpu().numpy())}
+            inputs = {'scale': scale}
+            if has_reference:
+                reference = contract.to_physical(self.gt[0].detach().float().cpu().numpy())
+                inputs |= {'img2': reference, 'data_range': contract.span(reference.shape[0]),
+                           'mask': self.mask[0, 0].cpu().numpy() > 0 if self.mask is not None else None}
+                if compare_bicubic:
+                    bicubic = bicubic_upscale(self.lq, scale, clamp=False)
+                    images['bicubic_'] = contract.to_physical(bicubic[0].numpy())
+        if has_reference:
+            del self.gt
+        return images, inputs
+
+    def _image_path(self, dataset_name: str, img_name: str, current_iter: int, extension: str = '.png') -> str:
         visualization = self.opt['path']['visualization']
         if self.opt['is_train']:
-            return osp.join(visualization, img_name, f'{img_name}_{current_iter}.png')
+            return osp.join(visualization, img_name, f'{img_name}_{current_iter}{extension}')
         suffix = self.opt['val'].get('suffix') or self.opt['name']
-        return osp.join(visualization, dataset_name, f'{img_name}_{suffix}.png')
+        return osp.join(visualization, dataset_name, f'{img_name}_{suffix}{extension}')
 
     def _log_validation(self, dataset_name: str, images: int, averages: dict, current_iter: int, tb_logger) -> None:
         lines = [f'Validation {dataset_name} ({images} images)']
