@@ -29,11 +29,21 @@ class BicubicToySR(torch.nn.Module):
         return up + F.interpolate(self.residual(x), scale_factor=self.upscale, mode='nearest')
 
 
+class CurvedToySR(BicubicToySR):
+    """The toy network followed by a fixed curve: like any trained network, not equivariant to a rescaled input,
+    so two different maps into it give two different outputs."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        up = super().forward(x)
+        return up + 0.2 * torch.sin(3 * up)
+
+
 def register_toy() -> None:
     from basicsr.utils.registry import ARCH_REGISTRY
 
-    if 'BicubicToySR' not in ARCH_REGISTRY:
-        ARCH_REGISTRY.register()(BicubicToySR)
+    for network in (BicubicToySR, CurvedToySR):
+        if network.__name__ not in ARCH_REGISTRY:
+            ARCH_REGISTRY.register()(network)
 
 
 def toy_checkpoint(path: Path, channels: int = 3, upscale: int = 2) -> Path:

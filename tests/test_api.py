@@ -159,3 +159,47 @@ def test_evaluation_outputs_from_the_api_equal_the_cli(toy, tmp_path):
         upscaler.upscale(reflectance(), uncertainty=True, consistency_report=True)
     with pytest.raises(SegSRError, match='--uncertainty and --save-guidance cannot run together'):
         upscaler.upscale_file(source, tmp_path / 'other', uncertainty=True, save_guidance=True)
+
+
+def test_upscale_of_a_uint16_array_applies_the_checkpoints_contract(tmp_path, capsys):
+    """``segsr.load(weights).upscale`` maps a multi-band uint16 array through the contract stored beside the network
+    (its bands, scale/offset and range), as segsr-infer maps a file of the same values; ``stretch`` replaces it."""
+    from raster_fakes import CurvedToySR, register_toy
+
+    from segsr.data.radiometry import Radiometry
+
+    register_toy()
+    contract = Radiometry.from_options({'scale': [1e-4, 2e-4, 1e-4], 'offset': -0.05, 'range': [0.0, 0.7]}, [3, 1, 2])
+    weights = tmp_path / 'curved.pth'
+    torch.manual_seed(0)
+    torch.save({'params_ema': CurvedToySR(2, 3).state_dict(), 'radiometry': contract.to_dict(),
+                'network_g': {'type': 'CurvedToySR', 'upscale': 2, 'num_in_ch': 3}}, weights)
+    data = np.concatenate([reflectance(), np.full((1, 40, 52), 9, np.uint16)])  # band 4 is not in the contract
+    data[:, 5:12, 20:30] = 700
+
+    upscaler = segsr.load(weights, device='cpu')
+    from_api = upscaler.upscale(data, layout='chw', **OPTIONS)
+    source = write_raster(tmp_path / 'scene.tif', data)
+    infer(['--weights', str(weights), '--input', str(source), '--output', str(tmp_path / 'out'), *TILING])
+    from_cli = read(tmp_path / 'out' / 'scene.tif')
+    assert 'warning' not in capsys.readouterr().err
+    assert from_api.dtype == np.uint16 and from_api.shape == (3, 80, 104)
+    np.testing.assert_array_equal(from_api, from_cli)
+
+    network_order = [3, 1, 2]
+    scale, offset = contract.scale[:, None, None], contract.offset[:, None, None]
+    low, high = contract.low, contract.high
+    unit = (data[[band - 1 for band in network_order]] * scale + offset - low) / (high - low)
+    with torch.no_grad():
+        out = CurvedToySR(2, 3).eval()
+        out.load_state_dict(torch.load(weights, weights_only=True)['params_ema'])
+        out = out(torch.from_numpy(unit.astype(np.float32))[None])[0].double().numpy()
+    expected = np.clip(np.rint((out * (high - low) + low - offset) / scale), 0, 65535)
+    expected = expected[[network_order.index(band) for band in (1, 2, 3)]]  # outputs keep the source order
+    inner = (slice(None), slice(16, -16), slice(16, -16))
+    assert np.abs(from_api[inner].astype(np.float64) - expected[inner]).max() <= 1
+
+    stretched = upscaler.upscale(data, layout='chw', stretch='percentile', **OPTIONS)
+    assert np.abs(stretched.astype(np.float64) - from_api).max() > 20, 'a per-scene map is another map'
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith('warning:')]
+    assert len(warnings) == 1 and 'replaces the radiometric contract' in warnings[0]

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from basicsr.utils.registry import ARCH_REGISTRY
-from raster_fakes import BicubicToySR, register_toy, toy_checkpoint, write_raster
+from raster_fakes import BicubicToySR, CurvedToySR, register_toy, toy_checkpoint, write_raster
 from raster_scenes import L2A_ADD_OFFSET, L2A_QUANTIFICATION, l2a_scene, reflectance, scaled_scene
 
 from segsr.data.radiometry import Radiometry, calibration_from_metadata
@@ -83,15 +82,6 @@ def test_bad_sections_are_one_line(section, message):
     assert '\n' not in str(error.value)
 
 
-class CurvedToySR(BicubicToySR):
-    """The toy network followed by a fixed curve: like any trained network, not equivariant to a rescaled input,
-    so two different maps into it give two different outputs."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        up = super().forward(x)
-        return up + 0.2 * torch.sin(3 * up)
-
-
 def contract_checkpoint(path, contract: Radiometry, channels: int = 1):
     toy_checkpoint(path, channels=channels)
     content = torch.load(path, weights_only=True)
@@ -114,8 +104,7 @@ def test_overlapping_crops_of_one_scene_agree_with_the_contract_but_not_per_scen
     left = write_raster(tmp_path / 'in' / 'left.tif', np.ascontiguousarray(dn[:, :, :48]))
     right = write_raster(tmp_path / 'in' / 'right.tif', np.ascontiguousarray(dn[:, :, 24:]))
     contract = Radiometry.from_options({'scale': 1e-4, 'range': [0.0, 1.0]}, [1])
-    if 'CurvedToySR' not in ARCH_REGISTRY:
-        ARCH_REGISTRY.register()(CurvedToySR)
+    register_toy()
     state = CurvedToySR(2, 1).state_dict()
     weights = tmp_path / 'net.pth'
     torch.save({'params_ema': state, 'network_g': {'type': 'CurvedToySR', 'upscale': 2, 'num_in_ch': 1},

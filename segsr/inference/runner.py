@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from segsr.data.nodata import fill_from_nearest_valid
 from segsr.data.radiometry import Radiometry, calibration_from_metadata
+from segsr.inference.arrays import ArraySource
 from segsr.inference.bands import BandRequest, band_groups, output_bands
 from segsr.inference.consistency_report import write_consistency_report
 from segsr.inference.engine import TileUpscaler
@@ -64,12 +65,12 @@ class RadiometryOptions:
 
 def apply_contract(radiometry: RadiometryOptions, contract: Radiometry | None, warn: bool = True) -> RadiometryOptions:
     """``radiometry`` under a checkpoint's contract: its bands unless ``bands`` names others, and its value map
-    under ``stretch='auto'``; another stretch replaces the map, with one warning (``warn``) on stderr."""
+    under ``stretch='auto'``; another stretch replaces the map, with one warning (``warn``) on a line of its own."""
     if contract is None:
         return radiometry
     if radiometry.stretch != 'auto' and warn:
-        print(f'warning: stretch {radiometry.stretch} replaces the radiometric contract the weights were trained '
-              f'with ({contract.describe()}); outputs leave the trained value range', file=sys.stderr)
+        tqdm.write(f'warning: stretch {radiometry.stretch} replaces the radiometric contract the weights were '
+                   f'trained with ({contract.describe()}); outputs leave the trained value range', file=sys.stderr)
     bands = radiometry.bands if radiometry.bands is not None or not contract.bands else (contract.bands,)
     return replace(radiometry, bands=bands, contract=contract)
 
@@ -87,7 +88,8 @@ class RunReport:
     summary: str = ''
 
 
-def choose_stretch(source: ImageSource | RasterSource, bands: list[int], options: RadiometryOptions) -> BandStretch:
+def choose_stretch(source: ImageSource | RasterSource | ArraySource, bands: list[int], options: RadiometryOptions,
+                   name) -> BandStretch:
     """The checkpoint's contract when it has one (the values it was trained on, whatever the scene); else
     8-bit data keep their 0..255 scale (as in training) and deeper data are normalised by percentiles.
 
@@ -96,7 +98,7 @@ def choose_stretch(source: ImageSource | RasterSource, bands: list[int], options
     """
     mode = options.stretch
     if mode == 'auto' and options.contract is not None and not options.contract.is_default:
-        return contract_stretch(source, bands, options.contract)
+        return contract_stretch(source, bands, options.contract, name)
     if mode == 'auto':
         mode = 'range' if source.dtype == np.uint8 else 'percentile'
     if mode == 'range':
@@ -108,11 +110,12 @@ def choose_stretch(source: ImageSource | RasterSource, bands: list[int], options
     raise SegSRError(f'unknown stretch {options.stretch!r}: use auto, range or percentile')
 
 
-def contract_stretch(source: ImageSource | RasterSource, bands: list[int], contract: Radiometry) -> BandStretch:
+def contract_stretch(source: ImageSource | RasterSource | ArraySource, bands: list[int], contract: Radiometry,
+                     name) -> BandStretch:
     """The contract's map of 0-based ``bands``: its scale/offset, or the file's own metadata (``from_metadata``)."""
     contract = contract.for_bands([band + 1 for band in bands])
     metadata = calibration_from_metadata(source.dataset, bands) if isinstance(source, RasterSource) else None
-    return contract.stretch(contract.calibration(metadata, str(source.path)), len(bands))
+    return contract.stretch(contract.calibration(metadata, str(name)), len(bands))
 
 
 def network_reader(
@@ -290,7 +293,7 @@ def plan_scene(source: ImageSource | RasterSource, upscaler: TileUpscaler, radio
                name) -> ScenePlan:
     groups = band_groups(radiometry.bands, source.band_count, source.alpha_band, upscaler.in_channels, name)
     bands = output_bands(groups)
-    return ScenePlan(groups, bands, choose_stretch(source, bands, radiometry))
+    return ScenePlan(groups, bands, choose_stretch(source, bands, radiometry, name))
 
 
 def run_scene(
