@@ -167,3 +167,15 @@ def test_test_py_takes_the_stored_contract_and_warns_when_the_options_state_anot
     warning = apply_checkpoint_contract(opt)
     assert 'differs from the one the weights were trained with' in warning and '\n' not in warning
     assert opt['contract'] == Radiometry.from_options(opt['radiometry']).to_dict(), 'the stated section wins'
+
+
+def test_an_unreadable_stored_contract_is_one_line(tmp_path):
+    import segsr
+
+    weights = toy_checkpoint(tmp_path / 'net.pth', channels=1)
+    content = torch.load(weights, weights_only=True)
+    content['radiometry'] = {'bands': [1], 'range': 'bright'}
+    torch.save(content, weights)
+    with pytest.raises(SegSRError, match='unreadable radiometry entry') as error:
+        segsr.load(weights, device='cpu')
+    assert '\n' not in str(error.value)

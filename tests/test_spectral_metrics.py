@@ -53,3 +53,19 @@ def test_masked_pixels_count_nowhere(pair):
     assert ergas(spoiled, reference, 2, mask) == pytest.approx(ergas(output[:, 6:], reference[:, 6:], 2))
     with pytest.raises(SegSRError, match='no valid pixel'):
         band_psnr(output, reference, 1.0, np.zeros_like(mask))
+
+
+@pytest.mark.parametrize('metric, raster, words', [
+    ('calculate_sam', False, 'measures physical values of raster datasets'),
+    ('calculate_band_psnr', False, 'measures physical values of raster datasets'),
+    ('calculate_lr_psnr', True, 'measures 8-bit images'),
+    ('calculate_clip_zero_shot', True, 'measures 8-bit images'),
+])
+def test_a_metric_the_dataset_cannot_feed_is_one_line_not_a_missing_column(metric, raster, words):
+    import segsr.metrics  # noqa: F401  (registers the metrics)
+    from segsr.models.sr_model import check_metric_inputs
+
+    with pytest.raises(SegSRError, match=words) as error:
+        check_metric_inputs({'m': {'type': metric}}, {}, raster=raster)
+    assert '\n' not in str(error.value) and 'val.metrics.m' in str(error.value)
+    check_metric_inputs({'m': {'type': 'calculate_psnr'}}, {}, raster=raster)  # plain PSNR serves both

@@ -48,12 +48,28 @@ def add_metric(row: OrderedDict, metric: str, value) -> None:
             row[f'{metric}_band{band}'] = float(band_value)
 
 
-def check_metric_inputs(metrics_opt: dict, val_opt: dict) -> None:
-    """A metric that needs the self-ensemble spread is refused without ``val.self_ensemble``."""
+IMAGE_INPUTS = {'lq', 'spread', 'label', 'class_names'}
+"""What metrics of 8-bit images take and raster datasets (physical values) do not give."""
+RASTER_INPUTS = {'data_range', 'mask', 'scale'}
+"""What spectral metrics take from a raster dataset's contract and 8-bit images do not give."""
+
+
+def check_metric_inputs(metrics_opt: dict, val_opt: dict, raster: bool = False) -> None:
+    """A metric that needs the self-ensemble spread is refused without ``val.self_ensemble``, and one that needs
+    what this kind of dataset cannot give is refused rather than left out of the results."""
     for metric, metric_opt in metrics_opt.items():
-        if 'spread' in metric_inputs(metric_opt) and not val_opt.get('self_ensemble', False):
+        inputs = metric_inputs(metric_opt)
+        if 'spread' in inputs and not val_opt.get('self_ensemble', False):
             raise SegSRError(f'val.metrics.{metric} ranks errors by the self-ensemble spread: set '
                              'val.self_ensemble: true, or drop the metric')
+        if raster and inputs & IMAGE_INPUTS:
+            raise SegSRError(f'val.metrics.{metric} ({metric_opt["type"]}) measures 8-bit images; raster datasets '
+                             'are measured in physical values: use calculate_band_psnr, calculate_band_ssim, '
+                             'calculate_sam or calculate_ergas, or drop the metric')
+        if not raster and inputs & RASTER_INPUTS:
+            raise SegSRError(f'val.metrics.{metric} ({metric_opt["type"]}) measures physical values of raster '
+                             'datasets (RasterDataset with a radiometry contract); use calculate_psnr or '
+                             'calculate_ssim for 8-bit images, or drop the metric')
 
 
 def dataset_classes(dataset) -> list[str]:
@@ -247,10 +263,10 @@ class SegSRModel(SRModel):
         if metrics_opt:
             self._initialize_best_metric_results(dataset_name)
 
-        check_metric_inputs(metrics_opt, val_opt)
+        contract = getattr(dataloader.dataset, 'contract', None)
+        check_metric_inputs(metrics_opt, val_opt, raster=contract is not None)
         class_names = dataset_classes(dataloader.dataset) if any(
             'class_names' in metric_inputs(opt) for opt in metrics_opt.values()) else None
-        contract = getattr(dataloader.dataset, 'contract', None)
         rows = []
         for val_data in tqdm(dataloader, desc=f'Validate {dataset_name}', unit='image',
                              disable=not val_opt.get('pbar', True), leave=False):
