@@ -185,6 +185,8 @@ def test_upscale_of_a_uint16_array_applies_the_checkpoints_contract(tmp_path, ca
     assert 'warning' not in capsys.readouterr().err
     assert from_api.dtype == np.uint16 and from_api.shape == (3, 80, 104)
     np.testing.assert_array_equal(from_api, from_cli)
+    upscaler.upscale_file(source, tmp_path / 'file.tif', **OPTIONS)
+    np.testing.assert_array_equal(read(tmp_path / 'file.tif'), from_cli)
 
     network_order = [3, 1, 2]
     scale, offset = contract.scale[:, None, None], contract.offset[:, None, None]

@@ -193,3 +193,35 @@ def test_a_split_scene_keeps_its_spread_raster_and_consistency_report(setup, tmp
     assert np.nanmax(spread) > 0
     reports = [json.loads((tmp_path / run / f'{stem}_consistency.json').read_text()) for run in ('one', 'two')]
     assert [report['psnr'] for report in reports] == [reports[0]['psnr']] * 2 and reports[0]['valid_pixels'] > 0
+
+
+def test_a_scene_split_over_two_ranks_takes_the_checkpoints_contract(setup, tmp_path):
+    """Each rank maps its rows through the contract stored in the checkpoint: the assembled scene equals
+    ``segsr.load(weights).upscale_file``, and a stretch flag over the contract warns once, not once per rank."""
+    import torch
+    from raster_fakes import CurvedToySR, register_toy
+
+    import segsr
+    from segsr.data.radiometry import Radiometry
+
+    _, folder, _ = setup
+    register_toy()
+    contract = Radiometry.from_options({'scale': 1e-4, 'offset': -0.02, 'range': [0.0, 0.5]}, [2, 3, 1])
+    weights = tmp_path / 'curved.pth'
+    torch.save({'params_ema': CurvedToySR(2, 3).state_dict(), 'radiometry': contract.to_dict(),
+                'network_g': {'type': 'CurvedToySR', 'upscale': 2, 'num_in_ch': 3}}, weights)
+    inputs = tmp_path / 'in'
+    inputs.mkdir()
+    shutil.copy(folder / BIG, inputs / BIG)
+    torchrun = ('-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2')
+    two = infer('--weights', weights, '--input', inputs, '--output', tmp_path / 'two', *TILING, launcher=torchrun)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert manifest(tmp_path / 'two')[BIG]['rank'] in ('0,1', '1,0'), 'the scene is split over both ranks'
+    segsr.load(weights, device='cpu').upscale_file(inputs / BIG, tmp_path / 'api.tif', tile=16, overlap=4)
+    with rasterio.open(tmp_path / 'two' / BIG) as split, rasterio.open(tmp_path / 'api.tif') as whole:
+        np.testing.assert_array_equal(split.read(), whole.read())
+        assert split.tags()['SEGSR_STRETCH'] == f'contract: {contract.describe()}'
+    stretched = infer('--weights', weights, '--input', inputs, '--output', tmp_path / 'pct', *TILING,
+                      '--stretch', 'percentile', launcher=torchrun)
+    assert stretched.returncode == 0, stretched.stderr[-3000:]
+    assert stretched.stderr.count('replaces the radiometric contract') == 1
