@@ -46,7 +46,7 @@ def run_scene(weights: Path, scene: Path, out: Path, tile: int, overlap: int, ba
         tiles = count_tiles(dataset.height, dataset.width, tile, overlap)
     start = time.perf_counter()
     upscale_files(
-        [plan_input(scene, out, guidance=False)],
+        [plan_input(scene, out, guidance=False, overwrite=True)],  # its own scratch output
         upscaler,
         TilingOptions(tile, overlap, batch),
         RadiometryOptions(),

@@ -130,8 +130,8 @@ def plan_inputs(args: argparse.Namespace, radiometry: RadiometryOptions, report:
     output = Path(args.output)
     check_writable(output)
     planned, taken = [], set()
-    for source, folder in collect_inputs(args.input, args.recursive):
-        item = plan_input(source, output / folder, args.save_guidance)
+    for source, folder in collect_inputs(args.input, args.recursive, output):
+        item = plan_input(source, output / folder, args.save_guidance, args.overwrite)
         try:
             check_input(item, radiometry.bands, radiometry.allow_categorical, args.overwrite, taken)
         except FILE_ERRORS as error:

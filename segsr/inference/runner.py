@@ -83,13 +83,18 @@ def choose_stretch(source: ImageSource | RasterSource, bands: list[int], options
 
 
 def fill_from_nearest_valid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Replace nodata pixels by their nearest valid neighbour, so no fill value bleeds into valid data."""
+    """Replace each band's nodata pixels by its nearest valid neighbour in that band, so no fill value bleeds
+    into valid data; ``valid`` is ``(C, h, w)`` like ``values``."""
     if valid.all():
         return values
-    if not valid.any():
-        return np.zeros_like(values)
-    nearest = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
-    return values[:, nearest[0], nearest[1]]
+    filled = np.zeros_like(values)
+    for band, band_valid in enumerate(valid):
+        if band_valid.all():
+            filled[band] = values[band]
+        elif band_valid.any():
+            nearest = ndimage.distance_transform_edt(~band_valid, return_distances=False, return_indices=True)
+            filled[band] = values[band][nearest[0], nearest[1]]
+    return filled
 
 
 def network_reader(
@@ -128,7 +133,7 @@ def upscaled_valid(
     """Validity of the LR pixels under an output block, each covering ``scale x scale`` output pixels."""
     row0, col0 = row // scale, col // scale
     valid = source.read_valid(bands, row0, row0 + shape[0] // scale, col0, col0 + shape[1] // scale)
-    return None if valid is None else valid.repeat(scale, axis=0).repeat(scale, axis=1)
+    return None if valid is None else valid.repeat(scale, axis=1).repeat(scale, axis=2)
 
 
 def restore_block(
@@ -160,10 +165,12 @@ def open_image_sink(
     block: int,
     tiff_format: TiffFormat,
     tags: dict,
+    replace: bool = False,
 ) -> ImageSink | RasterSink:
-    """The output under a temporary name; rasters keep georeference, nodata, mask and metadata."""
+    """The output under a temporary name, published under ``path`` at the end (replacing a file there only
+    with ``replace``); rasters keep georeference, nodata, mask and metadata."""
     height, width = source.height * scale, source.width * scale
-    temporary = stack.enter_context(atomic_path(path))
+    temporary = stack.enter_context(atomic_path(path, replace))
     if isinstance(source, RasterSource):
         georeference = refined_georeference(source, scale)
         profile = output_profile(
@@ -199,6 +206,7 @@ def open_maps_sink(
     block: int,
     tiff_format: TiffFormat,
     tags: dict,
+    replace: bool = False,
 ) -> RasterSink:
     """Guidance maps as float32 bands, one per map and band group, on the output's grid; NaN where nodata."""
     georeference = refined_georeference(source, scale) if isinstance(source, RasterSource) else {}
@@ -207,7 +215,7 @@ def open_maps_sink(
     profile = output_profile(
         height, width, len(names), np.float32, nodata, georeference, block, tiff_format.compress
     )
-    sink = RasterSink(stack.enter_context(atomic_path(path)), profile, tiff_format=tiff_format)
+    sink = RasterSink(stack.enter_context(atomic_path(path, replace)), profile, tiff_format=tiff_format)
     stack.callback(sink.close)
     sink.describe([BandMetadata(name, None, 1.0, 0.0, ColorInterp.gray) for name in names], tags)
     return sink
@@ -239,14 +247,19 @@ def upscale_input(
         bands = output_bands(groups)
         position = {band: index for index, band in enumerate(bands)}
         stretch = choose_stretch(source, bands, radiometry)
+        if isinstance(source, RasterSource) and (nodata := source.differing_nodata(bands)):
+            print(f'warning: {planned.source} has a nodata value per band ({nodata}); a GeoTIFF holds one, so '
+                  f'{planned.image} marks the nodata pixels of every band with {source.nodata}', file=sys.stderr)
         scale = upscaler.scale
         block = tiff_format.blocksize or block_side(tiling.tile * scale) or DEFAULT_BLOCK
         planned.image.parent.mkdir(parents=True, exist_ok=True)
-        image_sink = open_image_sink(stack, source, planned.image, scale, bands, block, tiff_format, tags)
+        image_sink = open_image_sink(stack, source, planned.image, scale, bands, block, tiff_format, tags,
+                                     planned.overwrite)
         maps = None
         if planned.maps is not None:
             names = guidance_names(groups, upscaler.map_stages)
-            maps = open_maps_sink(stack, source, planned.maps, scale, names, block, tiff_format, tags)
+            maps = open_maps_sink(stack, source, planned.maps, scale, names, block, tiff_format, tags,
+                                  planned.overwrite)
         tiles = count_tiles(source.height, source.width, tiling.tile, tiling.overlap)
         bar = stack.enter_context(
             tqdm(total=tiles * len(groups), unit='tile', desc=planned.name, dynamic_ncols=True,
@@ -273,7 +286,7 @@ def upscale_input(
                 if maps is not None:
                     guidance = output[upscaler.sr_channels :]
                     if valid is not None:
-                        guidance = np.where(valid, guidance, np.float32(np.nan))
+                        guidance = np.where(valid.all(axis=0), guidance, np.float32(np.nan))
                     maps.write(row, col, guidance, bands=list(range(first_map, first_map + upscaler.map_channels)))
         if isinstance(source, ImageSource) and source.alpha_band is not None:
             image_sink.write_band(len(bands), upscaled_alpha(source, scale))
