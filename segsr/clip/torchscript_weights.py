@@ -7,7 +7,9 @@ else, and the tensors are collected under their module paths, as ``state_dict()`
 """
 
 import collections
+import functools
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -31,6 +33,15 @@ def rebuild_tensor(storage: tuple[torch.UntypedStorage, torch.dtype], offset: in
     return torch.empty(0, dtype=dtype).set_(untyped, offset, size, stride)
 
 
+@functools.cache
+def storage_dtypes() -> dict[str, torch.dtype]:
+    """``FloatStorage`` -> ``torch.float32`` and so on: the storage classes TorchScript names tensors' data by."""
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)  # the legacy storage classes are deprecated
+        found = {name: getattr(getattr(torch, name), 'dtype', None) for name in dir(torch) if name.endswith('Storage')}
+    return {name: dtype for name, dtype in found.items() if isinstance(dtype, torch.dtype)}
+
+
 class ArchiveUnpickler(pickle.Unpickler):
     """Allows what TorchScript writes for modules and tensors; any other global stops the read."""
 
@@ -43,8 +54,8 @@ class ArchiveUnpickler(pickle.Unpickler):
             return type(name, (ScriptObject,), {})
         if (module, name) == ('torch._utils', '_rebuild_tensor_v2'):
             return rebuild_tensor
-        if module == 'torch' and name.endswith('Storage') and isinstance(getattr(torch, name, None), type):
-            return getattr(torch, name).dtype
+        if module == 'torch' and name in storage_dtypes():
+            return storage_dtypes()[name]
         if (module, name) == ('collections', 'OrderedDict'):
             return collections.OrderedDict
         if module == 'torch.jit._pickle' and name in ARCHIVE_LISTS:
