@@ -43,19 +43,18 @@ def file_digests(folder: Path) -> dict[str, str]:
             for path in sorted(folder.rglob('*')) if path.is_file()}
 
 
-def expect_success(command: list[str], watched: Path, written: set[str], removed: frozenset[str] = frozenset()) -> str:
-    """Run a program: exit 0, no traceback, and ``watched`` unchanged except for the ``written`` files and the
-    ``removed`` ones (temporary files of processes that are gone)."""
+def expect_success(main, argv: list[str], watched: Path, written: set[str], capsys,
+                   removed: frozenset[str] = frozenset()) -> None:
+    """Call an entry point in-process: no error, no traceback, and ``watched`` unchanged except for the
+    ``written`` files and the ``removed`` ones (temporary files of processes that are gone)."""
     before = file_digests(watched)
-    result = subprocess.run([sys.executable, *command], capture_output=True, text=True, timeout=240,
-                            env={**os.environ, 'OMP_NUM_THREADS': '1'})
-    output = result.stdout + result.stderr
-    assert result.returncode == 0 and 'Traceback' not in output, output
+    main(argv)
+    captured = capsys.readouterr()
+    assert 'Traceback' not in captured.out + captured.err and 'error:' not in captured.err, captured.err
     after = file_digests(watched)
     assert written <= set(after), f'{written - set(after)} not written'
     assert {name: digest for name, digest in after.items() if name not in written} == {
         name: digest for name, digest in before.items() if name not in written | removed}
-    return output
 
 
 @pytest.fixture(scope='module')
@@ -341,15 +340,15 @@ def test_temporary_names_are_one_exact_pattern(tmp_path):
     assert all(temporary_owner(Path(name).name) is None for name in USER_FILES)
 
 
-def test_infer_leaves_a_users_files_in_its_output_folder(edsr_weights, tmp_path):
+def test_infer_leaves_a_users_files_in_its_output_folder(edsr_weights, tmp_path, capsys):
     out = tmp_path / 'out'
     dead = dead_pid()
     plant_user_files(out, dead)
     stale = temporary_path(out / 'old.png', dead)
     stale.write_bytes(b'left by a killed run')
     source = png(tmp_path / 'in' / 'scene.png')
-    expect_success([str(ROOT / 'segsr' / 'infer.py'), '--weights', str(edsr_weights), '--input', str(source),
-                    '--output', str(out)], out, written={'scene.png'}, removed={stale.name})
+    expect_success(infer_main, ['--weights', str(edsr_weights), '--input', str(source), '--output', str(out)], out,
+                   {'scene.png'}, capsys, removed={stale.name})
     assert not stale.exists(), 'the temporary file of a process that is gone is removed'
 
 
@@ -418,10 +417,10 @@ def test_prepare_dataset_never_puts_a_fresh_hr_beside_an_old_lr(prepare_main, uc
     assert tree_digest(out / 'LR_x2') == before and not (out / 'HR' / 'forest01.png').exists()
 
 
-def test_second_infer_run_does_not_replace_the_first_ones_output(edsr_weights, tmp_path):
+def test_second_infer_run_does_not_replace_the_first_ones_output(edsr_weights, tmp_path, capsys):
     source, out = png(tmp_path / 'in' / 'scene.png'), tmp_path / 'out'
     arguments = ['--weights', str(edsr_weights), '--input', str(source), '--output', str(out)]
-    expect_success([str(ROOT / 'segsr' / 'infer.py'), *arguments], out, written={'scene.png'})
+    expect_success(infer_main, arguments, out, {'scene.png'}, capsys)
     png(source, seed=1)  # the input changed: a rerun would write another image
     expect_cli_error('infer.py', arguments, out, (str(out / 'scene.png'), 'exists', '--overwrite'))
 
@@ -452,21 +451,21 @@ def test_export_refuses_an_existing_file_unless_overwrite(edsr_weights, tmp_path
     target = tmp_path / 'out' / 'model.onnx'
     target.parent.mkdir()
     target.write_bytes(b'an earlier export')
-    expect_cli_error('export.py', ['--weights', str(edsr_weights), '--output', str(target)], target.parent,
-                     (str(target), 'exists', '--overwrite'))
+    expect_one_line_error(export_main, ['--weights', str(edsr_weights), '--output', str(target)], target.parent,
+                          (str(target), 'exists', '--overwrite'))
     export_main(['--weights', str(edsr_weights), '--output', str(target), '--overwrite'])
     assert target.read_bytes() != b'an earlier export' and sorted(target.parent.iterdir()) == [target]
 
 
-def test_an_output_folder_inside_the_input_is_never_read_as_input(edsr_weights, tmp_path):
+def test_an_output_folder_inside_the_input_is_never_read_as_input(edsr_weights, tmp_path, capsys):
     tree = tmp_path / 'scenes'
     png(tree / 'a.png')
     png(tree / '2024' / 'b.png', seed=1)
     out = tree / 'results'
-    arguments = [str(ROOT / 'segsr' / 'infer.py'), '--weights', str(edsr_weights), '--input', str(tree),
-                 '--recursive', '--output', str(out)]
-    expect_success(arguments, tree, written={'results/a.png', 'results/2024/b.png'})
-    expect_success([*arguments, '--overwrite'], tree, written={'results/a.png', 'results/2024/b.png'})
+    arguments = ['--weights', str(edsr_weights), '--input', str(tree), '--recursive', '--output', str(out)]
+    results = {'results/a.png', 'results/2024/b.png'}
+    expect_success(infer_main, arguments, tree, results, capsys)
+    expect_success(infer_main, [*arguments, '--overwrite'], tree, results, capsys)
     assert sorted(file_digests(out)) == ['2024/b.png', 'a.png'], 'no result of a result'
     assert cv2.imread(str(out / 'a.png')).shape == (64, 64, 3)
 
