@@ -124,6 +124,20 @@ def test_payload_as_checkpoint_of_each_tool(demo_data, tmp_path, payload, script
     assert not [path for path in (tmp_path / 'out').rglob('*') if path.is_file()], 'nothing written'
 
 
+def test_torchscript_archive_as_inference_weights_is_refused_unrun(tmp_path, capsys):
+    """torch would hand a TorchScript archive to torch.jit.load (running its code); segsr refuses it, and its
+    message, like every refusal of the loader, gives no advice to load with the full unpickler."""
+    archive = tmp_path / 'inputs' / 'scripted.pt'
+    archive.parent.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', FutureWarning)
+        torch.jit.script(ScriptedTower()).save(str(archive))
+    message = expect_one_line_error(infer_main, ['--weights', str(archive), '--input', str(png(tmp_path / 'a.png')),
+                                                 '--output', str(tmp_path / 'out')], archive.parent,
+                                    ('scripted.pt cannot be read', 'TorchScript archive', 'never runs'), capsys)
+    assert 'weights_only' not in message and not (tmp_path / 'out').exists()
+
+
 def test_torchscript_shaped_payload_as_clip_weights(tmp_path):
     """An archive laid out like TorchScript whose data.pkl is a pickle payload is refused unrun."""
     from segsr.clip.loader import read_checkpoint
