@@ -100,6 +100,8 @@ def run(args: argparse.Namespace) -> float:
     output = Path(args.output)
     if output.suffix.lower() != '.onnx':
         raise SegSRError(f'--output {output} must end in .onnx')
+    if output.is_dir():
+        raise SegSRError(f'--output {output} is a folder: pass the path of the .onnx file to write')
     if output.exists() and not args.overwrite:
         raise OutputExistsError(output)
     network, options = load_network(args.weights, args.opt)  # LoRA already folded in
