@@ -467,6 +467,11 @@ def test_export_refuses_an_existing_file_unless_overwrite(edsr_weights, tmp_path
     target.write_bytes(b'an earlier export')
     expect_one_line_error(export_main, ['--weights', str(edsr_weights), '--output', str(target)], target.parent,
                           (str(target), 'exists', '--overwrite'))
+    folder = target.with_name('folder.onnx')
+    folder.mkdir()
+    expect_one_line_error(export_main, ['--weights', str(edsr_weights), '--output', str(folder), '--overwrite'],
+                          target.parent, (str(folder), 'is a folder'))
+    folder.rmdir()
     export_main(['--weights', str(edsr_weights), '--output', str(target), '--overwrite'])
     assert target.read_bytes() != b'an earlier export' and sorted(target.parent.iterdir()) == [target]
 
