@@ -486,6 +486,9 @@ def test_an_output_folder_inside_the_input_is_never_read_as_input(edsr_weights, 
     expect_success(infer_main, arguments, tree, results, capsys)
     expect_success(infer_main, [*arguments, '--overwrite'], tree, results, capsys)
     assert sorted(file_digests(out)) == ['2024/b.png', 'a.png'], 'no result of a result'
+    glob = ['--weights', str(edsr_weights), '--input', str(tree / '**' / '*.png'), '--recursive', '--output', str(out)]
+    expect_success(infer_main, [*glob, '--overwrite'], tree, {'results/a.png', 'results/b.png'}, capsys)
+    assert sorted(file_digests(out)) == ['2024/b.png', 'a.png', 'b.png'], 'a glob does not reach into results'
     assert cv2.imread(str(out / 'a.png')).shape == (64, 64, 3)
 
 
