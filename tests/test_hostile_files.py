@@ -1,6 +1,7 @@
 """Hostile and careless files: nothing in an input runs as code, and no user's file is deleted, replaced or
-silently changed. Every case goes through the bad-input harness of test_bad_input.py (exit code, no traceback,
-key words in the last line, watched trees unchanged but for what was asked)."""
+silently changed. Refusals go through the bad-input harness of test_bad_input.py (exit code, no traceback, key
+words in the last line, watched trees unchanged); hostile inputs that must run go through :func:`expect_success`
+(no error, watched trees unchanged but for the files that were asked for)."""
 
 import ast
 import hashlib

@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import multiprocessing
 import os
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
@@ -37,12 +38,20 @@ def _reusable(job: ImageJob, previous: dict) -> ImageResult | None:
     return ImageResult(job.name, job.member, tuple(entry['source_size']), tuple(entry['size']))
 
 
+def _fresh_process_context() -> multiprocessing.context.BaseContext:
+    """Workers that do not fork the calling process: a fork of a process whose torch and OpenMP threads are
+    running can deadlock in the worker (seen in ``torch.set_num_threads``)."""
+    method = 'forkserver' if 'forkserver' in multiprocessing.get_all_start_methods() else 'spawn'
+    return multiprocessing.get_context(method)
+
+
 def _run_jobs(jobs: list[ImageJob], workers: int, desc: str, progress: bool) -> list[ImageResult]:
     with contextlib.ExitStack() as stack:
         if workers <= 1 or len(jobs) <= 1:
             results = map(process_image, jobs)
         else:
-            pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers, initializer=_init_worker))
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                                                           mp_context=_fresh_process_context()))
             results = pool.map(process_image, jobs, chunksize=4)
         return list(tqdm(results, total=len(jobs), desc=desc, unit='img', disable=not progress))
 
