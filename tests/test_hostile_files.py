@@ -31,9 +31,10 @@ from segsr.data.bicubic import make_lr_uint8
 from segsr.export import main as export_main
 from segsr.infer import main as infer_main
 from segsr.inference.inputs import plan_input
-from segsr.inference.runner import RadiometryOptions, TilingOptions, upscale_files
+from segsr.inference.manifest import MANIFEST_NAME
+from segsr.inference.runner import RadiometryOptions, TilingOptions, upscale_input
 from segsr.utils.errors import SegSRError
-from segsr.utils.files import remove_stale_temp_files, temporary_owner, temporary_path
+from segsr.utils.files import OutputExistsError, remove_stale_temp_files, temporary_owner, temporary_path
 
 onnx_missing = importlib.util.find_spec('onnxruntime') is None or importlib.util.find_spec('onnxscript') is None
 
@@ -363,7 +364,7 @@ def test_infer_leaves_a_users_files_in_its_output_folder(edsr_weights, tmp_path,
     stale.write_bytes(b'left by a killed run')
     source = png(tmp_path / 'in' / 'scene.png')
     expect_success(infer_main, ['--weights', str(edsr_weights), '--input', str(source), '--output', str(out)], out,
-                   {'scene.png'}, capsys, removed={stale.name})
+                   {'scene.png', MANIFEST_NAME}, capsys, removed={stale.name})
     assert not stale.exists(), 'the temporary file of a process that is gone is removed'
 
 
@@ -435,7 +436,7 @@ def test_prepare_dataset_never_puts_a_fresh_hr_beside_an_old_lr(prepare_main, uc
 def test_second_infer_run_does_not_replace_the_first_ones_output(edsr_weights, tmp_path, capsys):
     source, out = png(tmp_path / 'in' / 'scene.png'), tmp_path / 'out'
     arguments = ['--weights', str(edsr_weights), '--input', str(source), '--output', str(out)]
-    expect_success(infer_main, arguments, out, {'scene.png'}, capsys)
+    expect_success(infer_main, arguments, out, {'scene.png', MANIFEST_NAME}, capsys)
     png(source, seed=1)  # the input changed: a rerun would write another image
     expect_cli_error('infer.py', arguments, out, (str(out / 'scene.png'), 'exists', '--overwrite'))
 
@@ -446,19 +447,19 @@ def test_an_output_that_appears_during_the_run_is_not_replaced(edsr_weights, tmp
     from segsr.inference.engine import TileUpscaler
 
     source, out = png(tmp_path / 'in' / 'scene.png'), tmp_path / 'out'
-    planned = [plan_input(source, out, guidance=False)]  # planned while the name was free
+    planned = plan_input(source, out)  # planned while the name was free
     out.mkdir()
     (out / 'scene.png').write_bytes(b'written meanwhile by another run')
     before = file_digests(out)
     upscaler = TileUpscaler(load_network(edsr_weights)[0], torch.device('cpu'), bf16=False, guidance=False)
-    report = upscale_files(planned, upscaler, TilingOptions(tile=16, overlap=4), RadiometryOptions())
-    assert report.written == [] and len(report.failures) == 1
-    reason = report.failures[0][1]
+    tiling = TilingOptions(tile=16, overlap=4)
+    with pytest.raises(OutputExistsError) as refused:
+        upscale_input(planned, upscaler, tiling, RadiometryOptions())
+    reason = str(refused.value)
     assert str(out / 'scene.png') in reason and '--overwrite' in reason and '\n' not in reason
     assert file_digests(out) == before, 'the other run\'s file is kept and no temporary file is left'
-    replaced = upscale_files([plan_input(source, out, guidance=False, overwrite=True)], upscaler,
-                             TilingOptions(tile=16, overlap=4), RadiometryOptions())
-    assert replaced.written == [out / 'scene.png'] and cv2.imread(str(out / 'scene.png')).shape == (64, 64, 3)
+    written = upscale_input(plan_input(source, out, overwrite=True), upscaler, tiling, RadiometryOptions())
+    assert written == [out / 'scene.png'] and cv2.imread(str(out / 'scene.png')).shape == (64, 64, 3)
 
 
 @pytest.mark.skipif(onnx_missing, reason='segsr-export needs onnxruntime and onnxscript')
@@ -483,13 +484,15 @@ def test_an_output_folder_inside_the_input_is_never_read_as_input(edsr_weights, 
     png(tree / '2024' / 'b.png', seed=1)
     out = tree / 'results'
     arguments = ['--weights', str(edsr_weights), '--input', str(tree), '--recursive', '--output', str(out)]
-    results = {'results/a.png', 'results/2024/b.png'}
+    results = {'results/a.png', 'results/2024/b.png', f'results/{MANIFEST_NAME}'}
     expect_success(infer_main, arguments, tree, results, capsys)
     expect_success(infer_main, [*arguments, '--overwrite'], tree, results, capsys)
-    assert sorted(file_digests(out)) == ['2024/b.png', 'a.png'], 'no result of a result'
+    assert sorted(file_digests(out)) == sorted(['2024/b.png', 'a.png', MANIFEST_NAME]), 'no result of a result'
     glob = ['--weights', str(edsr_weights), '--input', str(tree / '**' / '*.png'), '--recursive', '--output', str(out)]
-    expect_success(infer_main, [*glob, '--overwrite'], tree, {'results/a.png', 'results/b.png'}, capsys)
-    assert sorted(file_digests(out)) == ['2024/b.png', 'a.png', 'b.png'], 'a glob does not reach into results'
+    expect_success(infer_main, [*glob, '--overwrite'], tree, {'results/a.png', 'results/b.png',
+                                                             f'results/{MANIFEST_NAME}'}, capsys)
+    assert sorted(file_digests(out)) == sorted(['2024/b.png', 'a.png', 'b.png', MANIFEST_NAME]), \
+        'a glob does not reach into results'
     assert cv2.imread(str(out / 'a.png')).shape == (64, 64, 3)
 
 
