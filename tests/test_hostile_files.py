@@ -356,6 +356,21 @@ def test_temporary_names_are_one_exact_pattern(tmp_path):
     assert all(temporary_owner(Path(name).name) is None for name in USER_FILES)
 
 
+def test_the_bands_of_a_split_scene_are_named_and_cleaned_by_the_same_rule(tmp_path):
+    dead = dead_pid()
+    parts = [temporary_path(tmp_path / 'scene.tif', dead, part=(part, 2)) for part in (0, 1)]
+    assert parts[0].name == f'.scene.tif.segsr-partial-{dead}.band-0-of-2.tif'
+    live = temporary_path(tmp_path / 'scene.tif', os.getpid(), part=(0, 2))
+    users = [tmp_path / name for name in (f'.scene.tif.segsr-partial-{dead}.band-2-of-2.tif',
+                                          f'.scene.tif.segsr-partial-{dead}.band-0-of-2.png',
+                                          f'.scene.segsr-partial-{dead}.band-0-of-2.tif',
+                                          f'.scene.partial-{dead}.band-0-of-2.tif')]
+    for path in (*parts, live, *users):
+        path.write_bytes(b'part')
+    assert sorted(remove_stale_temp_files(tmp_path)) == sorted(parts)
+    assert live.exists() and all(path.exists() for path in users)
+
+
 def test_infer_leaves_a_users_files_in_its_output_folder(edsr_weights, tmp_path, capsys):
     out = tmp_path / 'out'
     dead = dead_pid()
