@@ -30,9 +30,10 @@ from segsr import evaluation
 from segsr.data.bicubic import make_lr_uint8
 from segsr.export import main as export_main
 from segsr.infer import main as infer_main
+from segsr.inference.geotiff import RasterSource
 from segsr.inference.inputs import plan_input
 from segsr.inference.manifest import MANIFEST_NAME
-from segsr.inference.runner import RadiometryOptions, TilingOptions, upscale_input
+from segsr.inference.runner import RadiometryOptions, TilingOptions, band_georeference, upscale_input
 from segsr.utils.errors import SegSRError
 from segsr.utils.files import OutputExistsError, remove_stale_temp_files, temporary_owner, temporary_path
 
@@ -531,6 +532,12 @@ def test_a_raster_georeferenced_by_gcps_keeps_them_on_the_finer_grid(gray_toy, t
     assert crs == rasterio.crs.CRS.from_epsg(32633) and tree_digest(source.parent) == before
     assert [(p.row, p.col, p.x, p.y, p.z) for p in found] == [(2 * p.row, 2 * p.col, p.x, p.y, p.z or 0.0)
                                                               for p in gcps]
+    opened = RasterSource(source)  # a band of the scene (one process's share) holds them from its first row on
+    try:
+        band = band_georeference(opened, 2, (8, 16))['gcps']
+    finally:
+        opened.close()
+    assert [(p.row, p.col, p.x, p.y) for p in band] == [(2 * p.row - 16, 2 * p.col, p.x, p.y) for p in gcps]
 
 
 def test_a_band_with_its_own_nodata_keeps_it_masked(gray_toy, tmp_path, capsys):

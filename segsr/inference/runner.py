@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from rasterio.control import GroundControlPoint
 from rasterio.enums import ColorInterp
 from rasterio.transform import Affine
 from scipy import ndimage
@@ -165,12 +166,18 @@ def restore_block(
 
 
 def band_georeference(source: ImageSource | RasterSource, scale: int, rows: tuple[int, int] | None) -> dict:
-    """The output's CRS and transform, moved down to the first row of ``rows`` (LR) for a band of the scene."""
+    """The output's CRS and transform (or ground control points), moved down to the first row of ``rows`` (LR)
+    for a band of the scene."""
     if not isinstance(source, RasterSource):
         return {}
     georeference = refined_georeference(source, scale)
-    if georeference and rows is not None:
+    if rows is None or not rows[0]:
+        return georeference
+    if 'transform' in georeference:
         georeference['transform'] = georeference['transform'] @ Affine.translation(0, rows[0] * scale)
+    elif 'gcps' in georeference:  # a GCP's line counts from the band's first row
+        georeference['gcps'] = [GroundControlPoint(row=gcp.row - rows[0] * scale, col=gcp.col, x=gcp.x, y=gcp.y,
+                                                   z=gcp.z, id=gcp.id, info=gcp.info) for gcp in georeference['gcps']]
     return georeference
 
 
