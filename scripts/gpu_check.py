@@ -264,8 +264,9 @@ def nested_set(tree: dict, key: tuple[str, ...], value) -> None:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Written beside, then renamed: a reader never sees half a file (segsr itself may not import here)."""
-    temporary = path.with_name(f'.{path.name}.tmp')
+    """Written beside, then renamed: a reader never sees half a file (segsr itself may not import here, so the
+    temporary name is spelled out as segsr.utils.files.temporary_path makes it, and cleaned by the same rule)."""
+    temporary = path.with_name(f'.{path.name}.segsr-partial-{os.getpid()}{path.suffix}')
     temporary.write_text(text)
     os.replace(temporary, path)
 

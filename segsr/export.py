@@ -21,7 +21,7 @@ import segsr  # noqa: F401  (basicsr compat and arch registration first)
 from segsr.inference.checkpoint import load_network
 from segsr.nn.info import describe
 from segsr.utils.errors import SegSRError
-from segsr.utils.files import atomic_path, write_failure
+from segsr.utils.files import OutputExistsError, atomic_path, write_failure
 from segsr.utils.optional import import_optional
 
 INPUT_NAME, OUTPUT_NAME = 'lr', 'sr'
@@ -47,8 +47,10 @@ def metadata(network: nn.Module, network_type: str, channels: int, multiple: int
     return {METADATA_PREFIX + key: str(value) for key, value in values.items()}
 
 
-def export_onnx(network: nn.Module, output: Path, channels: int, multiple: int, properties: dict[str, str]) -> None:
-    """Write ``output`` atomically: torch.export's graph (dynamo exporter), sizes symbolic in blocks of ``multiple``."""
+def export_onnx(network: nn.Module, output: Path, channels: int, multiple: int, properties: dict[str, str],
+                published: Path | None = None) -> None:
+    """Write ``output``: torch.export's graph (dynamo exporter), sizes symbolic in blocks of ``multiple``.
+    ``published``: the name ``output`` (a temporary file) will take, which a write error names."""
     onnx = import_optional('onnx', 'segsr-export')
     import_optional('onnxscript', 'segsr-export')  # torch's dynamo exporter translates through it
     batch = torch.export.Dim('batch', min=1, max=1024)
@@ -68,10 +70,9 @@ def export_onnx(network: nn.Module, output: Path, channels: int, multiple: int, 
     for key, value in properties.items():
         model.metadata_props.add(key=key, value=value)
     try:
-        with atomic_path(output) as temporary:
-            onnx.save(model, str(temporary))
+        onnx.save(model, str(output))
     except (OSError, ValueError) as error:  # a full disk; onnx reports some write failures as ValueError
-        raise write_failure(output, error, 'ONNX graph', 'free space or export to another disk') from None
+        raise write_failure(published or output, error, 'ONNX graph', 'free space or export to another disk') from None
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--weights', required=True, help='checkpoint (.pth) with params_ema/params and network_g')
     parser.add_argument('--opt', help='options YAML whose network_g builds the network (overrides the checkpoint)')
     parser.add_argument('--output', required=True, help='the .onnx file to write')
+    parser.add_argument('--overwrite', action='store_true', help='replace --output if it exists')
     return parser
 
 
@@ -103,14 +105,19 @@ def run(args: argparse.Namespace) -> float:
     output = Path(args.output)
     if output.suffix.lower() != '.onnx':
         raise SegSRError(f'--output {output} must end in .onnx')
+    if output.is_dir():
+        raise SegSRError(f'--output {output} is a folder: pass the path of the .onnx file to write')
+    if output.exists() and not args.overwrite:
+        raise OutputExistsError(output)
     network, options = load_network(args.weights, args.opt)  # LoRA already folded in
     channels, multiple = describe(network).in_chans, size_multiple(network)
-    export_onnx(network, output, channels, multiple, metadata(network, options['type'], channels, multiple))
-    agreement = compare_with_torch(network, output, channels, multiple)
-    if not agreement >= MIN_PSNR_DB:  # NaN (non-finite outputs) fails too
-        output.unlink()
-        raise SegSRError(f'the ONNX graph differs from torch (PSNR {agreement:.1f} dB < {MIN_PSNR_DB:.0f} dB), '
-                         f'so {output} was removed; please report this network configuration')
+    with atomic_path(output, replace=args.overwrite) as temporary:  # published only once it agrees with torch
+        export_onnx(network, temporary, channels, multiple, metadata(network, options['type'], channels, multiple),
+                    published=output)
+        agreement = compare_with_torch(network, temporary, channels, multiple)
+        if not agreement >= MIN_PSNR_DB:  # NaN (non-finite outputs) fails too
+            raise SegSRError(f'the ONNX graph differs from torch (PSNR {agreement:.1f} dB < {MIN_PSNR_DB:.0f} dB), '
+                             f'so {output} was not written; please report this network configuration')
     return agreement
 
 

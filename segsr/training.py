@@ -148,7 +148,7 @@ def open_experiment(opt: dict, opt_file: str, resumed: bool, logger: logging.Log
     logger.removeHandler(early_log)
     early_log.setTarget(handler)
     early_log.close()  # flushes what was logged while the run was being built into the log file
-    for path in remove_stale_temp_files(experiment):
+    for path in remove_stale_temp_files(experiment, recursive=True):  # segsr made every folder in it
         logger.info(f'Removed {path.relative_to(experiment)}, a temporary file of a run that no longer exists.')
     return lock, handler
 

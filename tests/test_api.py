@@ -205,3 +205,45 @@ def test_upscale_of_a_uint16_array_applies_the_checkpoints_contract(tmp_path, ca
     assert np.abs(stretched.astype(np.float64) - from_api).max() > 20, 'a per-scene map is another map'
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith('warning:')]
     assert len(warnings) == 1 and 'replaces the radiometric contract' in warnings[0]
+
+
+def test_upscale_file_never_replaces_an_evaluation_output_unless_overwrite(toy, tmp_path, monkeypatch):
+    """A spread raster that appears while the scene runs (another run into the same folder) is kept: the
+    outputs are published only under free names; ``overwrite=True`` replaces them all."""
+    import segsr.api
+
+    source = write_raster(tmp_path / 'scene.tif', reflectance(), nodata=0)
+    out = tmp_path / 'out'
+    theirs = out / 'scene_uncertainty.tif'
+    budget = segsr.api.check_budget
+
+    out.mkdir()
+
+    def another_run_writes(*args, **kwargs):
+        theirs.write_bytes(b'written meanwhile by another run')
+        return budget(*args, **kwargs)
+
+    monkeypatch.setattr(segsr.api, 'check_budget', another_run_writes)
+    upscaler = segsr.load(toy, device='cpu')
+    evaluation = {'uncertainty': True, 'consistency_report': True}
+    with pytest.raises(SegSRError, match=f'output {re.escape(str(theirs))} exists: pass --overwrite'):
+        upscaler.upscale_file(source, out, **OPTIONS, **evaluation)
+    assert theirs.read_bytes() == b'written meanwhile by another run'
+    left = sorted(p.name for p in out.iterdir())
+    assert 'scene.tif' not in left, 'the image, published last, is not: the input is not taken for done'
+    assert not [name for name in left if name.startswith('.')], 'no temporary file left'
+    monkeypatch.setattr(segsr.api, 'check_budget', budget)
+    written = upscaler.upscale_file(source, out, overwrite=True, **OPTIONS, **evaluation)
+    assert [p.name for p in written] == ['scene.tif', theirs.name, 'scene_consistency.json']
+    assert read(theirs).shape == (1, 80, 104)
+
+
+def test_run_never_takes_its_output_folder_for_inputs(toy, tmp_path):
+    tree = tmp_path / 'scenes'
+    (tree / 'sub').mkdir(parents=True)
+    for path in (tree / 'a.png', tree / 'sub' / 'b.png'):
+        cv2.imwrite(str(path), np.full((12, 16, 3), 90, np.uint8))
+    upscaler = segsr.load(toy, device='cpu')
+    for _ in range(2):
+        report = upscaler.run(tree, tree / 'results', recursive=True, overwrite=True)
+        assert sorted(p.relative_to(tree / 'results').as_posix() for p in report.written) == ['a.png', 'sub/b.png']

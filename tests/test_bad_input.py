@@ -22,7 +22,7 @@ from conftest import ROOT, eval_options, train_options, write_yaml
 
 from segsr import evaluation
 from segsr.training import main as train_main
-from segsr.utils.files import remove_stale_temp_files
+from segsr.utils.files import remove_stale_temp_files, temporary_path
 from segsr.utils.loss_log import read_loss_log
 
 # --- harness -----------------------------------------------------------------------------------------
@@ -469,10 +469,11 @@ def test_stale_temp_files_of_dead_runs_are_removed_on_resume(demo_data, tmp_path
     train_main(['-opt', str(opt_file), '--root', str(tmp_path)])
     experiment = tmp_path / 'experiments' / 'stale'
     dead = _dead_pid()
-    stale = [experiment / 'models' / f'net_g_5.pth.{dead}.tmp', experiment / f'losses.jsonl.{dead}.tmp',
-             experiment / 'visualization' / f'.img.partial-{dead}.png']
-    kept = [experiment / 'models' / f'net_g_6.pth.{os.getpid()}.tmp', experiment / 'notes.tmp',
-            experiment / f'.img.partial-{os.getpid()}.png']
+    stale = [temporary_path(experiment / 'models' / 'net_g_5.pth', dead),
+             temporary_path(experiment / 'losses.jsonl', dead),
+             temporary_path(experiment / 'visualization' / 'img.png', dead)]
+    kept = [temporary_path(experiment / 'models' / 'net_g_6.pth', os.getpid()), experiment / 'notes.tmp',
+            experiment / f'notes.{dead}.tmp', temporary_path(experiment / 'img.png', os.getpid())]
     for path in stale + kept:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b'partial')

@@ -225,3 +225,31 @@ def test_a_scene_split_over_two_ranks_takes_the_checkpoints_contract(setup, tmp_
                       '--stretch', 'percentile', launcher=torchrun)
     assert stretched.returncode == 0, stretched.stderr[-3000:]
     assert stretched.stderr.count('replaces the radiometric contract') == 1
+
+
+def test_a_split_scene_never_replaces_an_output_that_appears_during_the_run(setup, tmp_path):
+    """A report written meanwhile by someone else is kept: the assembling rank refuses to publish over it, the
+    scene fails with one line, and neither its image nor any part file is left."""
+    weights, folder, _ = setup
+    inputs, out = tmp_path / 'in', tmp_path / 'out'
+    inputs.mkdir()
+    shutil.copy(folder / BIG, inputs / BIG)
+    stem = Path(BIG).stem
+    command = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', TOY_INFER,
+               '--weights', str(weights), '--input', str(inputs), '--output', str(out), '--consistency-report',
+               *TILING]
+    run = subprocess.Popen(command, env=environment(SEGSR_TEST_SLOW_SECONDS='0.3'), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    parts = []
+    while time.monotonic() < deadline and not parts and run.poll() is None:
+        parts = [p.name for p in out.glob(f'.{BIG}.segsr-partial-*.band-*-of-2.tif*')] if out.is_dir() else []
+        time.sleep(0.05)
+    assert parts, 'the ranks write their bands under the one temporary name'
+    theirs = out / f'{stem}_consistency.json'
+    theirs.write_text('written meanwhile by another run')
+    _, stderr = run.communicate(timeout=240)
+    assert run.returncode != 0 and f'output {theirs} exists' in stderr, stderr[-3000:]
+    assert theirs.read_text() == 'written meanwhile by another run'
+    assert outputs(out) == [theirs.name] and not [p for p in out.iterdir() if p.name.startswith('.')]
+    assert manifest(out)[BIG]['status'] == 'failed'

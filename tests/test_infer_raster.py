@@ -26,7 +26,7 @@ import segsr
 from segsr.infer import main
 from segsr.inference import runner
 from segsr.inference.manifest import MANIFEST_NAME
-from segsr.utils.files import remove_stale_temp_files
+from segsr.utils.files import remove_stale_temp_files, temporary_path
 
 TILING = ('--tile', 32, '--overlap', 8)
 
@@ -235,9 +235,9 @@ def dead_pid() -> int:
 
 
 def test_stale_partials_of_dead_processes_are_removed(tmp_path):
-    stale = tmp_path / f'.scene.partial-{dead_pid()}.tiled.tif'
-    live = tmp_path / f'.other.partial-{os.getppid()}.tif'
-    temp = tmp_path / f'scene.tif.{dead_pid()}.tmp'
+    stale = temporary_path(tmp_path / 'scene.tiled.tif', dead_pid())
+    live = temporary_path(tmp_path / 'other.tif', os.getppid())
+    temp = temporary_path(tmp_path / 'scene.tif', dead_pid())
     kept = tmp_path / 'scene.tif'
     for path in (stale, live, temp, kept):
         path.write_bytes(b'x')
@@ -254,7 +254,7 @@ def test_sigterm_during_inference_removes_the_partial_file(toy, tmp_path, monkey
     def terminated_midway(*args, **kwargs):
         for index, block in enumerate(tiled(*args, **kwargs)):
             if index == 1:
-                partials.extend(out.glob('.long.partial-*'))
+                partials.extend(out.glob('.long.tif.segsr-partial-*'))
                 os.kill(os.getpid(), signal.SIGTERM)
             yield block
 

@@ -103,3 +103,17 @@ def test_test_py_reports_lpips_and_dists_per_image(demo_data, tmp_path, backbone
     sr = cv2.imread(str(tmp_path / 'results' / 'perceptual' / 'visualization' / 'demo_val' /
                         f'{payload["images"][0]["image"]}_perceptual.png'))
     assert sr is not None
+
+
+def test_the_local_backbone_file_is_what_the_metrics_use(backbones):
+    """segsr loads the file weights-only and hands the tensors to torchmetrics' feature stages."""
+    from segsr.metrics.perceptual_metric import dists_network, lpips_network
+
+    for network, path in ((lpips_network('alex', backbones['calculate_lpips']), backbones['calculate_lpips']),
+                          (dists_network(backbones['calculate_dists']), backbones['calculate_dists'])):
+        saved = torch.load(path, weights_only=True)
+        stages = network.net.children() if hasattr(network, 'net') else (
+            getattr(network, f'stage{index}') for index in range(1, 6))
+        loaded = {f'features.{key}': value for stage in stages for key, value in stage.state_dict().items()}
+        features = [key for key in saved if key.startswith('features.')]
+        assert features and all(torch.equal(loaded[key], saved[key]) for key in features)

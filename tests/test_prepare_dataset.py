@@ -19,6 +19,7 @@ from segsr.data.bicubic import make_lr_uint8
 from segsr.data.prepare import DATASETS, get_spec, prepare_dataset
 from segsr.data.prepare.specs import SPLIT_PARTS, per_class_counts
 from segsr.utils.errors import SegSRError
+from segsr.utils.files import temporary_path
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / 'scripts' / 'prepare_dataset.py'
@@ -182,8 +183,8 @@ def test_interrupted_run_finishes_identically(tmp_path):
     proc.communicate()
     # a crash mid-write leaves a partial temp file beside finished outputs
     (out / 'LR_x8').mkdir(parents=True, exist_ok=True)
-    (out / 'LR_x8' / 'beach03.png.tmp').write_bytes(b'\x89PNG partial')
-    finished = {k: v for k, v in snapshot(out).items() if k.endswith('.png')}
+    temporary_path(out / 'LR_x8' / 'beach03.png', proc.pid).write_bytes(b'\x89PNG partial')
+    finished = {k: v for k, v in snapshot(out).items() if k.endswith('.png') and not Path(k).name.startswith('.')}
 
     prepare_dataset('UCMerced', src, out, workers=2, progress=False)
 

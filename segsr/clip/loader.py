@@ -9,7 +9,6 @@ one-line :class:`SegSRError`.
 import logging
 import re
 import socket
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 import torch.nn as nn
 from open_clip.factory import load_state_dict
 
+from segsr.clip.torchscript_weights import read_torchscript_weights
 from segsr.utils.errors import SegSRError
 
 CLIP_CONFIG_DIR = Path(__file__).parent / 'configs'
@@ -131,13 +131,11 @@ def read_checkpoint(path: Path) -> tuple[dict, bool]:
     """A CLIP state dict with ``visual.`` keys, and whether the file was an OpenAI TorchScript archive."""
     try:
         state_dict, torchscript = load_state_dict(str(path)), False
-    except Exception:  # not a pickle: OpenAI releases are TorchScript archives
+    except Exception:  # not a torch.save file: OpenAI releases are TorchScript archives
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore', FutureWarning)
-                state_dict, torchscript = torch.jit.load(str(path), map_location='cpu').state_dict(), True
-        except Exception as err:
-            raise SegSRError(f'cannot read CLIP checkpoint {path} ({str(err).splitlines()[0]}); '
+            state_dict, torchscript = read_torchscript_weights(path), True
+        except SegSRError as err:
+            raise SegSRError(f'cannot read CLIP checkpoint {path} ({err}); '
                              'give an open_clip checkpoint or a plain state dict') from None
     state_dict = {k: v for k, v in state_dict.items() if k not in TORCHSCRIPT_EXTRA_KEYS}
     if not any(k.startswith('visual.') for k in state_dict):

@@ -4,13 +4,13 @@ The architecture is ``segsr-tiny-vit`` (configs/segsr-tiny-vit.json): a 2-block,
 of width 32 on 8-pixel patches, with a 1-block text tower; the file weighs about 7 MB.
 """
 
-import os
 from pathlib import Path
 
 import open_clip
 import torch
 
 from segsr.clip.loader import quiet_open_clip
+from segsr.utils.checkpoint import atomic_torch_save
 
 TINY_CLIP_MODEL = 'segsr-tiny-vit'
 
@@ -22,7 +22,5 @@ def write_tiny_clip_checkpoint(path: str | Path, seed: int = 0) -> Path:
     with torch.random.fork_rng(), quiet_open_clip():
         torch.manual_seed(seed)
         model = open_clip.create_model(TINY_CLIP_MODEL, pretrained=None)
-    partial = path.with_name(path.name + '.part')
-    torch.save(model.state_dict(), partial)
-    os.replace(partial, path)
+    atomic_torch_save(model.state_dict(), path)
     return path

@@ -8,9 +8,9 @@ LAYOUTS = ('auto', 'chw', 'hwc')
 
 
 class ArraySource:
-    """A ``(C, H, W)`` array with an optional nodata value; validity as GDAL's dataset mask defines it.
+    """A ``(C, H, W)`` array with an optional nodata value; validity as GDAL's per-band masks define it.
 
-    A pixel is nodata where every band holds ``nodata``; float pixels that are not finite are nodata too.
+    A band's pixel is nodata where it holds ``nodata``; float pixels that are not finite are nodata too.
     """
 
     georeferenced = False
@@ -30,11 +30,12 @@ class ArraySource:
     def read_valid(self, bands: list[int], row0: int, row1: int, col0: int, col1: int) -> np.ndarray | None:
         if not self.masked:
             return None
-        valid = np.ones((row1 - row0, col1 - col0), bool)
+        values = self.read(bands, row0, row1, col0, col1)
+        valid = np.ones(values.shape, bool)
         if self.has_mask:
-            valid &= (self.pixels[:, row0:row1, col0:col1] != self.nodata).any(axis=0)
+            valid &= values != self.nodata
         if self.dtype.kind == 'f':
-            valid &= np.isfinite(self.read(bands, row0, row1, col0, col1)).all(axis=0)
+            valid &= np.isfinite(values)
         return valid
 
     def sample(self, bands: list[int]) -> np.ma.MaskedArray:

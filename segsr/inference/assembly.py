@@ -2,7 +2,6 @@
 parts into the output, in the requested format, through the same sinks a whole run writes with."""
 
 import contextlib
-import os
 from pathlib import Path
 
 import rasterio
@@ -21,22 +20,20 @@ from segsr.inference.runner import (
     spread_names,
 )
 from segsr.inference.tiling import band_extent
+from segsr.utils.files import temporary_path
 
 PART_KEYS = ('image', 'maps', 'spread')
-
-
-def part_path(final: Path, part: int, parts: int) -> Path:
-    """Hidden and named like every partial file (``.stem.partial-PID...``), so a dead writer's part is cleaned."""
-    return final.with_name(f'.{final.stem}.partial-{os.getpid()}.band-{part}-of-{parts}{final.suffix}')
 
 
 def part_files(planned: InputFile, part: int, parts: int) -> InputFile:
     """The rasters of one band of ``planned`` (image, guidance, spread); the consistency report is made from
     the assembled output."""
-    def band_of(path: Path | None) -> Path | None:
-        return None if path is None else part_path(path, part, parts)
+    def band_of(path: Path | None) -> Path | None:  # a temporary name, so a dead writer's part is cleaned
+        return None if path is None else temporary_path(path, part=(part, parts))
 
-    return InputFile(planned.source, band_of(planned.image), band_of(planned.maps), band_of(planned.spread))
+    # the name holds this process's id: a file of that name can only be a dead writer's, free to replace
+    return InputFile(planned.source, band_of(planned.image), band_of(planned.maps), band_of(planned.spread),
+                     overwrite=True)
 
 
 def part_outputs(planned: InputFile) -> dict[str, Path | None]:
@@ -48,7 +45,7 @@ def copy_part(part: Path, sink: RasterSink, row_offset: int) -> None:
     """Every block of a part file into the sink, mask included, ``row_offset`` output rows down."""
     with rasterio.open(part) as dataset:
         for _, window in dataset.block_windows(1):
-            valid = dataset.dataset_mask(window=window) > 0 if sink.write_mask else None
+            valid = dataset.dataset_mask(window=window)[None] > 0 if sink.write_mask else None
             sink.write(window.row_off + row_offset, window.col_off, dataset.read(window=window), valid)
 
 
@@ -72,13 +69,15 @@ def assemble_scene(
             scale = upscaler.scale
             block = tiff_format.blocksize or block_side(tiling.tile * scale) or DEFAULT_BLOCK
             bands = output_bands(groups)
-            sinks = {'image': open_image_sink(stack, source, planned.image, scale, bands, block, tiff_format, tags)}
+            sinks = {'image': open_image_sink(stack, source, planned.image, scale, bands, block, tiff_format, tags,
+                                              replace=planned.overwrite)}
             if planned.maps is not None:
                 sinks['maps'] = open_maps_sink(stack, source, planned.maps, scale,
-                                               guidance_names(groups, upscaler.map_stages), block, tiff_format, tags)
+                                               guidance_names(groups, upscaler.map_stages), block, tiff_format, tags,
+                                               replace=planned.overwrite)
             if planned.spread is not None:
                 sinks['spread'] = open_maps_sink(stack, source, planned.spread, scale, spread_names(groups), block,
-                                                 tiff_format, tags)
+                                                 tiff_format, tags, replace=planned.overwrite)
             for key, sink in sinks.items():
                 for part in parts:
                     start = band_extent(source.height, tiling.tile, tiling.overlap, tuple(part['band']))[0]

@@ -49,7 +49,7 @@ def scene_consistency(planned: InputFile, bands: list[int], scale: int,
         output.close()
     # LR pixels whose bicubic footprint (two LR pixels each way) reaches nodata would score the fill, not the output.
     valid = np.ones(lr.shape[1:], dtype=bool) if valid is None else ndimage.binary_erosion(
-        valid, iterations=FOOTPRINT, border_value=1)
+        valid.all(axis=0), iterations=FOOTPRINT, border_value=1)
     degraded = bicubic_downscale(np.nan_to_num(written).transpose(1, 2, 0), scale).transpose(2, 0, 1)
     degraded = degraded.astype(np.float64)
     physical = to_physical or (lambda values: values)
@@ -64,7 +64,8 @@ def scene_consistency(planned: InputFile, bands: list[int], scale: int,
 
 
 def write_consistency_report(planned: InputFile, bands: list[int], scale: int, written: Path | None = None) -> Path:
-    """The report of :func:`scene_consistency` written to ``planned.report``; returns its path."""
+    """The report of :func:`scene_consistency` written to ``planned.report`` (replacing a file of that name only
+    when ``planned.overwrite``); returns its path."""
     report = scene_consistency(planned, bands, scale, written=written)
-    atomic_write_bytes(planned.report, (json.dumps(report, indent=2) + '\n').encode())
+    atomic_write_bytes(planned.report, (json.dumps(report, indent=2) + '\n').encode(), replace=planned.overwrite)
     return planned.report

@@ -11,13 +11,14 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from rasterio._err import CPLE_BaseError
+from rasterio.control import GroundControlPoint
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from segsr.utils.errors import SegSRError
-from segsr.utils.files import atomic_path, write_failure
+from segsr.utils.files import atomic_path, temporary_path, write_failure
 
 GDAL_ERRORS = (RasterioError, CPLE_BaseError, OSError)
 """What GDAL raises through rasterio: its own error types, some of which rasterio does not wrap."""
@@ -62,8 +63,10 @@ class RasterSource:
         self.height, self.width, self.band_count = dataset.height, dataset.width, dataset.count
         self.dtype = np.dtype(dataset.dtypes[0])
         self.nodata = dataset.nodata
+        self.band_nodata = dataset.nodatavals
         self.alpha_band = next((i for i, ci in enumerate(dataset.colorinterp) if ci == ColorInterp.alpha), None)
-        self.georeferenced = dataset.crs is not None or not dataset.transform.is_identity
+        self.gcps, self.gcp_crs = dataset.gcps
+        self.georeferenced = dataset.crs is not None or not dataset.transform.is_identity or bool(self.gcps)
         self.has_mask = any(MaskFlags.all_valid not in flags for flags in dataset.mask_flag_enums)
         self.masked = self.has_mask or self.dtype.kind == 'f'  # float bands may hold NaN/inf: nodata too
 
@@ -71,17 +74,27 @@ class RasterSource:
         return self.dataset.read([band + 1 for band in bands], window=Window(col0, row0, col1 - col0, row1 - row0))
 
     def read_valid(self, bands: list[int], row0: int, row1: int, col0: int, col1: int) -> np.ndarray | None:
-        """Pixels that hold data in every one of ``bands``: GDAL's mask (nodata, internal mask, alpha)
-        and, for floats, finite values. None when all pixels do."""
+        """``(len(bands), h, w)``: the pixels that hold data, band by band: GDAL's mask of each band (its own
+        nodata, an internal mask, alpha) and, for floats, finite values. None when all pixels do.
+
+        Per band, because the dataset mask is valid where *any* band is: a band whose nodata differs from
+        the others' would otherwise have its nodata pixels taken for values."""
         if not self.masked:
             return None
         window = Window(col0, row0, col1 - col0, row1 - row0)
-        valid = np.ones((row1 - row0, col1 - col0), bool)
+        valid = np.ones((len(bands), row1 - row0, col1 - col0), bool)
         if self.has_mask:
-            valid &= self.dataset.dataset_mask(window=window) > 0
+            valid &= self.dataset.read_masks([band + 1 for band in bands], window=window) > 0
         if self.dtype.kind == 'f':
-            valid &= np.isfinite(self.read(bands, row0, row1, col0, col1)).all(axis=0)
+            valid &= np.isfinite(self.read(bands, row0, row1, col0, col1))
         return valid
+
+    def differing_nodata(self, bands: list[int]) -> str | None:
+        """The bands' nodata values when they are not all the same (a GeoTIFF stores only one)."""
+        values = [self.band_nodata[band] for band in bands]
+        if len({repr(value) for value in values}) < 2:
+            return None
+        return ', '.join(f'band {band + 1}: {value}' for band, value in zip(bands, values, strict=True))
 
     def sample(self, bands: list[int]) -> np.ma.MaskedArray:
         """A decimated read (at most SAMPLE_SIDE pixels a side) of valid pixels, for statistics."""
@@ -179,9 +192,16 @@ def output_profile(
 
 
 def refined_georeference(source: RasterSource, scale: int) -> dict:
-    """The source's CRS with pixels ``scale`` times smaller; empty for a source without georeference."""
+    """The source's CRS with pixels ``scale`` times smaller; empty for a source without georeference.
+
+    A raster georeferenced by ground control points only keeps them, each at its place on the finer grid
+    (GCP pixel and line are corner-based, so they scale by ``scale`` exactly)."""
     if not source.georeferenced:
         return {}
+    if source.gcps and source.dataset.crs is None and source.dataset.transform.is_identity:
+        gcps = [GroundControlPoint(row=gcp.row * scale, col=gcp.col * scale, x=gcp.x, y=gcp.y, z=gcp.z, id=gcp.id,
+                                   info=gcp.info) for gcp in source.gcps]
+        return {'gcps': gcps, 'crs': source.gcp_crs}
     return {'crs': source.dataset.crs, 'transform': source.dataset.transform @ Affine.scale(1 / scale)}
 
 
@@ -197,8 +217,8 @@ def write_float_raster(path: str | os.PathLike, values: np.ndarray) -> None:
 
 
 def staging_path(final: Path) -> Path:
-    """The hidden tiled GeoTIFF a COG is translated from; named like every partial file, so it is cleaned alike."""
-    return final.with_name(f'.{final.stem}.partial-{os.getpid()}.tiled.tif')
+    """The hidden tiled GeoTIFF a COG is translated from; a temporary name like every other, so it is cleaned alike."""
+    return temporary_path(final.with_name(f'{final.stem}.tiled.tif'))
 
 
 class RasterSink:
@@ -242,8 +262,8 @@ class RasterSink:
         indexes = None if bands is None else [band + 1 for band in bands]
         try:
             self.dataset.write(block, indexes=indexes, window=window)
-            if self.write_mask and valid is not None:
-                self.dataset.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=window)
+            if self.write_mask and valid is not None:  # one mask for the dataset: valid where every band is
+                self.dataset.write_mask(np.where(valid.all(axis=0), 255, 0).astype(np.uint8), window=window)
         except GDAL_ERRORS as error:
             raise write_failure(self.final, error, 'raster', 'free space or choose another --output') from None
 

@@ -29,6 +29,8 @@ class InputFile:
     maps: Path | None
     spread: Path | None = None  # --uncertainty: the self-ensemble spread
     report: Path | None = None  # --consistency-report: the JSON
+    overwrite: bool = False
+    """Whether the outputs may replace files of those names; without it they are published only under free names."""
 
     @property
     def outputs(self) -> list[Path]:
@@ -52,21 +54,30 @@ def is_hidden(path: Path, root: Path) -> bool:
     return any(part.startswith('.') for part in path.relative_to(root).parts)
 
 
-def collect_inputs(pattern: str, recursive: bool = False) -> list[tuple[Path | str, Path]]:
+def inside(path: Path, folder: Path | None) -> bool:
+    return folder is not None and path.resolve().is_relative_to(folder)
+
+
+def collect_inputs(pattern: str, recursive: bool = False, output: Path | None = None) -> list[tuple[Path | str, Path]]:
     """``(input, folder relative to the output)`` pairs: a file or GDAL path, the images of a folder
-    (``recursive``: of its subfolders too, mirrored), or what a glob matches. Hidden files are not inputs."""
+    (``recursive``: of its subfolders too, mirrored), or what a glob matches. Hidden files (segsr's temporary
+    files among them) are not inputs, nor is anything in an ``output`` folder that lies inside the searched
+    tree: the results of an earlier run are never taken for new inputs."""
     if is_gdal_path(pattern):
         return [(pattern, Path())]
     path = Path(pattern)
     if path.is_file():
         return [(path, Path())]
+    results = output.resolve() if output is not None else None
     if path.is_dir():
+        results = results if results is not None and results != path.resolve() else None
         candidates = walk_files(path) if recursive else path.iterdir()
         found = [(p, p.parent.relative_to(path)) for p in candidates if not is_hidden(p, path)]
     else:
         found = [(Path(p), Path()) for p in glob_files(pattern, recursive) if not Path(p).name.startswith('.')]
     suffixes = IMAGE_SUFFIXES + RASTER_SUFFIXES
-    files = sorted((p, folder) for p, folder in found if p.is_file() and p.suffix.lower() in suffixes)
+    files = sorted((p, folder) for p, folder in found
+                   if p.is_file() and p.suffix.lower() in suffixes and not inside(p, results))
     if not files:
         raise SegSRError(f'no input images at {pattern}: pass an image file, a folder of images or a glob')
     return files
@@ -81,20 +92,20 @@ def output_name(source: Path | str) -> str:
 
 
 def outputs_beside(source: Path | str, image: Path, guidance: bool = False, uncertainty: bool = False,
-                   report: bool = False) -> InputFile:
+                   report: bool = False, overwrite: bool = False) -> InputFile:
     """The outputs of ``source``: ``image``, and beside it, where asked for, the guidance maps
     (``<stem>_guidance.tif``), the self-ensemble spread (``<stem>_uncertainty.tif``) and the consistency
-    report (``<stem>_consistency.json``)."""
+    report (``<stem>_consistency.json``); ``overwrite`` lets them replace files of those names."""
     stem = image.with_suffix('')
     return InputFile(source, image, Path(f'{stem}{GUIDANCE_SUFFIX}') if guidance else None,
                      Path(f'{stem}{SPREAD_SUFFIX}') if uncertainty else None,
-                     Path(f'{stem}{REPORT_SUFFIX}') if report else None)
+                     Path(f'{stem}{REPORT_SUFFIX}') if report else None, overwrite)
 
 
 def plan_input(source: Path | str, folder: Path, guidance: bool = False, uncertainty: bool = False,
-               report: bool = False) -> InputFile:
+               report: bool = False, overwrite: bool = False) -> InputFile:
     """Output paths for one input written into ``folder`` under its own name (see :func:`outputs_beside`)."""
-    return outputs_beside(source, folder / output_name(source), guidance, uncertainty, report)
+    return outputs_beside(source, folder / output_name(source), guidance, uncertainty, report, overwrite)
 
 
 def open_source(source: Path | str) -> ImageSource | RasterSource:

@@ -283,7 +283,7 @@ def run_inputs(
     output = Path(output)
     check_writable(output)
     items = [options.plan_input(source, output / folder)
-             for source, folder in collect_inputs(pattern, recursive)]
+             for source, folder in collect_inputs(pattern, recursive, output)]
     units = plan_units([read_header(item.source, options.bands) for item in items], ranks.world, options.tiling,
                        split=ranks.grouped)
     coordinator = join_run(ranks, rank_timeout)

@@ -72,11 +72,12 @@ class FileOptions:
 
     def outputs_of(self, source, image: Path) -> InputFile:
         """``source``'s outputs: ``image`` and, beside it, the guidance, spread and report these options ask for."""
-        return outputs_beside(source, image, self.save_guidance, self.uncertainty, self.consistency_report)
+        return outputs_beside(source, image, self.save_guidance, self.uncertainty, self.consistency_report,
+                              self.overwrite)
 
     def plan_input(self, source, folder: Path) -> InputFile:
         """``source``'s outputs in ``folder`` under its own name."""
-        return plan_input(source, folder, self.save_guidance, self.uncertainty, self.consistency_report)
+        return plan_input(source, folder, self.save_guidance, self.uncertainty, self.consistency_report, self.overwrite)
 
     @property
     def tiling(self) -> TilingOptions:

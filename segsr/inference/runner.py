@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from rasterio.control import GroundControlPoint
 from rasterio.enums import ColorInterp
 from rasterio.transform import Affine
 from tqdm import tqdm
@@ -154,7 +155,7 @@ def upscaled_valid(
     """Validity of the LR pixels under an output block, each covering ``scale x scale`` output pixels."""
     row0, col0 = row // scale, col // scale
     valid = source.read_valid(bands, row0, row0 + shape[0] // scale, col0, col0 + shape[1] // scale)
-    return None if valid is None else valid.repeat(scale, axis=0).repeat(scale, axis=1)
+    return None if valid is None else valid.repeat(scale, axis=1).repeat(scale, axis=2)
 
 
 def restore_block(
@@ -178,12 +179,18 @@ def restore_block(
 
 
 def band_georeference(source: ImageSource | RasterSource, scale: int, rows: tuple[int, int] | None) -> dict:
-    """The output's CRS and transform, moved down to the first row of ``rows`` (LR) for a band of the scene."""
+    """The output's CRS and transform (or ground control points), moved down to the first row of ``rows`` (LR)
+    for a band of the scene."""
     if not isinstance(source, RasterSource):
         return {}
     georeference = refined_georeference(source, scale)
-    if georeference and rows is not None:
+    if rows is None or not rows[0]:
+        return georeference
+    if 'transform' in georeference:
         georeference['transform'] = georeference['transform'] @ Affine.translation(0, rows[0] * scale)
+    elif 'gcps' in georeference:  # a GCP's line counts from the band's first row
+        georeference['gcps'] = [GroundControlPoint(row=gcp.row - rows[0] * scale, col=gcp.col, x=gcp.x, y=gcp.y,
+                                                   z=gcp.z, id=gcp.id, info=gcp.info) for gcp in georeference['gcps']]
     return georeference
 
 
@@ -201,13 +208,15 @@ def open_image_sink(
     tiff_format: TiffFormat,
     tags: dict,
     rows: tuple[int, int] | None = None,
+    replace: bool = False,
 ) -> ImageSink | RasterSink:
-    """The output under a temporary name; rasters keep georeference, nodata, mask and metadata.
+    """The output under a temporary name, published under ``path`` at the end (replacing a file there only
+    with ``replace``); rasters keep georeference, nodata, mask and metadata.
 
     ``rows`` (LR rows ``[start, stop)``) makes a raster holding only that band of the output.
     """
     height, width = output_height(source, scale, rows), source.width * scale
-    temporary = stack.enter_context(atomic_path(path))
+    temporary = stack.enter_context(atomic_path(path, replace))
     if isinstance(source, RasterSource):
         profile = output_profile(
             height, width, len(bands), source.dtype, source.nodata, band_georeference(source, scale, rows), block,
@@ -245,6 +254,7 @@ def open_maps_sink(
     tiff_format: TiffFormat,
     tags: dict,
     rows: tuple[int, int] | None = None,
+    replace: bool = False,
 ) -> RasterSink:
     """Guidance maps as float32 bands, one per map and band group, on the output's grid; NaN where nodata."""
     georeference = band_georeference(source, scale, rows)
@@ -253,7 +263,7 @@ def open_maps_sink(
     profile = output_profile(
         height, width, len(names), np.float32, nodata, georeference, block, tiff_format.compress
     )
-    sink = RasterSink(stack.enter_context(atomic_path(path)), profile, tiff_format=tiff_format, final=path)
+    sink = RasterSink(stack.enter_context(atomic_path(path, replace)), profile, tiff_format=tiff_format, final=path)
     stack.callback(sink.close)
     sink.describe([BandMetadata(name, None, 1.0, 0.0, ColorInterp.gray) for name in names], tags)
     return sink
@@ -267,7 +277,7 @@ def spread_in_source_units(spread: np.ndarray, stretch: BandStretch, valid: np.n
         spread = spread.mean(axis=0, keepdims=True)
     span = (stretch.high - stretch.low).astype(np.float64)[:, None, None]
     values = (spread * span).mean(axis=0, keepdims=True).astype(np.float32)
-    return values if valid is None else np.where(valid, values, np.float32(np.nan))
+    return values if valid is None else np.where(valid.all(axis=0), values, np.float32(np.nan))
 
 
 def upscaled_alpha(source: ImageSource, scale: int) -> np.ndarray:
@@ -337,7 +347,7 @@ def run_scene(
             if maps_sink is not None:
                 guidance = output[upscaler.sr_channels : first_spread]
                 if valid is not None:
-                    guidance = np.where(valid, guidance, np.float32(np.nan))
+                    guidance = np.where(valid.all(axis=0), guidance, np.float32(np.nan))
                 maps_sink.write(row - row_offset, col, guidance, bands=maps)
             if spread_sink is not None:
                 spread = spread_in_source_units(output[first_spread:], group_stretch, valid)
@@ -393,18 +403,23 @@ def upscale_input(
         source = open_source(planned.source)
         stack.callback(source.close)
         plan = plan_scene(source, upscaler, radiometry, planned.source)
+        if isinstance(source, RasterSource) and (nodata := source.differing_nodata(plan.bands)):
+            print(f'warning: {planned.source} has a nodata value per band ({nodata}); a GeoTIFF holds one, so '
+                  f'{planned.image} marks the nodata pixels of every band with {source.nodata}', file=sys.stderr)
         scale = upscaler.scale
         block = tiff_format.blocksize or block_side(tiling.tile * scale) or DEFAULT_BLOCK
         rows = None if band is None else band_extent(source.height, tiling.tile, tiling.overlap, band)
         planned.image.parent.mkdir(parents=True, exist_ok=True)
-        image_sink = open_image_sink(stack, source, planned.image, scale, plan.bands, block, tiff_format, tags, rows)
+        image_sink = open_image_sink(stack, source, planned.image, scale, plan.bands, block, tiff_format, tags, rows,
+                                     planned.overwrite)
         maps = spread = None
         if planned.maps is not None:
             names = guidance_names(plan.groups, upscaler.map_stages)
-            maps = open_maps_sink(stack, source, planned.maps, scale, names, block, tiff_format, tags, rows)
+            maps = open_maps_sink(stack, source, planned.maps, scale, names, block, tiff_format, tags, rows,
+                                  planned.overwrite)
         if planned.spread is not None:
             spread = open_maps_sink(stack, source, planned.spread, scale, spread_names(plan.groups), block,
-                                    tiff_format, tags, rows)
+                                    tiff_format, tags, rows, planned.overwrite)
         write_source = None
         batches = -(-scene_tiles(source.height, source.width, 1, tiling, band) // tiling.batch)
         if io_threads and batches > 1:  # with one batch there is nothing to read or write beside the network

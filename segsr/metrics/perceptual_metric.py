@@ -7,72 +7,72 @@ checkpoint files, which are never downloaded at run time: ``backbone_weights`` n
 ``better: lower`` so basicsr's best-value tracking agrees.
 """
 
-import pickle
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from unittest import mock
 from urllib.parse import urlparse
 
 import numpy as np
 import torch
+import torchvision
 from basicsr.utils.registry import METRIC_REGISTRY
 from torchvision.models import AlexNet_Weights, SqueezeNet1_1_Weights, VGG16_Weights, WeightsEnum
 
+from segsr.utils.checkpoint import load_checkpoint
 from segsr.utils.errors import SegSRError
 
-LPIPS_BACKBONES: dict[str, WeightsEnum] = {
-    'alex': AlexNet_Weights.DEFAULT, 'vgg': VGG16_Weights.DEFAULT, 'squeeze': SqueezeNet1_1_Weights.DEFAULT,
+LPIPS_BACKBONES: dict[str, tuple[str, WeightsEnum]] = {
+    'alex': ('alexnet', AlexNet_Weights.DEFAULT), 'vgg': ('vgg16', VGG16_Weights.DEFAULT),
+    'squeeze': ('squeezenet1_1', SqueezeNet1_1_Weights.DEFAULT),
 }
-DISTS_BACKBONE = VGG16_Weights.DEFAULT
-LOAD_ERRORS = (RuntimeError, OSError, EOFError, KeyError, ValueError, pickle.UnpicklingError)
+DISTS_BACKBONE = ('vgg16', VGG16_Weights.DEFAULT)
 
 
 def hub_file(weights: WeightsEnum) -> Path:
     return Path(torch.hub.get_dir()) / 'checkpoints' / Path(urlparse(weights.url).path).name
 
 
-@contextmanager
-def local_backbone(weights: WeightsEnum, path: str | None, metric: str) -> Iterator[None]:
-    """torchvision finds ``weights`` at ``path`` (or in the hub cache) instead of downloading them."""
+def load_backbone(arch: str, weights: WeightsEnum, path: str | None, metric: str) -> torch.nn.Module:
+    """The torchvision ``arch`` with the weights of the local file ``path`` (or of the hub cache), read by
+    segsr's weights-only loader: torchvision's own loader would unpickle the file in full."""
     expected = hub_file(weights)
     source = Path(path).expanduser() if path else expected
     if not source.is_file():
         raise SegSRError(f'{metric}: backbone weights {source} not found; fetch {weights.url} and set '
                          f'backbone_weights: <that file> in its val.metrics entry (or put it at {expected})')
-    previous = torch.hub.get_dir()
-    with tempfile.TemporaryDirectory() as hub:
-        link = Path(hub) / 'checkpoints' / expected.name
-        link.parent.mkdir()
-        link.symlink_to(source.resolve())
-        torch.hub.set_dir(hub)
-        try:
-            yield
-        except LOAD_ERRORS as err:
-            raise SegSRError(f'{metric}: {source} is not the torchvision checkpoint {expected.name} '
-                             f'({str(err).splitlines()[0]}); fetch {weights.url}') from None
-        finally:
-            torch.hub.set_dir(previous)
+    state = load_checkpoint(source)
+    model = torchvision.models.get_model(arch, weights=None)
+    try:
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, AttributeError) as err:
+        raise SegSRError(f'{metric}: {source} is not the torchvision checkpoint {expected.name} '
+                         f'({str(err).strip().splitlines()[0]}); fetch {weights.url}') from None
+    return model.eval()
 
 
 @lru_cache(maxsize=4)
 def lpips_network(net: str, backbone_weights: str | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+    """torchmetrics' LPIPS with a randomly initialised backbone (nothing loaded), then given the local weights."""
+    from torchmetrics.functional.image.lpips import _NoTrainLpips
 
     if net not in LPIPS_BACKBONES:
         raise SegSRError(f'lpips net {net!r} is not known; use one of {list(LPIPS_BACKBONES)}')
-    with local_backbone(LPIPS_BACKBONES[net], backbone_weights, 'lpips'):
-        metric = LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True).eval()
-    return metric.net
+    features = load_backbone(*LPIPS_BACKBONES[net], backbone_weights, 'lpips').features.state_dict()
+    network = _NoTrainLpips(net=net, pnet_rand=True).eval()
+    for stage in network.net.children():  # slices of torchvision's ``features``, children named by its indices
+        stage.load_state_dict({key: features[key] for key in stage.state_dict()}, strict=True)
+    return network
 
 
 @lru_cache(maxsize=2)
 def dists_network(backbone_weights: str | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    from torchmetrics.functional.image.dists import DISTSNetwork
+    """torchmetrics' DISTS, handed the VGG16 loaded here instead of building (and loading) its own."""
+    from torchmetrics.functional.image import dists
 
-    with local_backbone(DISTS_BACKBONE, backbone_weights, 'dists'):
-        return DISTSNetwork().eval()
+    backbone = load_backbone(*DISTS_BACKBONE, backbone_weights, 'dists')
+    with mock.patch.object(dists, 'vgg16', lambda **_: backbone):
+        return dists.DISTSNetwork().eval()
 
 
 def to_tensor(img: np.ndarray, crop_border: int) -> torch.Tensor:

@@ -1,6 +1,9 @@
 """Checkpoint files: written atomically, read safely, and named for basicsr's layout."""
 
 import os
+import pickle
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +32,40 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not path.is_file():
         raise SegSRError(f'checkpoint {path} does not exist; check the path in your options or on the command line')
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='Detected pickle protocol')
+            warnings.filterwarnings('ignore', message="'torch.load' received a zip file that looks like a TorchScript")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise SegSRError(refusal(path, err)) from None
     except Exception as err:  # torch raises many types for corrupt files
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if 'TorchScript' in str(err):
+            raise SegSRError(f'checkpoint {path} cannot be read: it is a TorchScript archive, which holds code that '
+                             'segsr never runs: pass the weights saved with torch.save (a state dict)') from None
         raise SegSRError(
-            f'checkpoint {path} cannot be read ({reason}); it is truncated or not a torch checkpoint: '
+            f'checkpoint {path} cannot be read ({plain_reason(err)}); it is truncated or not a torch checkpoint: '
             'use another file or re-save it'
         ) from None
+
+
+def plain_reason(error: Exception) -> str:
+    """The first line of torch's message, without its sentences about loading with the full unpickler."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    sentences = [part for part in re.split(r'(?<=\.) ', first) if 'weights_only' not in part and 'trusted' not in part]
+    return ' '.join(sentences).strip() or type(error).__name__
+
+
+UNPICKLER_REASON = re.compile(r'WeightsUnpickler error:\s*(.+?)(?:\.\s|\n|$)')
+
+
+def refusal(path: Path, error: pickle.UnpicklingError) -> str:
+    """Why a file was refused by the weights-only unpickler, on one line, without torch's advice to load it
+    with the full unpickler (which would run whatever code the file holds)."""
+    found = UNPICKLER_REASON.search(str(error))
+    reason = f' ({found.group(1).strip()})' if found else ''
+    return (f'checkpoint {path} cannot be read: it holds more than tensors and plain containers{reason}; segsr '
+            'reads weights only and never runs code from a file: save the weights alone (torch.save of a state dict) '
+            'or use another file')
 
 
 def select_state_dict(checkpoint: dict, param_key: str | None, path: str | os.PathLike) -> dict:

@@ -88,18 +88,43 @@ def encode_png(img: np.ndarray) -> bytes:
     return buffer.tobytes()
 
 
+def read_png(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f'{path} exists but cannot be read as an image: remove it and run again')
+    return img
+
+
+def pair_images(hr: np.ndarray, job: ImageJob) -> dict[Path, np.ndarray]:
+    """Every LR image of the pair, made from ``hr``; an LR file already there must equal the one made now,
+    so a rerun never leaves an LR beside an HR it was not made from."""
+    images = {}
+    for folder, path in job.outputs().items():
+        if folder == 'HR':
+            continue
+        lr = make_lr_uint8(hr, int(folder.removeprefix('LR_x')))
+        if path.exists() and not np.array_equal(read_png(path), lr):
+            raise ValueError(f'{path} was not made from the HR image this run uses: remove it (or the HR image) '
+                             'and run again to remake the pair')
+        images[path] = lr
+    return images
+
+
 def process_image(job: ImageJob) -> ImageResult:
-    """Write whichever outputs of one image are missing; a bad file becomes an error result, not an exception."""
+    """Write whichever outputs of one image are missing; a bad file becomes an error result, not an exception.
+
+    An HR image already in the output is kept and is the reference of every LR image; without one, the
+    HR image is made from the source. Nothing is written before every existing file is known to match.
+    """
     try:
         source = decode(read_member(job.src, job.member))
-        hr = make_hr(source, job)
+        hr_path = job.outputs()['HR']
+        hr = read_png(hr_path) if hr_path.exists() else make_hr(source, job)
         if min(hr.shape[:2]) < max(job.scales):
             raise ValueError(f'{hr.shape[1]}x{hr.shape[0]} is smaller than scale {max(job.scales)}')
-        for folder, path in job.outputs().items():
-            if path.exists():
-                continue
-            img = hr if folder == 'HR' else make_lr_uint8(hr, int(folder.removeprefix('LR_x')))
-            atomic_write_bytes(path, encode_png(img))
+        for path, img in {hr_path: hr, **pair_images(hr, job)}.items():
+            if not path.exists():
+                atomic_write_bytes(path, encode_png(img))
     except (ValueError, SegSRError) as err:  # the image itself is bad, or over a size limit
         return ImageResult(job.name, job.member, error=str(err))
     except Exception as err:  # noqa: BLE001  (any other failure of one file is reported at the end instead)

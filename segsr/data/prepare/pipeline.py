@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import multiprocessing
 import os
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
@@ -15,7 +16,7 @@ from segsr.data.prepare.sources import SourceImage, list_images
 from segsr.data.prepare.specs import SHIPPED_SEED, DatasetSpec, SplitRule, get_spec
 from segsr.data.prepare.splits import Split, make_split, read_split, shipped_split_dir, write_split
 from segsr.utils.errors import SegSRError
-from segsr.utils.files import TEMP_SUFFIX, write_text_if_changed
+from segsr.utils.files import remove_stale_temp_files, write_text_if_changed
 
 DEFAULT_SCALES = (2, 3, 4, 8)
 LR_RULE = 'LR_x{s} = uint8(round(255 * imresize(modcrop(HR, s) / 255, 1 / s))), basicsr MATLAB-style bicubic'
@@ -37,19 +38,30 @@ def _reusable(job: ImageJob, previous: dict) -> ImageResult | None:
     return ImageResult(job.name, job.member, tuple(entry['source_size']), tuple(entry['size']))
 
 
+def _fresh_process_context() -> multiprocessing.context.BaseContext:
+    """Workers that do not fork the calling process: a fork of a process whose torch and OpenMP threads are
+    running can deadlock in the worker (seen in ``torch.set_num_threads``)."""
+    method = 'forkserver' if 'forkserver' in multiprocessing.get_all_start_methods() else 'spawn'
+    return multiprocessing.get_context(method)
+
+
 def _run_jobs(jobs: list[ImageJob], workers: int, desc: str, progress: bool) -> list[ImageResult]:
     with contextlib.ExitStack() as stack:
         if workers <= 1 or len(jobs) <= 1:
             results = map(process_image, jobs)
         else:
-            pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers, initializer=_init_worker))
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                                                           mp_context=_fresh_process_context()))
             results = pool.map(process_image, jobs, chunksize=4)
         return list(tqdm(results, total=len(jobs), desc=desc, unit='img', disable=not progress))
 
 
-def _remove_stale_temp_files(out: Path) -> None:
-    for path in out.rglob(f'*{TEMP_SUFFIX}'):
-        path.unlink()
+def _remove_stale_temp_files(out: Path, scales: tuple[int, ...], spec: DatasetSpec) -> None:
+    """The temporary files of killed runs, in the folders this preparation writes, and nowhere else."""
+    folders = [out, out / 'HR', *(out / f'LR_x{scale}' for scale in scales), out / 'splits',
+               *(out / 'splits' / rule.name for rule in spec.splits)]
+    for folder in folders:
+        remove_stale_temp_files(folder)
 
 
 def _base_split(spec: DatasetSpec, rule: SplitRule, names_by_class: dict[str, list[str]], seed: int) -> tuple:
@@ -132,7 +144,7 @@ def prepare_dataset(name: str | DatasetSpec, src: str | os.PathLike, out: str | 
     """Prepare ``out`` from the archive or folder ``src`` and return the manifest.
 
     Reruns skip every finished file and rewrite nothing that would not change; an interrupted
-    run leaves only whole files (and stray ``*.tmp`` files, removed on the next run).
+    run leaves only whole files (and hidden temporary files, removed by the next run once their process is gone).
     """
     spec = name if isinstance(name, DatasetSpec) else get_spec(name)
     src, out = Path(src).resolve(), Path(out)
@@ -144,6 +156,7 @@ def prepare_dataset(name: str | DatasetSpec, src: str | os.PathLike, out: str | 
         names_by_class[image.label].append(image.name)
     base_splits = _base_splits(spec, names_by_class, seed)
 
+    _remove_stale_temp_files(out, scales, spec)
     previous = read_manifest(out) or {}
     jobs = [ImageJob(str(src), image.member, str(out), image.name, spec.size, spec.crop, scales, keep_off_size)
             for image in images]
@@ -152,7 +165,6 @@ def prepare_dataset(name: str | DatasetSpec, src: str | os.PathLike, out: str | 
     results = _run_jobs(todo, workers or os.cpu_count() or 1, spec.name, progress)
     by_name = {**reused, **{result.name: result for result in results}}
     ordered = [by_name[image.name] for image in images]
-    _remove_stale_temp_files(out)
 
     prepared = {result.name for result in ordered if result.error is None}
     splits = _write_splits(out, base_splits, prepared, seed)
