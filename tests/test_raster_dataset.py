@@ -161,3 +161,21 @@ def test_training_blocks_smaller_than_the_crop_are_refused_at_the_start(tmp_path
     with pytest.raises(SegSRError, match=r'block .*a.tif 0 0 16 16 is smaller than gt_size 24'):
         build_checked_dataset(options_of(tmp_path, 'train', meta_info_file=str(tmp_path / 'train.txt'), gt_size=24),
                               'train')
+
+
+def test_training_crops_over_nodata_carry_one_mask_for_every_band(tmp_path):
+    """GDAL masks nodata band by band; a training crop keeps one mask (a pixel counts where every band holds data),
+    which flips and rotations move with the bands."""
+    l2a_scene(tmp_path / 'a.tif', size=32, nodata_corner=12)
+    with rasterio.open(tmp_path / 'a.tif', 'r+') as dataset:  # band 2 alone also lacks a stripe
+        stripe = dataset.read(2)
+        stripe[20:22] = 0
+        dataset.write(stripe, 2)
+    (tmp_path / 'train.txt').write_text('a.tif 0 0 32 32\n')
+    dataset = build_checked_dataset(options_of(tmp_path, 'train', meta_info_file=str(tmp_path / 'train.txt'),
+                                               gt_size=32, nodata_max_share=0.5), 'train').dataset
+    for _ in range(4):
+        item = dataset[0]
+        mask = item['mask'].numpy()
+        assert mask.shape == (1, 32, 32) and item['gt'].shape == (4, 32, 32)
+        assert mask.sum() == 32 * 32 - 12 * 12 - 2 * 32  # the corner and the stripe do not overlap

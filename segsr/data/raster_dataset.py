@@ -128,8 +128,9 @@ class RasterDataset(data.Dataset):
         return self.sources[path]
 
     def _valid(self, path: str, row: int, col: int, height: int, width: int) -> np.ndarray:
+        """``(h, w)``: where every band holds data, so the loss and the metrics see whole spectra only."""
         valid = self._source(path).read_valid(self.band_indices, row, row + height, col, col + width)
-        return np.ones((height, width), bool) if valid is None else valid
+        return np.ones((height, width), bool) if valid is None else valid.all(axis=0)
 
     def _clean_enough(self, window: RasterWindow) -> bool:
         valid = self._valid(window.path, window.row, window.col, window.height, window.width)
