@@ -68,14 +68,15 @@ def run_scene(weights: Path, scene: Path, out: Path, tile: int, overlap: int, ba
     return result
 
 
-def folder_run(weights: Path, folder: Path, out: Path, threads: int, ranks: int, io_threads: bool,
+def folder_run(weights: Path, folder: Path, out: Path, threads: int, ranks: int | None, io_threads: bool,
                tile: int, overlap: int, device: str = 'cpu', batch: int = 1) -> dict:
-    """segsr-infer on ``folder`` as a user runs it (torchrun for several ranks); numbers from its manifest."""
+    """segsr-infer on ``folder`` as a user runs it: under torchrun with ``ranks`` processes (one is still a
+    launched run), or as one plain process when ``ranks`` is None; numbers from its manifest."""
     infer = [str(ROOT / 'segsr' / 'infer.py'), '--weights', str(weights), '--input', str(folder), '--output',
              str(out), '--tile', str(tile), '--overlap', str(overlap), '--batch', str(batch),
              '--device', device,
              *([] if io_threads else ['--no-io-threads'])]
-    launcher = ['-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={ranks}'] if ranks > 1 else []
+    launcher = ['-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={ranks}'] if ranks else []
     env = {**os.environ, 'OMP_NUM_THREADS': str(threads), 'PYTHONPATH': str(ROOT)}
     start = time.perf_counter()
     done = subprocess.run([sys.executable, *launcher, *infer], env=env, capture_output=True, text=True)
@@ -92,10 +93,11 @@ def compare_folder_runs(args: argparse.Namespace, weights: Path, folder: Path) -
     for index in range(args.folder):
         write_scene(folder / 'in' / f'scene_{index:03d}.tif', args.folder_size, args.folder_size)
     device = args.devices[0]
-    known = {'threads': (f'1 process x {args.threads} threads', args.threads, 1, True),
-             'ranks': (f'{args.ranks} processes x 1 thread (torchrun)', 1, args.ranks, True),
-             'io': ('1 process x 1 thread, reader/writer threads', 1, 1, True),
-             'no-io': ('1 process x 1 thread, no reader/writer threads', 1, 1, False)}
+    processes = f'{args.ranks} processes' if args.ranks > 1 else '1 process'
+    known = {'threads': (f'1 process x {args.threads} threads', args.threads, None, True),
+             'ranks': (f'{processes} x 1 thread (torchrun)', 1, args.ranks, True),
+             'io': ('1 process x 1 thread, reader/writer threads', 1, None, True),
+             'no-io': ('1 process x 1 thread, no reader/writer threads', 1, None, False)}
     runs = [known[name] for name in args.runs]
     rows = []
     print(f'{args.folder} rasters of {args.folder_size}x{args.folder_size} px, tile {args.tile_folder}, overlap '

@@ -8,9 +8,11 @@ First, with ``--wheels``, the wheels of packages this machine lacks are installe
 own time limit inside ``--budget`` seconds: the CUDA tests (``pytest -m cuda``); ``scripts/benchmark.py`` at
 the paper config (fp32-explicit, bf16+compile, fp32, bf16); ``scripts/compare_loss_curves.py`` at the paper
 config over 200 steps; ``scripts/tiled_inference_peak.py`` on a 2048x2048 LR scene (fp32 and bf16); segsr-infer
-under torchrun (one rank per GPU, at least 2) on a folder of 64 rasters (``benchmark_infer.py --folder``); a short
-training of the demo EDSR (CUDA prefetcher, bf16), and the same with 2 NCCL processes where 2 GPUs are
-visible; the benchmark at the demo config last. Each step runs through the scripts' command lines, so a
+under torchrun (one rank per GPU, so a single rank on a one-GPU machine; two CPU ranks in the dry run) on a
+folder of 64 rasters, then one process with and without its reader/writer threads (``benchmark_infer.py
+--folder``); a short training of the demo EDSR (CUDA prefetcher, bf16), and the same with 2 NCCL processes where
+2 GPUs are visible; the 4-band raster SEGSR and the RGB SEGSR at the same size, for their iterations/s; the
+benchmark at the demo config last. Each step runs through the scripts' command lines, so a
 failing or timed-out step costs only its own results.
 
 The output folder (``--out``, else ``$OUT``) gets four files: summary.txt (targets and tables), results.json
@@ -21,9 +23,11 @@ the same steps at the smallest sizes, for testing this script on a CPU in a coup
 import argparse
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,6 +48,7 @@ SPEEDUP_TARGET = 2.5
 MEMORY_TARGET_BYTES = 10e9
 TARGET_STEPS = 200
 QUICK_STEP_TIMEOUT = 300.0
+ITERATION_TIME = re.compile(r'time \(data\): ([0-9.]+)')
 OUTPUT_FILES = ('summary.txt', 'results.json', 'gpu_check.log', 'loss_curves.png')
 ENVIRONMENT_PROBE = """
 import json, sys
@@ -119,38 +124,52 @@ def script(name: str, *arguments: str) -> list[str]:
     return [sys.executable, str(SCRIPTS / name), *arguments]
 
 
-def training_options(demo: Path, name: str, device: str, quick: bool, processes: int) -> dict:
-    """The demo EDSR on the demo data: on CUDA with bf16 and the CUDA prefetcher, one GPU per process."""
-    options = yaml.safe_load((ROOT / 'options/train/demo_EDSR_SRx4.yml').read_text())
+def short_training(options: dict, name: str, device: str, quick: bool, processes: int = 1) -> dict:
+    """A demo option file cut to a few iterations of one size, so that runs of different networks compare."""
     iterations = 2 if quick else 40
     cuda = device == 'cuda'
     options.update(name=name, num_gpu=processes if cuda else 0)
-    train_set, val_set = options['datasets']['train'], options['datasets']['val']
-    train_set.update(dataroot_gt=str(demo / 'HR/train'), dataroot_lq=str(demo / 'LR_x4/train'),
-                     meta_info_file=str(demo / 'meta/train.txt'), gt_size=32 if quick else 64,
-                     batch_size_per_gpu=2 if quick else 8, num_worker_per_gpu=0 if quick else 2,
-                     pin_memory=cuda, prefetch_mode='cuda' if cuda else None)
-    val_set.update(dataroot_gt=str(demo / 'HR/val'), dataroot_lq=str(demo / 'LR_x4/val'))
+    options['datasets']['train'].update(gt_size=32 if quick else 64, batch_size_per_gpu=2 if quick else 8,
+                                        num_worker_per_gpu=0 if quick else 2)
     options['train'].update(total_iter=iterations, amp='bf16' if cuda else 'off')
     options['val']['val_freq'] = iterations
     options['logger'].update(print_freq=max(1, iterations // 4), save_checkpoint_freq=iterations, use_tb_logger=False)
     return options
 
 
+def demo_folders(options: dict, demo: Path) -> None:
+    """Point the image demo's train and val sets at the demo data made under ``demo``."""
+    train_set, val_set = options['datasets']['train'], options['datasets']['val']
+    train_set.update(dataroot_gt=str(demo / 'HR/train'), dataroot_lq=str(demo / 'LR_x4/train'),
+                     meta_info_file=str(demo / 'meta/train.txt'))
+    val_set.update(dataroot_gt=str(demo / 'HR/val'), dataroot_lq=str(demo / 'LR_x4/val'))
+
+
+def training_options(demo: Path, name: str, device: str, quick: bool, processes: int) -> dict:
+    """The demo EDSR on the demo data: on CUDA with bf16 and the CUDA prefetcher, one GPU per process."""
+    options = short_training(yaml.safe_load((ROOT / 'options/train/demo_EDSR_SRx4.yml').read_text()), name, device,
+                             quick, processes)
+    demo_folders(options, demo)
+    cuda = device == 'cuda'
+    options['datasets']['train'].update(pin_memory=cuda, prefetch_mode='cuda' if cuda else None)
+    return options
+
+
+def rgb_segsr_training_options(demo: Path, device: str, quick: bool) -> dict:
+    """The RGB SEGSR demo at the size of the multispectral run: the reference for its iterations/s."""
+    options = short_training(yaml.safe_load((ROOT / 'options/train/demo_SEGSR_SRx4.yml').read_text()),
+                             'rgb_segsr_training', device, quick)
+    demo_folders(options, demo)
+    return options
+
+
 def raster_training_options(raster_demo: Path, device: str, quick: bool) -> dict:
     """The 4-band raster SEGSR demo (uint16 L2A-style rasters, radiometric contract) on the raster demo data."""
-    options = yaml.safe_load((ROOT / 'options/train/demo_rasters_SEGSR_SRx4.yml').read_text())
-    iterations = 2 if quick else 40
-    cuda = device == 'cuda'
-    options.update(name='multispectral_training', num_gpu=1 if cuda else 0)
+    options = short_training(yaml.safe_load((ROOT / 'options/train/demo_rasters_SEGSR_SRx4.yml').read_text()),
+                             'multispectral_training', device, quick)
     for split, dataset in options['datasets'].items():
         dataset.update(dataroot_gt=str(raster_demo / 'scenes'), meta_info_file=str(raster_demo / f'splits/{split}.txt'))
-    options['datasets']['train'].update(gt_size=32 if quick else 64, batch_size_per_gpu=2 if quick else 8,
-                                        num_worker_per_gpu=0 if quick else 2)
     options['network_g']['sfem']['pretrained'] = str(raster_demo / 'tiny_clip.pt')
-    options['train'].update(total_iter=iterations, amp='bf16' if cuda else 'off')
-    options['val']['val_freq'] = iterations
-    options['logger'].update(print_freq=max(1, iterations // 4), save_checkpoint_freq=iterations, use_tb_logger=False)
     return options
 
 
@@ -193,7 +212,7 @@ def plan(args: argparse.Namespace, out: Path, work: Path, gpus: int) -> list[Ste
 
     archive = (['--folder', '4', '--folder-size', '32', '--tile-folder', '32', '--overlap', '8'] if quick
                else ['--folder', '64', '--folder-size', '512', '--tile-folder', '256', '--batch', '4'])
-    archive += ['--runs', 'ranks', '--ranks', str(max(gpus, 2)), '--json', str(work / 'archive.json')]
+    archive += ['--runs', 'ranks', 'io', 'no-io', '--ranks', str(gpus or 2), '--json', str(work / 'archive.json')]
     steps.append(Step('archive inference', script('benchmark_infer.py', '--devices', device, *archive), 150,
                       ('archive',), work / 'archive.json'))
 
@@ -215,12 +234,13 @@ def plan(args: argparse.Namespace, out: Path, work: Path, gpus: int) -> list[Ste
                           work / 'experiments' / experiment / 'losses.jsonl'))
     raster_demo = work / 'raster_demo'
     steps.append(Step('raster demo data', script('make_demo_data.py', '--rasters', '--out', str(raster_demo)), 90))
-    raster_options = work / 'multispectral_training.yml'
-    raster_options.write_text(yaml.safe_dump(raster_training_options(raster_demo, device, quick), sort_keys=False))
-    steps.append(Step('multispectral training', [sys.executable, str(ROOT / 'segsr/train.py'), '-opt',
-                                                 str(raster_options), '--root', str(work)], 150,
-                      ('training', 'multispectral_training'),
-                      work / 'experiments' / 'multispectral_training' / 'losses.jsonl'))
+    for name, options in (('multispectral_training', raster_training_options(raster_demo, device, quick)),
+                          ('rgb_segsr_training', rgb_segsr_training_options(demo, device, quick))):
+        options_file = work / f'{name}.yml'
+        options_file.write_text(yaml.safe_dump(options, sort_keys=False))
+        steps.append(Step(name.replace('_', ' '), [sys.executable, str(ROOT / 'segsr/train.py'), '-opt',
+                                                   str(options_file), '--root', str(work)], 150,
+                          ('training', name), work / 'experiments' / name / 'losses.jsonl'))
     if not quick:
         steps += [benchmark('demo', mode, 150 if 'compile' in mode else 60) for mode in MODES]
     for step in steps if quick else ():  # limits sized for a GPU; a dry run on a loaded CPU only must not hang
@@ -253,8 +273,17 @@ def read_output(step: Step):
         return {key: int(suite.get(key, 0)) for key in ('tests', 'failures', 'errors', 'skipped')}
     if step.output.suffix == '.jsonl':
         records = [json.loads(line) for line in step.output.read_text().splitlines() if line.strip()]
-        return {'iterations': len(records), 'last': records[-1] if records else None}
+        return {'iterations': len(records), 'last': records[-1] if records else None,
+                'seconds_per_iter': logged_iteration_seconds(step.output.parent)}
     return json.loads(step.output.read_text())
+
+
+def logged_iteration_seconds(experiment: Path) -> float | None:
+    """Median of the per-iteration times basicsr's message logger wrote (the first, with its warm-up, left out)."""
+    times = [float(value) for log in sorted(experiment.glob('train_*.log'))
+             for value in ITERATION_TIME.findall(log.read_text(errors='replace'))]
+    times = times[1:] or times
+    return statistics.median(times) if times else None
 
 
 def nested_set(tree: dict, key: tuple[str, ...], value) -> None:
@@ -383,15 +412,21 @@ def summary_text(results: dict) -> str:
                      f'{tiled["output"][0]}x{tiled["output"][1]}, tile {tiled["tile"]}, batch {tiled["batch"]}: '
                      f'{tiled["tiles"]} tiles in {tiled["seconds"]:.1f} s, {peak}')
     archive = results.get('archive')
-    lines += ['', 'archive inference (segsr-infer under torchrun, numbers from its manifest):']
+    lines += ['', 'archive inference (segsr-infer; numbers from its manifest):']
     for row in archive['runs'] if archive else []:
         lines.append(f'  {archive["rasters"]} rasters of {archive["side"]} px, {row["run"]} on {row["device"]}: '
                      f'{row["files_per_s"]:.2f} files/s, {row["mp_per_s"]:.3f} MP/s '
                      f'({row["wall"]:.0f} s with start-up)')
     lines += ['', 'training:']
-    for name, run in results.get('training', {}).items():
-        last = run['last'] or {}
-        lines.append(f'  {name}: {run["iterations"]} steps, last record {json.dumps(last)}')
+    runs = results.get('training', {})
+    for name, run in runs.items():
+        last, seconds = run['last'] or {}, run.get('seconds_per_iter')
+        pace = f'{1 / seconds:.2f} it/s, ' if seconds else ''
+        lines.append(f'  {name}: {run["iterations"]} steps, {pace}last record {json.dumps(last)}')
+    bands, rgb = (runs.get(name, {}).get('seconds_per_iter') for name in ('multispectral_training',
+                                                                             'rgb_segsr_training'))
+    if bands and rgb:
+        lines.append(f'  4-band SEGSR at {rgb / bands:.2f}x the iterations/s of the RGB SEGSR at the same size')
     if results.get('nccl_skipped'):
         lines.append(f'  nccl training: skipped, {results["nccl_skipped"]}')
     lines += ['', 'targets:']

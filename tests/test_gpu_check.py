@@ -46,9 +46,13 @@ def test_quick_cpu_run_writes_summary_results_log_and_plot(tmp_path):
     assert results['cuda_tests']['tests'] >= 1 and results['cuda_tests']['failures'] == 0
     assert results['training']['training']['iterations'] == 2
     archive = results['archive']['runs']
-    assert [(row['files'], row['run']) for row in archive] == [(4, '2 processes x 1 thread (torchrun)')]
-    assert archive[0]['files_per_s'] > 0 and archive[0]['mp_per_s'] > 0
-    assert results['training']['multispectral_training']['iterations'] == 2
+    assert [(row['files'], row['run']) for row in archive] == [
+        (4, '2 processes x 1 thread (torchrun)'), (4, '1 process x 1 thread, reader/writer threads'),
+        (4, '1 process x 1 thread, no reader/writer threads')]
+    assert all(row['files_per_s'] > 0 and row['mp_per_s'] > 0 for row in archive)
+    for name in ('multispectral_training', 'rgb_segsr_training'):
+        assert results['training'][name]['iterations'] == 2
+        assert results['training'][name]['seconds_per_iter'] > 0
     tiled = results['tiled']['fp32']
     assert tiled['output'] == [4 * side for side in tiled['scene']]
     assert [row['status'] for row in results['targets']] == ['not measured'] * 4  # no paper config on a CPU
@@ -57,6 +61,7 @@ def test_quick_cpu_run_writes_summary_results_log_and_plot(tmp_path):
     assert all(row['target'] in summary for row in results['targets'])
     assert done.stdout.endswith(summary)
     assert '===== training: ok' in (out / 'gpu_check.log').read_text()
+    assert 'iterations/s of the RGB SEGSR at the same size' in summary
 
 
 def benchmark_report(rate: float, peak_256: float, flops: int | None) -> dict:
@@ -152,5 +157,5 @@ def test_every_command_of_the_gpu_plan_is_accepted_by_its_script_and_the_trainin
             options_file = parse_command_line(True, train_args).opt
             validate_options(yaml.safe_load(Path(options_file).read_text()), options_file, True)
             parsed.append('train.py')
-    assert parsed.count('benchmark.py') == 8 and parsed.count('train.py') == 3
+    assert parsed.count('benchmark.py') == 8 and parsed.count('train.py') == 4
     assert {'compare_loss_curves.py', 'tiled_inference_peak.py', 'benchmark_infer.py'} <= set(parsed)
