@@ -160,6 +160,7 @@ def rgb_segsr_training_options(demo: Path, device: str, quick: bool) -> dict:
     options = short_training(yaml.safe_load((ROOT / 'options/train/demo_SEGSR_SRx4.yml').read_text()),
                              'rgb_segsr_training', device, quick)
     demo_folders(options, demo)
+    options['network_g']['sfem']['pretrained'] = str(demo / 'tiny_clip.pt')
     return options
 
 
