@@ -37,6 +37,16 @@ TINY_HAT = {
 }
 
 
+@pytest.fixture(autouse=True)
+def own_environment():
+    """Each test gets the environment it started with back: a launcher run in-process (Slurm, torchrun) sets
+    RANK, WORLD_SIZE and MASTER_ADDR, which would turn a later in-process run into a rank of a job that is gone."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope='session')
 def clip_file(tmp_path_factory) -> Path:
     """A random ``segsr-tiny-vit`` CLIP checkpoint (see segsr/clip/tiny.py)."""
