@@ -18,6 +18,8 @@ class FreshFolder:
     """The highest folder that did not exist before (``path`` itself or one of its parents)."""
     archived: Path | None
     """Where the earlier folder of this name was moved, if there was one."""
+    fresh: bool = True
+    """False when ``path`` was there before and was not moved aside: it is not this run's to remove."""
 
     @classmethod
     def create(cls, path: Path, make: Callable[[], None]) -> 'FreshFolder':
@@ -30,9 +32,12 @@ class FreshFolder:
         existed = path.exists()
         make()
         moved = set(path.parent.glob(f'{path.name}_archived_*')) - siblings if existed else set()
-        return cls(path, created_from if not existed else path, moved.pop() if len(moved) == 1 else None)
+        archived = moved.pop() if len(moved) == 1 else None
+        return cls(path, created_from if not existed else path, archived, fresh=not existed or archived is not None)
 
     def undo(self) -> None:
+        if not self.fresh:
+            return
         shutil.rmtree(self.path, ignore_errors=True)
         if self.archived is not None and self.archived.is_dir():
             self.archived.rename(self.path)
