@@ -27,8 +27,7 @@ from basicsr.utils import (
 from basicsr.utils.options import copy_opt_file, dict2str
 
 from segsr.data.loaders import build_checked_dataset, build_eval_loader, build_train_loader
-from segsr.options import parse_command_line, setup_options
-from segsr.utils.checkpoint import load_checkpoint
+from segsr.options.cli import parse_command_line, setup_options
 from segsr.utils.errors import SegSRError
 from segsr.utils.files import remove_stale_temp_files
 from segsr.utils.fresh_folder import FreshFolder
@@ -37,6 +36,7 @@ from segsr.utils.rng import all_ranks_rng_state, isolated_rng, restore_rng_state
 from segsr.utils.run_lock import LOCK_NAME, RunLock, refuse_if_locked
 from segsr.utils.signals import StopRequest
 from segsr.utils.training_state import check_state_layout
+from segsr.weights.files import load_checkpoint
 
 # Log records kept in memory until the run's log file exists (a start that fails writes none).
 EARLY_LOG_CAPACITY = 100_000

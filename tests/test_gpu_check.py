@@ -26,8 +26,8 @@ from scripts.gpu_check import (
     plan,
     targets,
 )
-from segsr.option_schema import validate_options
 from segsr.options import parse_command_line
+from segsr.options.schema import validate_options
 
 
 @pytest.mark.slow

@@ -17,15 +17,8 @@ from pathlib import Path
 import rasterio
 from tqdm import tqdm
 
-from segsr.data.radiometry import Radiometry
-from segsr.inference.assembly import assemble_scene, part_files, part_outputs, remove_parts
-from segsr.inference.budget import announce, check_budget
-from segsr.inference.distributed import Coordinator, Heartbeat, Ranks, detect_ranks, join_run, leave_run
-from segsr.inference.engine import TileUpscaler
-from segsr.inference.inputs import InputFile, check_input, check_writable, collect_inputs
-from segsr.inference.manifest import Manifest, manifest_path, record
-from segsr.inference.options import FileOptions
-from segsr.inference.runner import (
+from segsr.inference.execution.engine import TileUpscaler
+from segsr.inference.execution.scene import (
     FILE_ERRORS,
     GDAL_CACHE_MB,
     RunReport,
@@ -34,7 +27,14 @@ from segsr.inference.runner import (
     upscale_input,
     warn_on_partial_blocks,
 )
-from segsr.inference.work_plan import WorkUnit, plan_units, read_header
+from segsr.inference.io.assembly import assemble_scene, part_files, part_outputs, remove_parts
+from segsr.inference.io.inputs import InputFile, check_input, check_writable, collect_inputs
+from segsr.inference.io.manifest import Manifest, manifest_path, record
+from segsr.inference.planning.budget import announce, check_budget
+from segsr.inference.planning.distributed import Coordinator, Heartbeat, Ranks, detect_ranks, join_run, leave_run
+from segsr.inference.planning.work_plan import WorkUnit, plan_units, read_header
+from segsr.options.inference import FileOptions
+from segsr.radiometry.contract import Radiometry
 from segsr.utils.errors import SegSRError
 from segsr.utils.files import remove_stale_temp_files
 
