@@ -16,15 +16,8 @@ from rasterio.transform import Affine
 import segsr
 from segsr.inference.execution.engine import TileUpscaler, resolve_device
 from segsr.inference.execution.onnx_runner import OnnxTileUpscaler
-from segsr.inference.execution.scene import (
-    GDAL_CACHE_MB,
-    RadiometryOptions,
-    RunReport,
-    apply_contract,
-    plan_scene,
-    run_scene,
-    upscale_input,
-)
+from segsr.inference.execution.scene import GDAL_CACHE_MB, RunReport, run_scene, upscale_input
+from segsr.inference.execution.scene_plan import RadiometryOptions, apply_contract, plan_scene
 from segsr.inference.io.arrays import ArraySource, channels_first, restore_layout
 from segsr.inference.io.image_io import ImageSink
 from segsr.inference.io.inputs import check_input

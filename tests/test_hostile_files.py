@@ -30,10 +30,12 @@ from segsr import evaluation
 from segsr.degradations.bicubic import make_lr_uint8
 from segsr.export import main as export_main
 from segsr.infer import main as infer_main
-from segsr.inference.execution.scene import RadiometryOptions, TilingOptions, band_georeference, upscale_input
+from segsr.inference.execution.scene import upscale_input
+from segsr.inference.execution.scene_plan import RadiometryOptions, TilingOptions
 from segsr.inference.io.geotiff import RasterSource
 from segsr.inference.io.inputs import plan_input
 from segsr.inference.io.manifest import MANIFEST_NAME
+from segsr.inference.io.scene_sinks import band_georeference
 from segsr.utils.errors import SegSRError
 from segsr.utils.files import OutputExistsError, remove_stale_temp_files, temporary_owner, temporary_path
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from segsr.inference.execution.bands import EACH_BAND, BandRequest
-from segsr.inference.execution.scene import RadiometryOptions, TilingOptions
+from segsr.inference.execution.scene_plan import RadiometryOptions, TilingOptions
 from segsr.inference.io.geotiff import TiffFormat
 from segsr.inference.io.inputs import InputFile, outputs_beside, plan_input
 from segsr.utils.errors import SegSRError

@@ -1,79 +1,30 @@
-"""Super-resolve files: pick bands, map values into the network range, tile, and write atomically."""
+"""Super-resolve files: read each band group through the tiled network, restore source values, and write."""
 
 import contextlib
 import functools
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
-from rasterio.control import GroundControlPoint
-from rasterio.enums import ColorInterp
-from rasterio.transform import Affine
-from tqdm import tqdm
 
-from segsr.inference.execution.bands import BandRequest, band_groups, output_bands
 from segsr.inference.execution.engine import TileUpscaler
 from segsr.inference.execution.pipeline import BackgroundWriter, InlineWriter
-from segsr.inference.execution.tiling import band_extent, count_tiles, tile_rows, upscale_tiled
-from segsr.inference.io.arrays import ArraySource
-from segsr.inference.io.consistency_report import write_consistency_report
-from segsr.inference.io.geotiff import (
-    DEFAULT_BLOCK,
-    GDAL_ERRORS,
-    PLAIN_TIFF,
-    BandMetadata,
-    RasterSink,
-    RasterSource,
-    TiffFormat,
-    block_side,
-    output_profile,
-    refined_georeference,
-)
-from segsr.inference.io.image_io import ImageSink, ImageSource
-from segsr.inference.io.inputs import InputFile, is_raster, open_source, plan_input
-from segsr.radiometry.contract import Radiometry, calibration_from_metadata
+from segsr.inference.execution.scene_plan import RadiometryOptions, ScenePlan, TilingOptions, plan_scene, scene_tiles
+from segsr.inference.execution.tiling import band_extent, upscale_tiled
+from segsr.inference.io.geotiff import DEFAULT_BLOCK, GDAL_ERRORS, PLAIN_TIFF, RasterSource, TiffFormat, block_side
+from segsr.inference.io.image_io import ImageSource
+from segsr.inference.io.inputs import InputFile, open_source, plan_input
+from segsr.inference.io.scene_sinks import guidance_names, open_image_sink, open_maps_sink, publish_last, spread_names
 from segsr.radiometry.nodata import fill_from_nearest_valid
-from segsr.radiometry.stretch import BandStretch, data_range_stretch, percentile_stretch, unsigned_range_stretch
+from segsr.radiometry.stretch import BandStretch
 from segsr.utils.errors import SegSRError
-from segsr.utils.files import atomic_path
 
 GDAL_CACHE_MB = 64
 FILE_ERRORS = (SegSRError, *GDAL_ERRORS)
 """What one bad input may raise; the run reports it and goes on with the next input."""
-
-
-@dataclass(frozen=True)
-class TilingOptions:
-    tile: int = 256
-    overlap: int = 32
-    batch: int = 1
-
-
-@dataclass(frozen=True)
-class RadiometryOptions:
-    """``bands``: 1-based groups as in GDAL, or 'each'; ``stretch`` is 'auto', 'range' or 'percentile'."""
-
-    bands: BandRequest = None
-    stretch: str = 'auto'
-    percentiles: tuple[float, float] = (0.5, 99.5)
-    allow_categorical: bool = False
-    contract: Radiometry | None = None
-    """The checkpoint's radiometric contract, which ``auto`` applies; None (or the 8-bit default) for none."""
-
-
-def apply_contract(radiometry: RadiometryOptions, contract: Radiometry | None, warn: bool = True) -> RadiometryOptions:
-    """``radiometry`` under a checkpoint's contract: its bands unless ``bands`` names others, and its value map
-    under ``stretch='auto'``; another stretch replaces the map, with one warning (``warn``) on a line of its own."""
-    if contract is None:
-        return radiometry
-    if radiometry.stretch != 'auto' and warn:
-        tqdm.write(f'warning: stretch {radiometry.stretch} replaces the radiometric contract the weights were '
-                   f'trained with ({contract.describe()}); outputs leave the trained value range', file=sys.stderr)
-    bands = radiometry.bands if radiometry.bands is not None or not contract.bands else (contract.bands,)
-    return replace(radiometry, bands=bands, contract=contract)
 
 
 @dataclass
@@ -87,36 +38,6 @@ class RunReport:
     failed_elsewhere: int = 0
     last_failure: tuple[str, str] | None = None  # this process's last, else the last in the manifest
     summary: str = ''
-
-
-def choose_stretch(source: ImageSource | RasterSource | ArraySource, bands: list[int], options: RadiometryOptions,
-                   name) -> BandStretch:
-    """The checkpoint's contract when it has one (the values it was trained on, whatever the scene); else
-    8-bit data keep their 0..255 scale (as in training) and deeper data are normalised by percentiles.
-
-    ``range`` is the dtype's range for unsigned integers and the data's min..max for signed and
-    float data, whose dtype range (-32768.. or ±3e38) says nothing about the values.
-    """
-    mode = options.stretch
-    if mode == 'auto' and options.contract is not None and not options.contract.is_default:
-        return contract_stretch(source, bands, options.contract, name)
-    if mode == 'auto':
-        mode = 'range' if source.dtype == np.uint8 else 'percentile'
-    if mode == 'range':
-        if source.dtype.kind == 'u':
-            return unsigned_range_stretch(source.dtype, len(bands))
-        return data_range_stretch(source.sample(bands))
-    if mode == 'percentile':
-        return percentile_stretch(source.sample(bands), *options.percentiles)
-    raise SegSRError(f'unknown stretch {options.stretch!r}: use auto, range or percentile')
-
-
-def contract_stretch(source: ImageSource | RasterSource | ArraySource, bands: list[int], contract: Radiometry,
-                     name) -> BandStretch:
-    """The contract's map of 0-based ``bands``: its scale/offset, or the file's own metadata (``from_metadata``)."""
-    contract = contract.for_bands([band + 1 for band in bands])
-    metadata = calibration_from_metadata(source.dataset, bands) if isinstance(source, RasterSource) else None
-    return contract.stretch(contract.calibration(metadata, str(name)), len(bands))
 
 
 def network_reader(
@@ -178,97 +99,6 @@ def restore_block(
     return restore
 
 
-def band_georeference(source: ImageSource | RasterSource, scale: int, rows: tuple[int, int] | None) -> dict:
-    """The output's CRS and transform (or ground control points), moved down to the first row of ``rows`` (LR)
-    for a band of the scene."""
-    if not isinstance(source, RasterSource):
-        return {}
-    georeference = refined_georeference(source, scale)
-    if rows is None or not rows[0]:
-        return georeference
-    if 'transform' in georeference:
-        georeference['transform'] = georeference['transform'] @ Affine.translation(0, rows[0] * scale)
-    elif 'gcps' in georeference:  # a GCP's line counts from the band's first row
-        georeference['gcps'] = [GroundControlPoint(row=gcp.row - rows[0] * scale, col=gcp.col, x=gcp.x, y=gcp.y,
-                                                   z=gcp.z, id=gcp.id, info=gcp.info) for gcp in georeference['gcps']]
-    return georeference
-
-
-def output_height(source: ImageSource | RasterSource, scale: int, rows: tuple[int, int] | None) -> int:
-    return (rows[1] - rows[0] if rows is not None else source.height) * scale
-
-
-def open_image_sink(
-    stack: contextlib.ExitStack,
-    source: ImageSource | RasterSource,
-    path: Path,
-    scale: int,
-    bands: list[int],
-    block: int,
-    tiff_format: TiffFormat,
-    tags: dict,
-    rows: tuple[int, int] | None = None,
-    replace: bool = False,
-) -> ImageSink | RasterSink:
-    """The output under a temporary name, published under ``path`` at the end (replacing a file there only
-    with ``replace``); rasters keep georeference, nodata, mask and metadata.
-
-    ``rows`` (LR rows ``[start, stop)``) makes a raster holding only that band of the output.
-    """
-    height, width = output_height(source, scale, rows), source.width * scale
-    temporary = stack.enter_context(atomic_path(path, replace))
-    if isinstance(source, RasterSource):
-        profile = output_profile(
-            height, width, len(bands), source.dtype, source.nodata, band_georeference(source, scale, rows), block,
-            tiff_format.compress,
-        )
-        sink = RasterSink(
-            temporary, profile, write_mask=source.has_mask and source.nodata is None, tiff_format=tiff_format,
-            final=path,
-        )
-        stack.callback(sink.close)
-        sink.describe([source.band_metadata(band) for band in bands], {**source.dataset_tags(), **tags})
-        return sink
-    sink = ImageSink(temporary, height, width, len(bands) + (source.alpha_band is not None), source.dtype)
-    stack.callback(sink.close)
-    return sink
-
-
-def guidance_names(groups: list[list[int]], stages: list[int]) -> list[str]:
-    """``stage 2 map 3``, prefixed by the bands that made it when several groups ran."""
-    names = []
-    for group in groups:
-        prefix = f'bands {",".join(str(b + 1) for b in group)} ' if len(groups) > 1 else ''
-        for stage, maps in enumerate(stages, start=1):
-            names += [f'{prefix}stage {stage}' + (f' map {m}' if maps > 1 else '') for m in range(1, maps + 1)]
-    return names
-
-
-def open_maps_sink(
-    stack: contextlib.ExitStack,
-    source: ImageSource | RasterSource,
-    path: Path,
-    scale: int,
-    names: list[str],
-    block: int,
-    tiff_format: TiffFormat,
-    tags: dict,
-    rows: tuple[int, int] | None = None,
-    replace: bool = False,
-) -> RasterSink:
-    """Guidance maps as float32 bands, one per map and band group, on the output's grid; NaN where nodata."""
-    georeference = band_georeference(source, scale, rows)
-    height, width = output_height(source, scale, rows), source.width * scale
-    nodata = float('nan') if source.nodata is not None or getattr(source, 'masked', False) else None
-    profile = output_profile(
-        height, width, len(names), np.float32, nodata, georeference, block, tiff_format.compress
-    )
-    sink = RasterSink(stack.enter_context(atomic_path(path, replace)), profile, tiff_format=tiff_format, final=path)
-    stack.callback(sink.close)
-    sink.describe([BandMetadata(name, None, 1.0, 0.0, ColorInterp.gray) for name in names], tags)
-    return sink
-
-
 def spread_in_source_units(spread: np.ndarray, stretch: BandStretch, valid: np.ndarray | None) -> np.ndarray:
     """The self-ensemble spread of one band group (network units, per channel) as one band in source units:
     the mean over the group's bands of each band's spread times its stretch span; NaN where nodata."""
@@ -284,26 +114,6 @@ def upscaled_alpha(source: ImageSource, scale: int) -> np.ndarray:
     """Transparency is not super-resolved: it is resized bicubically on its own."""
     alpha = source.read([source.alpha_band], 0, source.height, 0, source.width)[0]
     return cv2.resize(alpha, (source.width * scale, source.height * scale), interpolation=cv2.INTER_CUBIC)
-
-
-@dataclass(frozen=True)
-class ScenePlan:
-    """Which bands go through the network in which groups, where they land, and how values are mapped."""
-
-    groups: list[list[int]]
-    bands: list[int]
-    stretch: BandStretch
-
-    @property
-    def position(self) -> dict[int, int]:
-        return {band: index for index, band in enumerate(self.bands)}
-
-
-def plan_scene(source: ImageSource | RasterSource, upscaler: TileUpscaler, radiometry: RadiometryOptions,
-               name) -> ScenePlan:
-    groups = band_groups(radiometry.bands, source.band_count, source.alpha_band, upscaler.in_channels, name)
-    bands = output_bands(groups)
-    return ScenePlan(groups, bands, choose_stretch(source, bands, radiometry, name))
 
 
 def run_scene(
@@ -371,16 +181,6 @@ def run_scene(
     writer.finish()
 
 
-def scene_tiles(height: int, width: int, groups: int, tiling: TilingOptions, band: tuple[int, int] | None = None
-                ) -> int:
-    """Network calls (tiles) a scene or a band of it takes, for progress reporting."""
-    tiles = count_tiles(height, width, tiling.tile, tiling.overlap)
-    if band is None:
-        return tiles * groups
-    per_row = tiles // tile_rows(height, tiling.tile, tiling.overlap)
-    return (band[1] - max(band[0] - 1, 0)) * per_row * groups
-
-
 def upscale_input(
     planned: InputFile,
     upscaler: TileUpscaler,
@@ -433,23 +233,6 @@ def upscale_input(
     return planned.outputs
 
 
-def spread_names(groups: list[list[int]]) -> list[str]:
-    """One spread band per band group, named by the bands that made it."""
-    return [f'spread bands {",".join(str(b + 1) for b in group)}' for group in groups]
-
-
-def publish_last(planned: InputFile, extra_sinks: list, image_sink, bands: list[int], scale: int) -> None:
-    """Finish the guidance and spread rasters, then the image, then the consistency report (read from the
-    image's finished temporary file): the image is renamed onto its final name last of all, when the ExitStack
-    that opened it closes, so an existing image means every output of the input is complete."""
-    for sink in extra_sinks:
-        if sink is not None:
-            sink.commit()
-    image_sink.commit()
-    if planned.report is not None:
-        write_consistency_report(planned, bands, scale, written=image_sink.path)
-
-
 def upscale_file(
     path: Path,
     output_dir: Path,
@@ -460,23 +243,6 @@ def upscale_file(
 ) -> list[Path]:
     """Super-resolve one file into ``output_dir`` under its own name; return the files written."""
     return upscale_input(plan_input(path, output_dir, guidance), upscaler, tiling, radiometry)
-
-
-def warn_on_partial_blocks(planned: list[InputFile], tile: int, scale: int, tiff_format: TiffFormat) -> None:
-    cell = tile * scale
-    if not any(is_raster(item.source) for item in planned):
-        return
-    if tiff_format.blocksize is None and block_side(cell) is None:
-        reason = 'that no TIFF block size divides'
-    elif tiff_format.blocksize is not None and cell % tiff_format.blocksize:
-        reason = f'that --blocksize {tiff_format.blocksize} does not divide'
-    else:
-        return
-    tqdm.write(
-        f'warning: --tile {tile} makes {cell}-pixel output cells {reason}, so blocks are compressed twice '
-        'and files grow; a tile like 256 avoids this',
-        file=sys.stderr,
-    )
 
 
 def one_line(error: Exception) -> str:

@@ -18,18 +18,12 @@ import rasterio
 from tqdm import tqdm
 
 from segsr.inference.execution.engine import TileUpscaler
-from segsr.inference.execution.scene import (
-    FILE_ERRORS,
-    GDAL_CACHE_MB,
-    RunReport,
-    apply_contract,
-    one_line,
-    upscale_input,
-    warn_on_partial_blocks,
-)
+from segsr.inference.execution.scene import FILE_ERRORS, GDAL_CACHE_MB, RunReport, one_line, upscale_input
+from segsr.inference.execution.scene_plan import apply_contract
 from segsr.inference.io.assembly import assemble_scene, part_files, part_outputs, remove_parts
 from segsr.inference.io.inputs import InputFile, check_input, check_writable, collect_inputs
 from segsr.inference.io.manifest import Manifest, manifest_path, record
+from segsr.inference.io.scene_sinks import warn_on_partial_blocks
 from segsr.inference.planning.budget import announce, check_budget
 from segsr.inference.planning.distributed import Coordinator, Heartbeat, Ranks, detect_ranks, join_run, leave_run
 from segsr.inference.planning.work_plan import WorkUnit, plan_units, read_header

@@ -8,7 +8,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
 from segsr.inference.execution.bands import EACH_BAND, BandRequest
-from segsr.inference.execution.scene import TilingOptions, scene_tiles
+from segsr.inference.execution.scene_plan import TilingOptions, scene_tiles
 from segsr.inference.execution.tiling import tile_rows
 from segsr.inference.io.inputs import is_raster
 
