@@ -28,6 +28,7 @@ from segsr.metrics.consistency import ConsistentNetwork
 from segsr.nn.info import describe
 from segsr.options.inference import FileOptions
 from segsr.radiometry.contract import Radiometry
+from segsr.radiometry.input_gate import check_pixels
 from segsr.self_ensemble import with_self_ensemble
 from segsr.utils.errors import SegSRError
 from segsr.utils.optional import import_optional
@@ -127,8 +128,8 @@ class Upscaler:
         file_only = [name for name in ('save_guidance', 'uncertainty', 'consistency_report') if getattr(options, name)]
         if file_only:
             raise SegSRError(f'{", ".join(file_only)} write files beside an output: use upscale_file or segsr-infer')
+        pixels, layout = channels_first(check_pixels(array, 'the array'), layout)
         runner = self.runner(options)
-        pixels, layout = channels_first(np.asarray(array), layout)
         source = ArraySource(pixels, nodata)
         plan = plan_scene(source, runner, self.radiometry(options), f'an array of shape {np.shape(array)}')
         sink = ImageSink(Path('array'), source.height * self.scale, source.width * self.scale, len(plan.bands),

@@ -123,10 +123,7 @@ class Radiometry:
                              'drop scale/offset, or set from_metadata: false')
         if from_metadata:
             return cls(low, high, None, None, band_tuple)
-        scale = per_band(section.get('scale', 1.0), count, 'scale')
-        offset = per_band(section.get('offset', 0.0), count, 'offset')
-        if np.any(scale == 0):
-            raise SegSRError(f'radiometry.scale: {section["scale"]!r} has a zero; every band needs a non-zero scale')
+        scale, offset = parse_calibration(section.get('scale', 1.0), section.get('offset', 0.0), count)
         return cls(low, high, scale, offset, band_tuple)
 
     def to_dict(self) -> dict:
@@ -141,10 +138,17 @@ class Radiometry:
 
     @classmethod
     def from_dict(cls, stored: dict) -> 'Radiometry':
-        low, high = (np.asarray(values, dtype=np.float64) for values in stored['range'])
-        scale = None if stored.get('scale') is None else np.asarray(stored['scale'], dtype=np.float64)
-        offset = None if stored.get('offset') is None else np.asarray(stored['offset'], dtype=np.float64)
-        bands = tuple(stored['bands']) if stored.get('bands') else None
+        """A contract as :meth:`to_dict` stored it (in a checkpoint or the resolved options), checked exactly as
+        an option file's section is: a stored ``scale: NaN`` or a range with high below low is refused."""
+        bands = tuple(int(band) for band in stored['bands']) if stored.get('bands') else None
+        count = len(bands) if bands else None
+        low, high = (np.atleast_1d(np.asarray(values, dtype=np.float64)) for values in stored['range'])
+        if low.ndim != 1 or low.shape != high.shape:
+            raise SegSRError(f'radiometry.range: expected one low and one high per band, got {stored["range"]!r}')
+        low, high = parse_range(np.stack([low, high], axis=1).tolist(), count)
+        if stored.get('scale') is None and stored.get('offset') is None:
+            return cls(low, high, None, None, bands)
+        scale, offset = parse_calibration(stored.get('scale'), stored.get('offset'), count)
         return cls(low, high, scale, offset, bands)
 
     def calibration(self, metadata: BandCalibration | None, source: str) -> BandCalibration:
@@ -154,6 +158,10 @@ class Radiometry:
         if metadata is None:
             raise SegSRError(f'{source} carries no scale/offset metadata, which radiometry.from_metadata needs; '
                              'set radiometry.scale and radiometry.offset instead')
+        try:
+            parse_calibration(metadata.scale, metadata.offset, metadata.scale.size)
+        except SegSRError as error:
+            raise SegSRError(f'{source}: its metadata gives {error}; fix the file\'s scale/offset metadata') from None
         return metadata
 
     def stretch(self, calibration: BandCalibration, bands: int) -> BandStretch:
@@ -201,6 +209,14 @@ class Radiometry:
 
 def fmt(values: np.ndarray) -> str:
     return ','.join(f'{value:g}' for value in np.atleast_1d(values))
+
+
+def parse_calibration(scale: object, offset: object, bands: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """raw -> physical ``scale`` and ``offset``: finite, one for every band or one per band, no zero scale."""
+    scale, offset = per_band(scale, bands, 'scale'), per_band(offset, bands, 'offset')
+    if np.any(scale == 0):
+        raise SegSRError(f'radiometry.scale: {fmt(scale)} has a zero; every band needs a non-zero scale')
+    return scale, offset
 
 
 def parse_range(value: object, bands: int | None) -> tuple[np.ndarray, np.ndarray]:

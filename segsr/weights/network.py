@@ -85,6 +85,9 @@ def contract_of(content: dict, weights: Path) -> Radiometry | None:
         return None
     try:
         return Radiometry.from_dict(stored)
+    except SegSRError as error:
+        raise SegSRError(f'weights file {weights} holds an invalid radiometric contract ({error}); '
+                         'retrain or save the checkpoint again with a valid radiometry section') from None
     except (AttributeError, KeyError, TypeError, ValueError):
         raise SegSRError(f'weights file {weights} holds an unreadable radiometry entry ({stored!r:.80}); '
                          'save the checkpoint again with segsr') from None

@@ -17,6 +17,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
+from segsr.radiometry.input_gate import check_dtype
 from segsr.utils.errors import SegSRError
 from segsr.utils.files import atomic_path, temporary_path, write_failure
 
@@ -54,11 +55,12 @@ class RasterSource:
                 f'cannot read raster {path} ({str(error).splitlines()[0]}): pass a readable GeoTIFF or VRT'
             ) from None
         dataset = self.dataset
-        if any('complex' in dtype for dtype in dataset.dtypes):
+        try:
+            for dtype in set(dataset.dtypes):
+                check_dtype(dtype, str(path))
+        except SegSRError:
             dataset.close()
-            raise SegSRError(f'{path} holds complex values ({dataset.dtypes[0]}), which a super-resolution network '
-                             'does not take: write the amplitude (or the real and imaginary parts as two bands) '
-                             'to a new raster and pass that')
+            raise
         self.path = path
         self.height, self.width, self.band_count = dataset.height, dataset.width, dataset.count
         self.dtype = np.dtype(dataset.dtypes[0])

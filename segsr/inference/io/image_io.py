@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from segsr.data.image_files import check_image_pixels
+from segsr.radiometry.input_gate import check_dtype
 from segsr.utils.errors import SegSRError
 
 
@@ -28,7 +29,7 @@ class ImageSource:
         self.path = path
         self.pixels = np.ascontiguousarray(image.transpose(2, 0, 1))
         self.band_count, self.height, self.width = self.pixels.shape
-        self.dtype = self.pixels.dtype
+        self.dtype = check_dtype(self.pixels.dtype, str(path))
         self.alpha_band = self.band_count - 1 if self.band_count in (2, 4) else None
         self.nodata = None
 

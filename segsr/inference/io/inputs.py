@@ -5,12 +5,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from segsr.inference.execution.bands import BandRequest, check_band_numbers
+from segsr.inference.io.arrays import ArraySource, read_npy
 from segsr.inference.io.geotiff import RasterSource
 from segsr.inference.io.image_io import ImageSource
 from segsr.utils.errors import SegSRError
 from segsr.utils.walk import glob_files, walk_files
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
+ARRAY_SUFFIX = '.npy'
 TIFF_SUFFIXES = ('.tif', '.tiff')
 RASTER_SUFFIXES = (*TIFF_SUFFIXES, '.vrt', '.img', '.jp2')
 GDAL_VIRTUAL_PREFIX = '/vsi'
@@ -75,7 +77,7 @@ def collect_inputs(pattern: str, recursive: bool = False, output: Path | None = 
         found = [(p, p.parent.relative_to(path)) for p in candidates if not is_hidden(p, path)]
     else:
         found = [(Path(p), Path()) for p in glob_files(pattern, recursive) if not Path(p).name.startswith('.')]
-    suffixes = IMAGE_SUFFIXES + RASTER_SUFFIXES
+    suffixes = (*IMAGE_SUFFIXES, *RASTER_SUFFIXES, ARRAY_SUFFIX)
     files = sorted((p, folder) for p, folder in found
                    if p.is_file() and p.suffix.lower() in suffixes and not inside(p, results))
     if not files:
@@ -108,13 +110,16 @@ def plan_input(source: Path | str, folder: Path, guidance: bool = False, uncerta
     return outputs_beside(source, folder / output_name(source), guidance, uncertainty, report, overwrite)
 
 
-def open_source(source: Path | str) -> ImageSource | RasterSource:
-    """Rasters (geo or not) go through rasterio and stream; PNG and JPEG are decoded whole."""
+def open_source(source: Path | str) -> ImageSource | RasterSource | ArraySource:
+    """Rasters (geo or not) go through rasterio and stream; PNG, JPEG and ``.npy`` arrays are read whole."""
     if is_raster(source):
         return RasterSource(source)
+    if Path(source).suffix.lower() == ARRAY_SUFFIX:
+        pixels = read_npy(Path(source))
+        return ArraySource(pixels if pixels.ndim == 3 else pixels[None], what=str(source), flat=pixels.ndim == 2)
     if Path(source).suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource(Path(source))
-    raise SegSRError(f'cannot read {source}: unsupported format, pass PNG, JPEG, TIFF or a raster GDAL reads')
+    raise SegSRError(f'cannot read {source}: unsupported format, pass PNG, JPEG, TIFF, .npy or a raster GDAL reads')
 
 
 def check_writable(folder: Path) -> None:
@@ -139,6 +144,9 @@ def check_input(
             raise SegSRError(f'output {target} exists: pass --overwrite to replace it or choose another --output')
     source = open_source(planned.source)
     try:
+        if planned.report is not None and min(source.height, source.width) < 2:
+            raise SegSRError(f'{planned.source} is {source.height}x{source.width} pixels, too small for '
+                             '--consistency-report (its bicubic degradation needs 2 pixels each way): drop the flag')
         check_band_numbers(bands, source.band_count, planned.source)
         if isinstance(source, RasterSource) and not allow_categorical:
             selected = range(source.band_count) if bands is None or isinstance(bands, str) else [

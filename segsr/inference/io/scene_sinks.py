@@ -11,6 +11,7 @@ from rasterio.enums import ColorInterp
 from rasterio.transform import Affine
 from tqdm import tqdm
 
+from segsr.inference.io.arrays import ArraySource, NpySink
 from segsr.inference.io.consistency_report import write_consistency_report
 from segsr.inference.io.geotiff import (
     BandMetadata,
@@ -77,7 +78,10 @@ def open_image_sink(
         stack.callback(sink.close)
         sink.describe([source.band_metadata(band) for band in bands], {**source.dataset_tags(), **tags})
         return sink
-    sink = ImageSink(temporary, height, width, len(bands) + (source.alpha_band is not None), source.dtype)
+    if isinstance(source, ArraySource):
+        sink = NpySink(temporary, height, width, len(bands), source.dtype, source.flat)
+    else:
+        sink = ImageSink(temporary, height, width, len(bands) + (source.alpha_band is not None), source.dtype)
     stack.callback(sink.close)
     return sink
 
