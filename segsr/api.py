@@ -17,7 +17,7 @@ import segsr
 from segsr.inference.execution.engine import TileUpscaler, resolve_device
 from segsr.inference.execution.onnx_runner import OnnxTileUpscaler
 from segsr.inference.execution.scene import GDAL_CACHE_MB, RunReport, run_scene, upscale_input
-from segsr.inference.execution.scene_plan import RadiometryOptions, apply_contract, plan_scene
+from segsr.inference.execution.scene_plan import RadiometryOptions, apply_contract, check_contract_fits, plan_scene
 from segsr.inference.io.arrays import ArraySource, channels_first, restore_layout
 from segsr.inference.io.image_io import ImageSink
 from segsr.inference.io.inputs import check_input
@@ -178,6 +178,7 @@ class Upscaler:
         radiometry = self.radiometry(options)
         check_input(item, radiometry.bands, options.allow_categorical, options.overwrite, set())
         budget = check_budget(item, runner, replace(options, bands=radiometry.bands))
+        check_contract_fits(item.source, runner, radiometry)
         announce([(item.source, budget)], runner, options.tiling)
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
             return upscale_input(item, runner, options.tiling, radiometry, options.tiff_format,

@@ -12,6 +12,7 @@ from segsr.inference.execution.tiling import count_tiles, tile_rows
 from segsr.inference.io.arrays import ArraySource
 from segsr.inference.io.geotiff import RasterSource
 from segsr.inference.io.image_io import ImageSource
+from segsr.inference.io.inputs import open_source
 from segsr.radiometry.contract import Radiometry, calibration_from_metadata
 from segsr.radiometry.stretch import BandStretch, data_range_stretch, percentile_stretch, unsigned_range_stretch
 from segsr.utils.errors import SegSRError
@@ -96,6 +97,21 @@ def plan_scene(source: ImageSource | RasterSource, upscaler: TileUpscaler, radio
     groups = band_groups(radiometry.bands, source.band_count, source.alpha_band, upscaler.in_channels, name)
     bands = output_bands(groups)
     return ScenePlan(groups, bands, choose_stretch(source, bands, radiometry, name))
+
+
+def check_contract_fits(source_path, upscaler: TileUpscaler, radiometry: RadiometryOptions) -> None:
+    """The contract's map of a scene made before anything is written: a file whose own scale/offset metadata
+    the contract cannot use (missing, zero, not finite) is refused at the start, not mid-run."""
+    contract = radiometry.contract
+    if contract is None or contract.is_default:
+        return
+    source = open_source(source_path)
+    try:
+        groups = band_groups(radiometry.bands, source.band_count, source.alpha_band, upscaler.in_channels,
+                             source_path)
+        contract_stretch(source, output_bands(groups), contract, source_path)
+    finally:
+        source.close()
 
 
 def scene_tiles(height: int, width: int, groups: int, tiling: TilingOptions, band: tuple[int, int] | None = None

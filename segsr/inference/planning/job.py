@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from segsr.inference.execution.engine import TileUpscaler
 from segsr.inference.execution.scene import FILE_ERRORS, GDAL_CACHE_MB, RunReport, one_line, upscale_input
-from segsr.inference.execution.scene_plan import apply_contract
+from segsr.inference.execution.scene_plan import apply_contract, check_contract_fits
 from segsr.inference.io.assembly import assemble_scene, part_files, part_outputs, remove_parts
 from segsr.inference.io.inputs import InputFile, check_input, check_writable, collect_inputs
 from segsr.inference.io.manifest import Manifest, manifest_path, record
@@ -192,6 +192,7 @@ def within_budget(run: Run, ready: list[WorkUnit], upscaler: TileUpscaler, start
         item = run.items[unit.index]
         try:
             budget = check_budget(item, upscaler, replace(run.options, bands=run.radiometry.bands))
+            check_contract_fits(item.source, upscaler, run.radiometry)
         except FILE_ERRORS as error:
             run.refuse(unit, one_line(error), started)
             continue
