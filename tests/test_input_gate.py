@@ -186,3 +186,23 @@ def test_a_npy_input_comes_back_in_its_layout_with_the_values_of_the_api(toy, tm
         written = np.load(tmp_path / 'out' / f'{name}.npy')
         layout = 'chw' if array.ndim == 3 else 'auto'
         np.testing.assert_array_equal(written, upscaler.upscale(array, layout=layout, tile=32, overlap=8))
+
+
+@pytest.mark.parametrize('hr_shape', [(2, 2, 3), (2, 12, 3), (12, 2, 1), (2, 2, 1)], ids=['1x1', '1x6', '6x1', 'gray'])
+def test_metrics_on_the_smallest_images_run_or_refuse_in_one_line(hr_shape):
+    """Fidelity metrics run on a 1x1 LR's 2x2 output; the LR-consistency ones, which degrade the output back to a
+    1-pixel side, refuse in one line instead of a tensor-size traceback; one more pixel a side and they run."""
+    from basicsr.metrics.psnr_ssim import calculate_psnr
+
+    from segsr.metrics.fidelity_metric import calculate_lr_mae, calculate_lr_psnr, calculate_lr_sam
+
+    rng = np.random.default_rng(3)
+    img, img2 = (rng.integers(0, 256, hr_shape, dtype=np.uint8) for _ in range(2))
+    lq = rng.integers(0, 256, (hr_shape[0] // 2, hr_shape[1] // 2, hr_shape[2]), dtype=np.uint8)
+    assert math.isfinite(calculate_psnr(img, img2, crop_border=0))
+    for metric in (calculate_lr_psnr, calculate_lr_mae, calculate_lr_sam):
+        message = api_refusal(lambda metric=metric: metric(img, lq))
+        assert 'at least 4 pixels a side' in message and f'{hr_shape[0]}x{hr_shape[1]}' in message
+    bigger = np.pad(img, ((2, 2), (2, 2), (0, 0)), mode='edge')
+    bigger_lq = np.pad(lq, ((1, 1), (1, 1), (0, 0)), mode='edge')
+    assert math.isfinite(calculate_lr_mae(bigger, bigger_lq))

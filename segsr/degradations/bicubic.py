@@ -8,6 +8,8 @@ import numpy as np
 from basicsr.data.transforms import mod_crop
 from basicsr.utils.matlab_functions import imresize
 
+from segsr.utils.errors import SegSRError
+
 
 def to_float(img: np.ndarray) -> np.ndarray:
     """uint8 HWC -> float32 in [0, 1], as basicsr's ``imfrombytes(float32=True)`` reads images."""
@@ -24,8 +26,16 @@ def quantize(img: np.ndarray) -> np.ndarray:
     return to_uint8(img).astype(np.float32) / 255.0
 
 
+MIN_LR_SIDE = 2
+"""basicsr's imresize cannot make a side of one pixel; below two the degradation is refused, not mis-shaped."""
+
+
 def bicubic_downscale(hr: np.ndarray, scale: int) -> np.ndarray:
     """LR = imresize(modcrop(HR, scale), 1 / scale) for a float32 HWC image; float32, not rounded."""
+    height, width = hr.shape[:2]
+    if min(height, width) // scale < MIN_LR_SIDE:
+        raise SegSRError(f'the x{scale} bicubic degradation needs images of at least {MIN_LR_SIDE * scale} pixels a '
+                         f'side, not {height}x{width}: use larger images or drop the LR-consistency metrics')
     return imresize(mod_crop(hr, scale), 1 / scale).astype(np.float32)
 
 
