@@ -4,6 +4,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from segsr.degradations.bicubic import MIN_LR_SIDE
 from segsr.inference.execution.bands import BandRequest, check_band_numbers
 from segsr.inference.io.arrays import ArraySource, read_npy
 from segsr.inference.io.geotiff import RasterSource
@@ -144,9 +145,10 @@ def check_input(
             raise SegSRError(f'output {target} exists: pass --overwrite to replace it or choose another --output')
     source = open_source(planned.source)
     try:
-        if planned.report is not None and min(source.height, source.width) < 2:
+        if planned.report is not None and min(source.height, source.width) < MIN_LR_SIDE:
             raise SegSRError(f'{planned.source} is {source.height}x{source.width} pixels, too small for '
-                             '--consistency-report (its bicubic degradation needs 2 pixels each way): drop the flag')
+                             f'--consistency-report (its bicubic degradation needs {MIN_LR_SIDE} pixels a side): '
+                             'drop the flag')
         check_band_numbers(bands, source.band_count, planned.source)
         if isinstance(source, RasterSource) and not allow_categorical:
             selected = range(source.band_count) if bands is None or isinstance(bands, str) else [
