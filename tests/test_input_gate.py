@@ -7,11 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_HAT, write_yaml
 from raster_fakes import BicubicToySR, register_toy, smooth, toy_checkpoint, write_raster
 from test_bad_input import expect_one_line_error
 
 import segsr
 import segsr.api
+from segsr import evaluation
 from segsr.data.loaders import build_checked_dataset
 from segsr.infer import main as infer
 from segsr.radiometry.contract import Radiometry
@@ -57,7 +59,8 @@ def test_the_cases_cover_every_kind_the_gate_refuses():
 
 @pytest.mark.parametrize('name, array, expected', BAD_ARRAYS, ids=IDS)
 def test_every_public_door_refuses_a_bad_array_with_the_same_line(toy, tmp_path, capsys, name, array, expected):
-    """``Upscaler.upscale`` (numpy and, where torch holds the dtype, a tensor), ``Upscaler.upscale_file``,
+    """``Upscaler.upscale`` (numpy and, where torch holds the dtype, a tensor), ``Upscaler.upscale_dataarray``,
+    ``Upscaler.upscale_file``,
     ``Upscaler.run``, ``segsr.api.run`` and segsr-infer, the last four given the array as a .npy file."""
     upscaler = segsr.load(toy, device='cpu')
     from_api = api_refusal(lambda: upscaler.upscale(array, tile=32, overlap=8))
@@ -65,6 +68,11 @@ def test_every_public_door_refuses_a_bad_array_with_the_same_line(toy, tmp_path,
     tail = refusal_tail(from_api, API)
     if array.dtype.kind in 'cb' or 0 in array.shape:
         assert refusal_tail(api_refusal(lambda: upscaler.upscale(torch.from_numpy(array))), API) == tail
+    if array.ndim == 3 and array.size:
+        import xarray
+
+        data = xarray.DataArray(array, dims=('band', 'y', 'x'))
+        assert refusal_tail(api_refusal(lambda: upscaler.upscale_dataarray(data)), API) == tail
 
     source = tmp_path / f'{name}.npy'
     np.save(source, array, allow_pickle=True)  # the file may hold what numpy can write; segsr never unpickles it
@@ -79,7 +87,7 @@ def test_every_public_door_refuses_a_bad_array_with_the_same_line(toy, tmp_path,
     assert not out.exists()
 
 
-def test_a_complex_geotiff_gets_the_line_of_a_complex_array_from_segsr_infer_and_the_datasets(toy, tmp_path, capsys):
+def test_a_complex_geotiff_gets_the_arrays_line_from_segsr_infer_segsr_test_and_datasets(toy, tmp_path, capsys):
     upscaler = segsr.load(toy, device='cpu')
     field = (smooth(16, 16) + 1j * smooth(16, 16, 1)).astype(np.complex64)[None]
     tail = refusal_tail(api_refusal(lambda: upscaler.upscale(field)), API)
@@ -93,6 +101,13 @@ def test_a_complex_geotiff_gets_the_line_of_a_complex_array_from_segsr_infer_and
     options = {'name': 'sar', 'type': 'RasterDataset', 'dataroot_gt': str(scenes), 'scale': 2, 'phase': 'val',
                'contract': contract}
     assert tail in api_refusal(lambda: build_checked_dataset(options, 'val'))
+    test_options = {'name': 'sar', 'model_type': 'HATModel', 'scale': 2, 'num_gpu': 0,
+                    'radiometry': {'range': [0.0, 1.0]}, 'datasets': {'test_1': options},
+                    'network_g': {'type': 'HAT', 'upscale': 2, 'in_chans': 1, **TINY_HAT},
+                    'path': {'pretrain_network_g': str(toy)}}
+    line = expect_one_line_error(evaluation.main, ['-opt', str(write_yaml(tmp_path / 't.yml', test_options)),
+                                                   '--root', str(tmp_path / 'results')], scenes, (), capsys)
+    assert tail in line and not (tmp_path / 'results').exists()
 
 
 def contract_checkpoint(path: Path, **stored) -> Path:
