@@ -14,13 +14,7 @@ from rasterio.enums import ColorInterp
 from rasterio.transform import Affine
 from tqdm import tqdm
 
-from segsr.inference.execution.bands import BandRequest, band_groups, output_bands
-from segsr.inference.execution.engine import TileUpscaler
-from segsr.inference.execution.pipeline import BackgroundWriter, InlineWriter
-from segsr.inference.execution.tiling import band_extent, count_tiles, tile_rows, upscale_tiled
-from segsr.inference.io.arrays import ArraySource
-from segsr.inference.io.consistency_report import write_consistency_report
-from segsr.inference.io.geotiff import (
+from segsr.data.geotiff import (
     DEFAULT_BLOCK,
     GDAL_ERRORS,
     PLAIN_TIFF,
@@ -32,6 +26,12 @@ from segsr.inference.io.geotiff import (
     output_profile,
     refined_georeference,
 )
+from segsr.inference.execution.bands import BandRequest, band_groups, output_bands
+from segsr.inference.execution.engine import TileUpscaler
+from segsr.inference.execution.pipeline import BackgroundWriter, InlineWriter
+from segsr.inference.execution.tiling import band_extent, count_tiles, tile_rows, upscale_tiled
+from segsr.inference.io.arrays import ArraySource
+from segsr.inference.io.consistency_report import write_consistency_report
 from segsr.inference.io.image_io import ImageSink, ImageSource
 from segsr.inference.io.inputs import InputFile, is_raster, open_source, plan_input
 from segsr.radiometry.contract import Radiometry, calibration_from_metadata

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import rasterio
 
+from segsr.data.geotiff import DEFAULT_BLOCK, RasterSink, TiffFormat, block_side
 from segsr.inference.execution.bands import band_groups, output_bands
 from segsr.inference.execution.engine import TileUpscaler
 from segsr.inference.execution.scene import (
@@ -18,7 +19,6 @@ from segsr.inference.execution.scene import (
     spread_names,
 )
 from segsr.inference.execution.tiling import band_extent
-from segsr.inference.io.geotiff import DEFAULT_BLOCK, RasterSink, TiffFormat, block_side
 from segsr.inference.io.inputs import InputFile, open_source
 from segsr.utils.files import temporary_path
 
