@@ -14,7 +14,7 @@ $(STAMP): requirements.txt setup.py
 	$(BIN)/pip install -q -U pip setuptools wheel cython
 	$(BIN)/pip install -q $(TORCH_PAIR)
 	$(BIN)/pip install -q --no-build-isolation -r requirements.txt
-	$(BIN)/pip install -q pytest ruff spandrel onnx onnxscript onnxruntime xarray rioxarray  # test deps; spandrel checks HAT, onnx* segsr-export, xarray* the API
+	$(BIN)/pip install -q pytest ruff import-linter spandrel onnx onnxscript onnxruntime xarray rioxarray  # test deps; import-linter checks the layers, spandrel HAT, onnx* segsr-export, xarray* the API
 	$(BIN)/pip install -q --no-build-isolation --no-deps -e .
 	touch $@
 
@@ -40,8 +40,11 @@ demo: $(STAMP) $(DEMO_DATA)
 	$(BIN)/python scripts/demo_table.py --hat results/demo_HAT_SRx4 --segsr results/demo_SEGSR_SRx4 \
 		--hat-plus results/demo_HAT_SRx4_plus --segsr-plus results/demo_SEGSR_SRx4_plus --out results/demo.md
 
+# the layers declared in pyproject.toml are checked before the tests run
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache

@@ -27,12 +27,12 @@ from rasterio.control import GroundControlPoint
 from test_bad_input import Payload, expect_cli_error, expect_one_line_error, tree_digest
 
 from segsr import evaluation
+from segsr.data.geotiff import RasterSource
 from segsr.degradations.bicubic import make_lr_uint8
 from segsr.export import main as export_main
 from segsr.infer import main as infer_main
 from segsr.inference.execution.scene import upscale_input
 from segsr.inference.execution.scene_plan import RadiometryOptions, TilingOptions
-from segsr.inference.io.geotiff import RasterSource
 from segsr.inference.io.inputs import plan_input
 from segsr.inference.io.manifest import MANIFEST_NAME
 from segsr.inference.io.scene_sinks import band_georeference

@@ -13,11 +13,11 @@ import yaml
 from rasterio.transform import Affine
 
 import segsr  # noqa: F401  (basicsr compat and registration)
+from segsr.data.geotiff import block_side
 from segsr.infer import main
 from segsr.inference.execution.engine import TileUpscaler
 from segsr.inference.execution.scene import upscale_file
 from segsr.inference.execution.scene_plan import RadiometryOptions, TilingOptions
-from segsr.inference.io.geotiff import block_side
 from segsr.inference.io.manifest import MANIFEST_NAME
 from segsr.nn.info import NetworkInfo
 

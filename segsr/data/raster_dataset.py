@@ -10,6 +10,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from segsr.data.file_check import modcrop_pair_problem
+from segsr.data.geotiff import RasterSource
 from segsr.data.raster_files import (
     RasterWindow,
     list_rasters,
@@ -19,7 +20,6 @@ from segsr.data.raster_files import (
     whole,
 )
 from segsr.degradations.bicubic import bicubic_downscale
-from segsr.inference.io.geotiff import RasterSource
 from segsr.radiometry.contract import BandStretch, Radiometry, calibration_from_metadata
 from segsr.radiometry.nodata import fill_from_nearest_valid
 from segsr.utils.errors import SegSRError

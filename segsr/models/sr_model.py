@@ -17,7 +17,7 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 from tqdm import tqdm
 
 from segsr.data.classes import image_class
-from segsr.inference.io.geotiff import write_float_raster
+from segsr.data.geotiff import write_float_raster
 from segsr.metrics.consistency import project_consistent
 from segsr.metrics.inputs import calculate, metric_inputs
 from segsr.models.precision import Performance

@@ -3,9 +3,9 @@
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from segsr.data.geotiff import TiffFormat
 from segsr.inference.execution.bands import EACH_BAND, BandRequest
 from segsr.inference.execution.scene_plan import RadiometryOptions, TilingOptions
-from segsr.inference.io.geotiff import TiffFormat
 from segsr.inference.io.inputs import InputFile, outputs_beside, plan_input
 from segsr.utils.errors import SegSRError
 from segsr.utils.limits import CALL_PIXELS, TIFF_BLOCK

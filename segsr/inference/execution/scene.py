@@ -10,11 +10,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from segsr.data.geotiff import DEFAULT_BLOCK, GDAL_ERRORS, PLAIN_TIFF, RasterSource, TiffFormat, block_side
 from segsr.inference.execution.engine import TileUpscaler
 from segsr.inference.execution.pipeline import BackgroundWriter, InlineWriter
 from segsr.inference.execution.scene_plan import RadiometryOptions, ScenePlan, TilingOptions, plan_scene, scene_tiles
 from segsr.inference.execution.tiling import band_extent, upscale_tiled
-from segsr.inference.io.geotiff import DEFAULT_BLOCK, GDAL_ERRORS, PLAIN_TIFF, RasterSource, TiffFormat, block_side
 from segsr.inference.io.image_io import ImageSource
 from segsr.inference.io.inputs import InputFile, open_source, plan_input
 from segsr.inference.io.scene_sinks import guidance_names, open_image_sink, open_maps_sink, publish_last, spread_names

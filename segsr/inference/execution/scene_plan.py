@@ -6,11 +6,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 from tqdm import tqdm
 
+from segsr.data.geotiff import RasterSource
 from segsr.inference.execution.bands import BandRequest, band_groups, output_bands
 from segsr.inference.execution.engine import TileUpscaler
 from segsr.inference.execution.tiling import count_tiles, tile_rows
 from segsr.inference.io.arrays import ArraySource
-from segsr.inference.io.geotiff import RasterSource
 from segsr.inference.io.image_io import ImageSource
 from segsr.inference.io.inputs import open_source
 from segsr.radiometry.contract import Radiometry, calibration_from_metadata

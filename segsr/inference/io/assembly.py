@@ -6,11 +6,11 @@ from pathlib import Path
 
 import rasterio
 
+from segsr.data.geotiff import DEFAULT_BLOCK, RasterSink, TiffFormat, block_side
 from segsr.inference.execution.bands import band_groups, output_bands
 from segsr.inference.execution.engine import TileUpscaler
 from segsr.inference.execution.scene_plan import RadiometryOptions, TilingOptions
 from segsr.inference.execution.tiling import band_extent
-from segsr.inference.io.geotiff import DEFAULT_BLOCK, RasterSink, TiffFormat, block_side
 from segsr.inference.io.inputs import InputFile, open_source
 from segsr.inference.io.scene_sinks import guidance_names, open_image_sink, open_maps_sink, publish_last, spread_names
 from segsr.utils.files import temporary_path

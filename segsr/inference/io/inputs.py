@@ -4,10 +4,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from segsr.data.geotiff import RasterSource
 from segsr.degradations.bicubic import MIN_LR_SIDE
 from segsr.inference.execution.bands import BandRequest, check_band_numbers
 from segsr.inference.io.arrays import ArraySource, read_npy
-from segsr.inference.io.geotiff import RasterSource
 from segsr.inference.io.image_io import ImageSource
 from segsr.utils.errors import SegSRError
 from segsr.utils.walk import glob_files, walk_files

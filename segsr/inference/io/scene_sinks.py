@@ -11,9 +11,7 @@ from rasterio.enums import ColorInterp
 from rasterio.transform import Affine
 from tqdm import tqdm
 
-from segsr.inference.io.arrays import ArraySource, NpySink
-from segsr.inference.io.consistency_report import write_consistency_report
-from segsr.inference.io.geotiff import (
+from segsr.data.geotiff import (
     BandMetadata,
     RasterSink,
     RasterSource,
@@ -22,6 +20,8 @@ from segsr.inference.io.geotiff import (
     output_profile,
     refined_georeference,
 )
+from segsr.inference.io.arrays import ArraySource, NpySink
+from segsr.inference.io.consistency_report import write_consistency_report
 from segsr.inference.io.image_io import ImageSink, ImageSource
 from segsr.inference.io.inputs import InputFile, is_raster
 from segsr.utils.files import atomic_path

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import rasterio
 from tqdm import tqdm
@@ -27,10 +28,12 @@ from segsr.inference.io.scene_sinks import warn_on_partial_blocks
 from segsr.inference.planning.budget import announce, check_budget
 from segsr.inference.planning.distributed import Coordinator, Heartbeat, Ranks, detect_ranks, join_run, leave_run
 from segsr.inference.planning.work_plan import WorkUnit, plan_units, read_header
-from segsr.options.inference import FileOptions
 from segsr.radiometry.contract import Radiometry
 from segsr.utils.errors import SegSRError
 from segsr.utils.files import remove_stale_temp_files
+
+if TYPE_CHECKING:  # the options are made by the entry points above this layer
+    from segsr.options.inference import FileOptions
 
 LoadRunner = Callable[[], tuple[TileUpscaler, dict, Radiometry | None]]
 """Loads the network (after the inputs were checked); returns it, the provenance tags of its outputs and the
@@ -41,7 +44,7 @@ class Run:
     """The state of one process's part of a run."""
 
     def __init__(self, ranks: Ranks, coordinator: Coordinator, items: list[InputFile], units: list[WorkUnit],
-                 options: FileOptions, output: Path):
+                 options: 'FileOptions', output: Path):
         self.ranks = ranks
         self.coordinator = coordinator
         self.items = items
@@ -266,7 +269,7 @@ def finish(run: Run) -> None:
 def run_inputs(
     pattern: str,
     output: str | Path,
-    options: FileOptions,
+    options: 'FileOptions',
     load: LoadRunner,
     *,
     recursive: bool = False,
