@@ -27,7 +27,15 @@ from segsr.self_ensemble import ensemble_mean_and_spread
 from segsr.utils.errors import SegSRError
 from segsr.utils.report import average_rows, metric_columns
 from segsr.utils.training_state import resume_problem
-from segsr.weights.files import atomic_torch_save, load_checkpoint, load_state_dict_checked, select_state_dict
+from segsr.weights.card import build_card, validation_results
+from segsr.weights.files import (
+    atomic_torch_save,
+    load_checkpoint,
+    load_state_dict_checked,
+    save_weights,
+    select_state_dict,
+    weights_suffix,
+)
 
 
 def bicubic_upscale(lq: torch.Tensor, scale: int, clamp: bool = True) -> torch.Tensor:
@@ -223,8 +231,15 @@ class SegSRModel(SRModel):
             checkpoint[f'network_{net_label.removeprefix("net_")}'] = deepcopy(network_opt)
         if self.opt.get('contract') is not None:
             checkpoint['radiometry'] = deepcopy(self.opt['contract'])
+        if net_label == 'net_g':
+            last = getattr(self, 'last_validation', (None, None))
+            validation = validation_results(getattr(self, 'best_metric_results', None), last[1], last[0])
+            checkpoint['card'] = build_card(self.opt, self.get_bare_model(nets[0]), validation)
         iteration = 'latest' if current_iter == -1 else current_iter
-        atomic_torch_save(checkpoint, osp.join(self.opt['path']['models'], f'{net_label}_{iteration}.pth'))
+        suffix = weights_suffix(self.opt)
+        if suffix != '.pth':
+            checkpoint['options'] = self.opt
+        save_weights(checkpoint, osp.join(self.opt['path']['models'], f'{net_label}_{iteration}{suffix}'))
 
     @master_only
     def save_training_state(self, epoch: int, current_iter: int, extra_state: dict | None = None) -> None:
@@ -303,6 +318,7 @@ class SegSRModel(SRModel):
         self.metric_results = {metric: averages[metric] for metric in metrics_opt if metric in averages}
         for metric, value in self.metric_results.items():
             self._update_best_metric_result(dataset_name, metric, value, current_iter)
+        self.last_validation = (dataset_name, dict(self.metric_results))
         self._log_validation(dataset_name, len(rows), averages, current_iter, tb_logger)
         return rows
 

@@ -47,6 +47,10 @@ def at_least(minimum: int) -> Callable[[object], str | None]:
     return lambda value: None if value is None or value >= minimum else f'must be at least {minimum}, got {value}'
 
 
+def one_of(*choices: str) -> Callable[[object], str | None]:
+    return lambda value: None if value in choices else f'must be one of {", ".join(choices)}, got {value!r}'
+
+
 def positive(value: object) -> str | None:
     return None if value > 0 else f'must be greater than 0, got {value}'
 
@@ -118,6 +122,8 @@ VAL = Field(('dict',), closed=True, keys={
 LOGGER = Field(('dict',), closed=True, keys={
     'print_freq': FREQUENCY, 'save_checkpoint_freq': FREQUENCY, 'use_tb_logger': _f('bool'),
     'wandb': Field(('dict', 'none'), keys={'project': _f('str', 'none'), 'resume_id': _f('str', 'none')}),
+    'save_checkpoint_format': _f('str', check=one_of('safetensors', 'pth')),  # safetensors unless pth
+    'card': Field(('dict',), closed=True, keys={'license': _f('str', 'none')}),
 })
 DIST_PARAMS = Field(('dict',), closed=True, keys={'backend': _f('str'), 'port': _f('int')})
 PERFORMANCE = Field(('dict',), closed=True, keys={

@@ -25,6 +25,7 @@ from segsr.utils.loss_log import LossLog
 from segsr.utils.rng import all_ranks_rng_state, isolated_rng
 from segsr.utils.run_lock import refuse_if_locked
 from segsr.utils.signals import StopRequest
+from segsr.weights.files import weights_suffix
 
 # Log records kept in memory until the run's log file exists (a start that fails writes none).
 EARLY_LOG_CAPACITY = 100_000
@@ -70,7 +71,8 @@ def naming_last_checkpoint(opt: dict, last_saved: int | None) -> Iterator[None]:
         yield
     except SegSRError as err:
         models = Path(opt['path']['models'])
-        last = (f'the last complete checkpoint is {models / f"net_g_{last_saved}.pth"} with its training state'
+        last = (f'the last complete checkpoint is {models / f"net_g_{last_saved}{weights_suffix(opt)}"} with its '
+                'training state'
                 if last_saved else 'no checkpoint of this run was complete yet')
         raise SegSRError(f'{err}; {last}; free space, then continue with --auto_resume') from None
 

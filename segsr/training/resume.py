@@ -10,7 +10,7 @@ from basicsr.utils import check_resume
 from segsr.utils.errors import SegSRError
 from segsr.utils.rng import restore_rng_state
 from segsr.utils.training_state import check_state_layout
-from segsr.weights.files import load_checkpoint
+from segsr.weights.files import existing_weights, load_checkpoint
 
 
 def candidate_states(states_dir: Path) -> list[Path]:
@@ -20,8 +20,8 @@ def candidate_states(states_dir: Path) -> list[Path]:
 
 
 def newest_state(states_dir: Path, models_dir: Path, logger: logging.Logger) -> tuple[Path, dict] | None:
-    """The newest state that loads and whose ``net_g_<iter>.pth`` loads, with its content; unreadable ones are
-    skipped with a warning."""
+    """The newest state that loads and whose ``net_g_<iter>`` weights (safetensors or .pth) load, with its
+    content; unreadable ones are skipped with a warning."""
     for path in candidate_states(states_dir):
         try:
             state = load_checkpoint(path)
@@ -71,6 +71,9 @@ def load_resume_state(opt: dict, logger: logging.Logger) -> dict | None:
         state = load_checkpoint(path)
     check_state_layout(state, path)
     check_resume(opt, state['iter'])
+    for key, value in opt['path'].items():  # basicsr names .pth weights; a run may have written safetensors
+        if key.startswith('pretrain_network_') and value:
+            opt['path'][key] = str(existing_weights(value))
     return state
 
 
