@@ -94,7 +94,8 @@ def compare_with_torch(network: nn.Module, onnx_path: Path, channels: int, multi
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--weights', required=True, help='checkpoint (.pth) with params_ema/params and network_g')
+    parser.add_argument('--weights', required=True,
+                        help='weights (.safetensors or .pth) with params_ema/params and network_g')
     parser.add_argument('--opt', help='options YAML whose network_g builds the network (overrides the checkpoint)')
     parser.add_argument('--output', required=True, help='the .onnx file to write')
     parser.add_argument('--overwrite', action='store_true', help='replace --output if it exists')

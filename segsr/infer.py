@@ -42,7 +42,7 @@ def percentile_pair(text: str) -> tuple[float, float]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     network = parser.add_mutually_exclusive_group(required=True)
-    network.add_argument('--weights', help='checkpoint (.pth) with params_ema/params and network_g')
+    network.add_argument('--weights', help='weights (.safetensors or .pth) with params_ema/params and network_g')
     network.add_argument('--onnx', help='graph written by segsr-export, run with onnxruntime on the CPU')
     parser.add_argument('--opt', help='options YAML whose network_g builds the network (overrides the checkpoint)')
     parser.add_argument('--input', required=True, help='image, raster (GeoTIFF, VRT, /vsizip/...), folder or glob')

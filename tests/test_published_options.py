@@ -56,7 +56,7 @@ def evaluate(opt_file: Path, root: Path, overrides: list[str]) -> list[dict]:
 def test_published_hat_files_train_and_test_tile_by_tile(demo_data, tmp_path, monkeypatch):
     opt = published('train_HAT_SRx4_finetune_from_ImageNet_pretrain.yml', tmp_path, DEMO_DATA=demo_data)
     models = train(opt, tmp_path, TINY_NETWORK + TWO_ITERATIONS) / opt.stem / 'models'
-    assert (models / 'net_g_2.pth').is_file() and (models / 'net_g_latest.pth').is_file()
+    assert (models / 'net_g_2.safetensors').is_file() and (models / 'net_g_latest.safetensors').is_file()
 
     calls = []
 

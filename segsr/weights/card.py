@@ -6,6 +6,7 @@ metrics with their protocol, and the segsr version and commit that made it.
 """
 
 import hashlib
+from importlib import metadata
 import subprocess
 from pathlib import Path
 
@@ -111,6 +112,14 @@ def plain_number(value: object) -> float | None:
     return None if value is None else float(value)
 
 
+def installed_version() -> str | None:
+    """segsr's version as installed (``pip install -e .``); None when run from a source tree never installed."""
+    try:
+        return metadata.version('segsr')
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def source_commit() -> str | None:
     """The git commit of segsr's source tree, or None outside a git checkout."""
     try:
@@ -123,8 +132,6 @@ def source_commit() -> str | None:
 
 def build_card(opt: dict, network: nn.Module, validation: dict | None = None) -> dict:
     """The card of the network ``opt`` trains, with ``validation`` results (:func:`validation_results`)."""
-    from segsr import __version__
-
     network_opt = opt.get('network_g') or {}
     contract = Radiometry.from_dict(opt['contract']) if opt.get('contract') else Radiometry.from_options(None)
     in_count = channel_count(network_opt, IN_CHANNEL_KEYS, len(contract.bands) if contract.bands else None)
@@ -150,6 +157,6 @@ def build_card(opt: dict, network: nn.Module, validation: dict | None = None) ->
         'validation_data': [describe_dataset(dataset) for phase, dataset in datasets.items()
                             if not phase.startswith('train')],
         'validation': {'protocol': validation_protocol(opt.get('val') or {}), 'results': validation or {}},
-        'segsr': {'version': __version__, 'commit': source_commit()},
+        'segsr': {'version': installed_version(), 'commit': source_commit()},
         'license': ((opt.get('logger') or {}).get('card') or {}).get('license'),
     }

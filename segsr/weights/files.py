@@ -11,7 +11,8 @@ import torch
 
 from segsr.utils.errors import SegSRError
 from segsr.utils.files import atomic_open, write_failure
-from segsr.weights.safetensors_files import SUFFIX as SAFETENSORS, is_safetensors, load_safetensors, save_safetensors
+from segsr.weights.safetensors_files import SUFFIX as SAFETENSORS
+from segsr.weights.safetensors_files import is_safetensors, load_safetensors, save_safetensors
 
 WEIGHTS_FORMATS = {'safetensors': SAFETENSORS, 'pth': '.pth'}
 DEFAULT_FORMAT = 'safetensors'

@@ -72,6 +72,15 @@ def safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
         raise unreadable(path, err) from None
 
 
+def load_safetensors_entry(path: str | os.PathLike, key: str) -> object:
+    """One plain entry (``card``, ``network_g``...) of a segsr safetensors file, from its header alone."""
+    value = safetensors_metadata(path).get(key)
+    try:
+        return None if value is None else json.loads(value)
+    except json.JSONDecodeError:
+        raise SegSRError(f'checkpoint {path} holds unreadable {key!r} metadata; save it again with segsr') from None
+
+
 def load_safetensors(path: str | os.PathLike, map_location: str | torch.device = 'cpu') -> dict:
     """A checkpoint dict from a safetensors file: segsr's own in the layout it was saved with, any other file as
     its bare state dict (with any metadata left out, as it holds no segsr entries)."""
