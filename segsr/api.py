@@ -38,7 +38,7 @@ from segsr.radiometry.contract import Radiometry
 from segsr.self_ensemble import with_self_ensemble
 from segsr.utils.errors import SegSRError
 from segsr.utils.optional import import_optional
-from segsr.weights.network import load_network_and_contract
+from segsr.weights.network import load_network_contract_card
 
 XARRAY_PACKAGES = 'pip install xarray rioxarray (or pip install -e ".[xarray]")'
 
@@ -67,11 +67,15 @@ class Upscaler:
 
     ``contract`` is the radiometric contract the checkpoint was trained with (None for an ONNX graph or a
     checkpoint without one): every call maps values through it unless ``stretch`` names another map.
+    ``card`` is the model card of the weights: an input of another band count is refused, one far from the
+    contract warned about.
     """
 
     def __init__(self, source: Path, network: torch.nn.Module | None, onnx: OnnxTileUpscaler | None,
-                 device: torch.device, bf16: bool, self_ensemble: bool = False, contract: Radiometry | None = None):
+                 device: torch.device, bf16: bool, self_ensemble: bool = False, contract: Radiometry | None = None,
+                 card: dict | None = None):
         self.source = source
+        self.card = card
         self.network = network
         self.contract = contract
         self.onnx = onnx
@@ -95,7 +99,7 @@ class Upscaler:
         if self.self_ensemble and not options.uncertainty:  # with uncertainty the upscaler runs the ensemble itself
             network = with_self_ensemble(network)
         return TileUpscaler(network, self.device, bf16=self.bf16, guidance=options.save_guidance,
-                            uncertainty=options.uncertainty)
+                            uncertainty=options.uncertainty, card=self.card)
 
     def radiometry(self, options: FileOptions, warn: bool = True) -> RadiometryOptions:
         """How a call maps values: the options under the checkpoint's contract (:func:`apply_contract`)."""
@@ -201,7 +205,8 @@ class Upscaler:
 
 def load(weights_or_onnx, *, opt=None, device: str | None = None, bf16: bool = False,
          self_ensemble: bool = False) -> Upscaler:
-    """An :class:`Upscaler` for a checkpoint (``.pth``; ``opt`` options YAML for one without stored options)
+    """An :class:`Upscaler` for a checkpoint (``.safetensors`` or ``.pth``; ``opt`` options YAML for one without
+    stored options)
     or an exported ONNX graph (``.onnx``, run by onnxruntime on the CPU).
 
     ``device`` defaults to CUDA when present; ``None`` or ``'cuda'`` means ``cuda:LOCAL_RANK`` for a rank of a
@@ -219,8 +224,8 @@ def _load(path: Path, onnx: bool, opt, device: str | None, bf16: bool, self_ense
     if device in (None, 'cuda'):  # a rank of a launched run takes the GPU of its local rank
         device = rank_device(detect_ranks()) or device
     resolved = resolve_device(device)
-    network, _, contract = load_network_and_contract(path, opt)
-    return Upscaler(path, network, None, resolved, bf16, self_ensemble, contract)
+    network, _, contract, card = load_network_contract_card(path, opt)
+    return Upscaler(path, network, None, resolved, bf16, self_ensemble, contract, card)
 
 
 def run(input, output, *, weights=None, onnx=None, opt=None, device: str | None = None, bf16: bool = False,

@@ -6,8 +6,8 @@ metrics with their protocol, and the segsr version and commit that made it.
 """
 
 import hashlib
-from importlib import metadata
 import subprocess
+from importlib import metadata
 from pathlib import Path
 
 from torch import nn

@@ -27,6 +27,7 @@ from segsr.data.geotiff import (
     refined_georeference,
 )
 from segsr.inference.execution.bands import BandRequest, band_groups, output_bands
+from segsr.inference.execution.card_check import check_band_count, warn_if_far
 from segsr.inference.execution.engine import TileUpscaler
 from segsr.inference.execution.pipeline import BackgroundWriter, InlineWriter
 from segsr.inference.execution.tiling import band_extent, count_tiles, tile_rows, upscale_tiled
@@ -301,6 +302,9 @@ class ScenePlan:
 
 def plan_scene(source: ImageSource | RasterSource, upscaler: TileUpscaler, radiometry: RadiometryOptions,
                name) -> ScenePlan:
+    card = getattr(upscaler, 'card', None)  # an ONNX graph carries none
+    check_band_count(card, source.band_count, source.alpha_band, radiometry.bands is not None, name)
+    warn_if_far(card, source.dtype, getattr(source, 'pixels', None))
     groups = band_groups(radiometry.bands, source.band_count, source.alpha_band, upscaler.in_channels, name)
     bands = output_bands(groups)
     return ScenePlan(groups, bands, choose_stretch(source, bands, radiometry, name))
