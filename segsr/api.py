@@ -206,8 +206,7 @@ class Upscaler:
 def load(weights_or_onnx, *, opt=None, device: str | None = None, bf16: bool = False,
          self_ensemble: bool = False) -> Upscaler:
     """An :class:`Upscaler` for a checkpoint (``.safetensors`` or ``.pth``; ``opt`` options YAML for one without
-    stored options)
-    or an exported ONNX graph (``.onnx``, run by onnxruntime on the CPU).
+    stored options) or an exported ONNX graph (``.onnx``, run by onnxruntime on the CPU).
 
     ``device`` defaults to CUDA when present; ``None`` or ``'cuda'`` means ``cuda:LOCAL_RANK`` for a rank of a
     torchrun or Slurm run.
