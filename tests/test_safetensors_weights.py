@@ -38,15 +38,31 @@ def test_a_run_writes_safetensors_that_open_without_pickle(trained):
     from safetensors import safe_open
 
     _, models = trained
-    assert sorted(path.name for path in models.iterdir()) == ['net_g_2.safetensors', 'net_g_latest.safetensors']
+    assert {'net_g_2.safetensors', 'net_g_latest.safetensors'} <= {path.name for path in models.iterdir()}
+    assert not list(models.glob('*.pth'))
+    with safe_open(str(models / 'net_g_2.safetensors'), framework='pt') as handle:
+        names = list(handle.keys())
+    assert any(name.startswith('params_ema.') for name in names) and any(name.startswith('params.') for name in names)
     with safe_open(str(models / 'net_g_latest.safetensors'), framework='pt') as handle:
         names, metadata = list(handle.keys()), handle.metadata()
-    assert any(name.startswith('params_ema.') for name in names) and any(name.startswith('params.') for name in names)
+    assert not any(name.startswith('params') for name in names), 'the final file holds its EMA weights bare'
+    assert metadata['segsr_weights_key'] == 'params_ema'
     assert json.loads(metadata['network_g'])['type'] == 'HAT'
     assert json.loads(metadata['options'])['name'] == 'tiny_hat'
     assert json.loads(metadata['radiometry'])['range'] == [[0.0], [255.0]]
     network, options = load_network(models / 'net_g_latest.safetensors')  # the file alone rebuilds it
     assert options['type'] == 'HAT' and network(torch.rand(1, 3, 8, 8)).shape == (1, 3, 32, 32)
+
+
+def test_spandrel_reads_the_final_safetensors_file(trained):
+    spandrel = pytest.importorskip('spandrel')
+    _, models = trained
+    ours, _ = load_network(models / 'net_g_latest.safetensors')
+    theirs = spandrel.ModelLoader().load_from_file(str(models / 'net_g_latest.safetensors'))
+    assert theirs.architecture.name == 'HAT' and theirs.scale == 4
+    lr = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(theirs.model.eval()(lr), ours(lr), atol=1e-5)
 
 
 def test_the_card_holds_bands_contract_data_and_metrics(trained, demo_data):
@@ -93,9 +109,9 @@ def test_test_py_infer_api_and_export_take_safetensors(trained, demo_data, tmp_p
     assert (tmp_path / 'model.onnx').is_file()
 
 
-def test_an_old_torch_file_still_loads_and_a_pth_run_still_writes_them(trained, tmp_path):
+def test_an_old_torch_file_still_loads(trained, tmp_path):
     _, models = trained
-    content = load_checkpoint(models / 'net_g_latest.safetensors')
+    content = load_checkpoint(models / 'net_g_2.safetensors')
     old = {key: content[key] for key in ('params', 'params_ema', 'network_g', 'radiometry')}
     torch.save(old, tmp_path / 'old.pth')
     network, options = load_network(tmp_path / 'old.pth')
@@ -142,3 +158,13 @@ def test_an_input_unlike_the_card_is_one_line_or_one_warning(trained, tmp_path):
         warnings.simplefilter('always')
         upscaler.upscale(np.full((3, 12, 16), 0.5, np.float32), layout='chw')
     assert len(caught) == 1 and 'float32' in str(caught[0].message) and 'uint8' in str(caught[0].message)
+
+
+def test_a_safetensors_run_resumes(trained):  # last: it adds iteration 3 to the shared run
+    root, models = trained
+    opt_file = root / 'train.yml'
+    train_main(['-opt', str(opt_file), '--root', str(root), '--auto_resume', '--force_yml',
+                'train:total_iter=3', 'logger:save_checkpoint_freq=3', 'val:val_freq=3'])
+    state = torch.load(root / 'experiments' / 'tiny_hat' / 'training_states' / '3.state', weights_only=True)
+    assert {int(s['step']) for s in state['optimizers'][0]['state'].values()} == {3}, 'continued from iteration 2'
+    assert (models / 'net_g_3.safetensors').is_file()

@@ -239,6 +239,8 @@ class SegSRModel(SRModel):
         suffix = weights_suffix(self.opt)
         if suffix != '.pth':
             checkpoint['options'] = self.opt
+            if current_iter == -1 and len(keys) > 1:  # the final product: its inference weights alone, bare
+                checkpoint = {key: value for key, value in checkpoint.items() if key not in keys[:-1]}
         save_weights(checkpoint, osp.join(self.opt['path']['models'], f'{net_label}_{iteration}{suffix}'))
 
     @master_only

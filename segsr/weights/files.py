@@ -100,13 +100,13 @@ def refusal(path: Path, error: pickle.UnpicklingError) -> str:
 
 
 def select_state_dict(checkpoint: dict, param_key: str | None, path: str | os.PathLike) -> dict:
-    """Pick ``params_ema``/``params`` from a basicsr checkpoint, falling back to ``params``."""
+    """Pick ``params_ema``/``params`` from a basicsr checkpoint, falling back to ``params``, then to
+    ``params_ema`` (the one state dict of a run's final safetensors file)."""
     if param_key is None:
         return checkpoint
-    if param_key in checkpoint:
-        return checkpoint[param_key]
-    if 'params' in checkpoint:
-        return checkpoint['params']
+    for key in (param_key, 'params', 'params_ema'):
+        if key in checkpoint:
+            return checkpoint[key]
     if all(isinstance(value, torch.Tensor) for value in checkpoint.values()):
         return checkpoint
     raise SegSRError(

@@ -2,7 +2,9 @@
 
 A segsr checkpoint is a dict of state dicts (``params``, ``params_ema``) beside plain entries (``network_g``,
 ``radiometry``, ``card``, ``options``). In a safetensors file each tensor is named ``<param key>.<name>`` and each
-plain entry is a JSON string in the header's metadata, so the file alone rebuilds its network.
+plain entry is a JSON string in the header's metadata, so the file alone rebuilds its network. A file of one state
+dict (a run's final ``net_g_latest``) names its tensors bare, as spandrel and other readers of bare state dicts
+expect, and records the key in ``segsr_weights_key``.
 """
 
 import json
@@ -18,6 +20,7 @@ from segsr.utils.files import atomic_open, write_failure
 SUFFIX = '.safetensors'
 FORMAT_KEY = 'segsr_format'
 PARAM_KEYS = 'segsr_param_keys'
+BARE_KEY = 'segsr_weights_key'
 FORMAT_VERSION = '1'
 
 
@@ -46,6 +49,9 @@ def to_safetensors(checkpoint: dict) -> tuple[dict[str, torch.Tensor], dict[str,
         elif value is not None:
             metadata[key] = json.dumps(value, default=str, sort_keys=True)
     metadata[PARAM_KEYS] = json.dumps(keys)
+    if len(keys) == 1:
+        metadata[BARE_KEY] = keys[0]
+        tensors = {name.removeprefix(f'{keys[0]}.'): tensor for name, tensor in tensors.items()}
     return tensors, metadata
 
 
@@ -94,11 +100,14 @@ def load_safetensors(path: str | os.PathLike, map_location: str | torch.device =
     if FORMAT_KEY not in metadata:
         return tensors
     checkpoint: dict = {key: {} for key in json.loads(metadata[PARAM_KEYS])}
-    for name, tensor in tensors.items():
-        key, _, rest = name.partition('.')
-        checkpoint[key][rest] = tensor
+    if BARE_KEY in metadata:
+        checkpoint[metadata[BARE_KEY]] = tensors
+    else:
+        for name, tensor in tensors.items():
+            key, _, rest = name.partition('.')
+            checkpoint[key][rest] = tensor
     for key, value in metadata.items():
-        if key not in (FORMAT_KEY, PARAM_KEYS):
+        if key not in (FORMAT_KEY, PARAM_KEYS, BARE_KEY):
             try:
                 checkpoint[key] = json.loads(value)
             except json.JSONDecodeError:
