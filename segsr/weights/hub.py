@@ -69,9 +69,9 @@ def fetch_hub(url: str, sha256: str | None = None) -> Path:
     try:
         path = Path(huggingface_hub.hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision,
                                                     local_dir=hub.folder))
-    except (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled) as error:
-        raise SegSRError(f'cannot fetch {url} (offline or the hub is unreachable: {first_line(error):.100}): '
-                         f'{by_hand}') from None
+    except (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled):
+        raise SegSRError(f'cannot fetch {url} (offline, HF_HUB_OFFLINE set or the hub unreachable, and no copy '
+                         f'cached): {by_hand}') from None
     except (errors.RepositoryNotFoundError, errors.RevisionNotFoundError, errors.EntryNotFoundError) as error:
         raise SegSRError(f'cannot fetch {url} ({first_line(error):.100}): check the repository, path and revision, '
                          f'or {by_hand}') from None
