@@ -23,6 +23,7 @@ from raster_fakes import toy_checkpoint
 
 import segsr
 from segsr import evaluation
+from segsr.export import main as export
 from segsr.infer import main as infer
 from segsr.options.inference import FileOptions
 from segsr.utils.errors import SegSRError
@@ -155,6 +156,16 @@ def test_segsr_infer_takes_a_catalogue_name_and_refuses_an_unreachable_one(serve
     message = str(exit_info.value.code)
     assert message.startswith('error: cannot download http://127.0.0.1:') and '\n' not in message
     assert not (tmp_path / 'out2').exists()
+
+
+def test_segsr_export_refuses_a_name_whose_download_has_another_hash(served, tmp_path):
+    url = f'{served}/toy_x2.pth'
+    os.environ['SEGSR_CATALOGUE'] = str(write_catalogue(tmp_path / 'c.yml', url, 'e' * 64))
+    with pytest.raises(SystemExit) as exit_info:
+        export(['--weights', 'toy-x2', '--output', str(tmp_path / 'm.onnx')])
+    message = str(exit_info.value.code)
+    assert message.startswith(f'error: {url} downloaded with sha256') and '\n' not in message
+    assert cached_files(tmp_path) == [] and not (tmp_path / 'm.onnx').exists()
 
 
 def test_bad_catalogue_entries_are_one_line_naming_the_file(served, tmp_path):
