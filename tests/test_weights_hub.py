@@ -25,6 +25,7 @@ import segsr
 from segsr import evaluation
 from segsr.export import main as export
 from segsr.infer import main as infer
+from segsr.options.cli import resolve_path
 from segsr.options.inference import FileOptions
 from segsr.utils.errors import SegSRError
 
@@ -252,3 +253,8 @@ def test_segsr_test_takes_a_catalogue_name_for_pretrain_network_g(served, demo_d
     evaluation.main(['-opt', str(options), '--root', str(tmp_path)])
     result = json.loads((tmp_path / 'results' / 'by_name' / 'demo_val.json').read_text())
     assert result['weights'] == str(tmp_path / 'cache' / sha256(weights) / 'edsr.pth') and result['num_images'] > 0
+
+
+def test_option_files_keep_weights_urls_as_written(tmp_path):
+    for url in ('hf://me/toys/x2/toy.pth@v1', 'https://host/a/b.pth'):
+        assert resolve_path(url, tmp_path) == url  # a path would fold the double slash
