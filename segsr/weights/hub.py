@@ -13,7 +13,7 @@ from pathlib import Path
 
 from segsr.utils.errors import SegSRError
 from segsr.utils.optional import import_optional
-from segsr.weights.catalogue import catalogue
+from segsr.weights.catalogue import SCHEMES, catalogue
 from segsr.weights.download import cache_root, fetch_url, file_sha256
 
 HUB_PACKAGE = 'pip install "segsr[hub]" (or pip install huggingface_hub)'
@@ -101,7 +101,7 @@ def resolve_weights(reference: str | os.PathLike,
     scheme stays a path, so a missing file is reported by the reader as before."""
     text = os.fspath(reference)
     if '://' in text:
-        if not text.startswith(('hf://', 'https://', 'http://')):
+        if not text.startswith(SCHEMES):
             raise SegSRError(f'weights {text}: use a path, a catalogue name, hf://owner/repo/file or https://...')
         path = fetch(text)
         return WeightsFile(text, path, file_sha256(path))
