@@ -12,6 +12,7 @@ from pathlib import Path
 
 from torch import nn
 
+from segsr.nn.info import DescribedNetwork
 from segsr.radiometry.contract import Radiometry
 
 CARD_VERSION = 1
@@ -134,8 +135,11 @@ def build_card(opt: dict, network: nn.Module, validation: dict | None = None) ->
     """The card of the network ``opt`` trains, with ``validation`` results (:func:`validation_results`)."""
     network_opt = opt.get('network_g') or {}
     contract = Radiometry.from_dict(opt['contract']) if opt.get('contract') else Radiometry.from_options(None)
-    in_count = channel_count(network_opt, IN_CHANNEL_KEYS, len(contract.bands) if contract.bands else None)
-    out_count = channel_count(network_opt, OUT_CHANNEL_KEYS, in_count)
+    if isinstance(network, DescribedNetwork):  # never measured here: a forward pass would touch training state
+        in_count, out_count = network.network_info.in_chans, network.network_info.out_chans
+    else:
+        in_count = channel_count(network_opt, IN_CHANNEL_KEYS, len(contract.bands) if contract.bands else None)
+        out_count = channel_count(network_opt, OUT_CHANNEL_KEYS, in_count)
     datasets = opt.get('datasets') or {}
     train = [dataset for phase, dataset in datasets.items() if phase.startswith('train')]
     default_images = contract.is_default and not contract.bands
