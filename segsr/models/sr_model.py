@@ -128,9 +128,19 @@ class SegSRModel(SRModel):
         self.optimizers.append(self.optimizer_g)
 
     def feed_data(self, data: dict) -> None:
-        """The batch, and the nodata mask of raster datasets (1 where the reference holds data)."""
+        """The batch, and the nodata mask of raster datasets (1 where the reference holds data); a batch of
+        HR images alone (no ``lq``) becomes a training pair through :meth:`degrade`."""
+        if 'lq' not in data:
+            data = self.degrade(data)
         super().feed_data(data)
         self.mask = data['mask'].to(self.device) if 'mask' in data else None
+
+    def degrade(self, data: dict) -> dict:
+        """The training pair of an HR-only batch, made on the model's device: the hook of the model types that
+        synthesise real-world degradations; this model makes none."""
+        raise SegSRError(f'the training batch holds HR images only and model_type {self.opt.get("model_type")} '
+                         'makes no LR images from them: use a paired dataset (dataroot_lq) or one that makes '
+                         'its LR (RSOnTheFlyDataset)')
 
     def compute_losses(self, output: torch.Tensor) -> OrderedDict:
         """The configured losses of ``output`` against ``self.gt``, by log name; pixels without data

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from segsr.options.network import network_option_problems
+from segsr.options.network import discriminator_problems, network_option_problems
 from segsr.radiometry.contract import Radiometry
 from segsr.utils.errors import SegSRError
 from segsr.utils.limits import BATCH_PIXELS, CALL_PIXELS, LimitExceeded
@@ -100,8 +100,8 @@ PATH = Field(('dict',), closed=True, keys={
 TRAIN = Field(('dict',), closed=True, keys={
     'total_iter': replace(POSITIVE_INT, required=True), 'optim_g': OPTIM, 'scheduler': TYPED,
     'warmup_iter': _f('int'), 'ema_decay': _f('float'), 'max_nonfinite_steps': POSITIVE_INT, 'amp': _f('str', 'bool'),
-    'net_d_iters': _f('int'),
-    'net_d_init_iters': _f('int'), 'use_grad_clip': _f('bool'), 'r1_reg_weight': _f('float'),
+    'net_d_iters': _f('int', check=at_least(1)), 'rgb_bands': _f('int', 'list', 'none'),
+    'net_d_init_iters': _f('int', check=at_least(0)), 'use_grad_clip': _f('bool'), 'r1_reg_weight': _f('float'),
     'path_reg_weight': _f('float'), 'path_batch_shrink': _f('int'), 'net_g_reg_every': _f('int'),
     'net_d_reg_every': _f('int'), 'mixing_prob': _f('float'), 'fix_flow': _f('int', 'none'),
     'flow_lr_mul': _f('float'), 'dcn_lr_mul': _f('float'), 'lr_flow': _f('float'),
@@ -272,7 +272,8 @@ def validate_options(opt: dict, source: str, is_train: bool) -> None:
     _check(opt, TRAIN_TOP if is_train else EVAL_TOP, '', problems, top_level=True)
     if not problems:
         problems = _scale_problems(opt) + size_problems(opt)
-    problems += network_option_problems(opt) + wandb_problems(opt) + radiometry_problems(opt)
+    problems += network_option_problems(opt) + discriminator_problems(opt) + wandb_problems(opt) + \
+        radiometry_problems(opt)
     if problems:
         count = f'{len(problems)} problem{"s" if len(problems) > 1 else ""}'
         raise SegSRError(f'{count} in option file {source}: ' + '; '.join(problems))
