@@ -1,12 +1,16 @@
 """basicsr's discriminators for GAN training, and the check that one fits the crop it will judge.
 
-``VGGStyleDiscriminator`` and ``UNetDiscriminatorSN`` are basicsr's own (importing them here puts them in
-the arch registry through segsr's torchvision fixes). They judge HR crops of ``datasets.train.gt_size``
+``VGGStyleDiscriminator`` and ``UNetDiscriminatorSN`` are basicsr's own. basicsr registers the second as
+``UNetDiscriminatorSN_basicsr`` only; it is registered here under the name Real-ESRGAN's and HAT's option
+files use. They judge HR crops of ``datasets.train.gt_size``
 pixels with the three bands the GAN terms see, so a discriminator that cannot take that crop is refused
 when the options are read, not with an assertion at the first step.
 """
 
 from basicsr.archs.discriminator_arch import UNetDiscriminatorSN, VGGStyleDiscriminator
+from basicsr.utils.registry import ARCH_REGISTRY
+
+ARCH_REGISTRY.register(UNetDiscriminatorSN)
 
 DISCRIMINATOR_BANDS = 3
 """The GAN and perceptual terms see three bands (``rgb_bands`` of a multi-band network)."""
