@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import ROOT, TINY_EDSR, train_options, write_yaml
+from basicsr.losses.gan_loss import GANLoss
 from PIL import Image
 from skimage import data as skimage_data
 from torchvision.models.vgg import cfgs, make_layers
@@ -100,6 +101,32 @@ def test_vgg_style_discriminator_trains_on_128_pixel_crops(tmp_path, vgg_file):
     losses = read_loss_log(run / 'losses.jsonl')
     assert [record['iter'] for record in losses] == [1, 2] and np.isfinite(losses[1]['l_g_gan'])
     assert weights(run / 'models' / 'net_d_2.pth')['network_d']['input_size'] == 128
+
+
+@pytest.mark.parametrize('nan_call, stepped', [(4, set()), (5, {'net_g'})])
+def test_non_finite_losses_leave_the_networks_as_they_were(demo_data, vgg_file, tmp_path, monkeypatch,
+                                                           nan_call, stepped):
+    """GANLoss calls of iteration 2: the generator's (4), then the discriminator's on real (5) and fake (6)
+    images. A NaN in the generator's skips both steps; in the discriminator's, only the discriminator's."""
+    forward, calls = GANLoss.forward, []
+
+    def maybe_nan(self, *args, **kwargs):
+        calls.append(1)
+        loss = forward(self, *args, **kwargs)
+        return loss * float('nan') if len(calls) == nan_call else loss
+
+    monkeypatch.setattr(GANLoss, 'forward', maybe_nan)
+    options = gan_options(demo_data, f'nan_{nan_call}', vgg_file, total_iter=2)
+    options['train'].update(net_d_init_iters=0, ema_decay=0)
+    del options['train']['ldl_opt']
+    options['logger']['save_checkpoint_freq'] = 1
+    run = train(options, tmp_path)
+    assert [record['skipped'] for record in read_loss_log(run / 'losses.jsonl')] == [False, True]
+    for net in ('net_g', 'net_d'):
+        before, after = (weights(run / 'models' / f'{net}_{i}.pth')['params'] for i in (1, 2))
+        learnt = [name for name in before if not name.endswith(('weight_u', 'weight_v'))]  # not power iteration
+        unchanged = all(torch.equal(before[name], after[name]) for name in learnt)
+        assert unchanged == (net not in stepped), net
 
 
 def refusal(options: dict, tmp_path: Path, capsys) -> str:
