@@ -6,11 +6,13 @@ looked up in :mod:`segsr.options.cli` on first use, so that importing a light mo
 YAML reader, the registries) does not import the datasets and archs the command line needs.
 """
 
+import importlib
+
 
 def __getattr__(name: str):
-    if name.startswith('_'):
+    if name.startswith('_') or name == 'cli':  # 'cli' itself is asked for while it is being imported
         raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    from segsr.options import cli
+    cli = importlib.import_module('segsr.options.cli')
 
     try:
         return getattr(cli, name)
