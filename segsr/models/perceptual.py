@@ -55,7 +55,7 @@ def vgg_layers(vgg_type: str, layer_names: list[str], path: Path) -> nn.Sequenti
     layers = make_layers(cfgs[VGG_CONFIGS[plain]], batch_norm=vgg_type.endswith('_bn'))[:deepest + 1]
     state = load_checkpoint(path)
     needed = {f'features.{key}' for key in layers.state_dict()}
-    missing = sorted(needed - set(state), key=lambda key: int(key.split('.')[1]))
+    missing = sorted(needed - set(state), key=lambda key: (int(key.split('.')[1]), key))
     if missing:
         raise SegSRError(f'VGG weights {path} lack {len(missing)} tensors of the layers up to '
                          f'{names[deepest]} (e.g. {missing[0]}); use the whole torchvision {vgg_type} state dict')
