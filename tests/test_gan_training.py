@@ -1,6 +1,7 @@
 """GAN and perceptual training: both discriminators train on the CPU, a stopped run resumes bitwise (generator,
 discriminator and their optimisers), VGG weights come from a local file only, and bad options stop in one line."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -83,6 +84,21 @@ def test_unet_gan_run_stopped_and_resumed_equals_the_uninterrupted_run_bitwise(d
     assert first['network_d']['type'] == 'UNetDiscriminatorSN'
     state = weights(stopped_run / 'training_states' / '4.state')
     assert len(state['optimizers']) == len(state['schedulers']) == 2
+
+
+def test_auto_resume_skips_a_state_whose_discriminator_file_is_truncated(demo_data, vgg_file, tmp_path, caplog):
+    options = gan_options(demo_data, 'truncated_d', vgg_file, total_iter=4)
+    options['logger']['save_checkpoint_freq'] = 2
+    run = train(options, tmp_path)
+    net_d = run / 'models' / 'net_d_4.pth'
+    net_d.write_bytes(net_d.read_bytes()[:100])
+    logging.getLogger('basicsr').addHandler(caplog.handler)
+    try:
+        train(options, tmp_path, '--auto_resume', '--force_yml', 'train:total_iter=5')
+    finally:
+        logging.getLogger('basicsr').removeHandler(caplog.handler)
+    assert 'Skipping training state 4.state' in caplog.text and 'net_d_4.pth' in caplog.text
+    assert 'Resuming training from epoch 0, iteration 2' in caplog.text
 
 
 def test_vgg_style_discriminator_trains_on_128_pixel_crops(tmp_path, vgg_file):
