@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 import torch
 from basicsr.losses.gan_loss import GANLoss
-from conftest import ROOT, TINY_EDSR, train_options, write_yaml
+from conftest import ROOT, TINY_EDSR, TINY_HAT, train_options, write_yaml
 from PIL import Image
+from raster_scenes import l2a_scene
 from skimage import data as skimage_data
 from torchvision.models.vgg import cfgs, make_layers
 
+from segsr.data.raster_splits import SplitPlan, make_raster_splits
 from segsr.training import main as train_main
 from segsr.utils.loss_log import read_loss_log
 
@@ -143,6 +145,37 @@ def test_non_finite_losses_leave_the_networks_as_they_were(demo_data, vgg_file, 
         learnt = [name for name in before if not name.endswith(('weight_u', 'weight_v'))]  # not power iteration
         unchanged = all(torch.equal(before[name], after[name]) for name in learnt)
         assert unchanged == (net not in stepped), net
+
+
+def four_band_gan_options(tmp_path: Path, vgg_file: Path, **train_extra) -> dict:
+    """A tiny 4-band HAT (x2) on uint16 L2A-style rasters, judged by a UNet discriminator on 16-pixel crops."""
+    root = tmp_path / 'data'
+    (root / 'hr').mkdir(parents=True)
+    l2a_scene(root / 'hr' / 'a.tif', bands=4, size=96, seed=0, nodata_corner=24)
+    l2a_scene(root / 'hr' / 'b.tif', bands=4, size=96, seed=5)
+    make_raster_splits(str(root / 'hr'), root / 'splits', SplitPlan(32, 16, 16, (0.5, 0.25, 0.25), 0, 2))
+    options = gan_options(tmp_path, 'gan4', vgg_file, total_iter=2)
+    options.update(scale=2, radiometry={'from_metadata': True, 'range': [0.0, 0.6]},
+                   network_g={'type': 'HAT', 'upscale': 2, 'in_chans': 4, **TINY_HAT})
+    options['datasets'] = {'train': {
+        'name': 'scenes', 'type': 'RasterDataset', 'dataroot_gt': str(root / 'hr'), 'bands': [4, 3, 2, 1],
+        'meta_info_file': str(root / 'splits' / 'train.txt'), 'gt_size': 16, 'use_hflip': True, 'use_rot': True,
+        'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 1}}
+    del options['val']
+    options['train'].update(train_extra)
+    return options
+
+
+def test_four_band_rasters_show_the_rgb_bands_to_vgg_and_the_discriminator(tmp_path, vgg_file):
+    run = train(four_band_gan_options(tmp_path, vgg_file, rgb_bands=[2, 3, 4]), tmp_path)
+    losses = read_loss_log(run / 'losses.jsonl')
+    assert [record['iter'] for record in losses] == [1, 2] and np.isfinite(losses[1]['l_g_percep'])
+    assert weights(run / 'models' / 'net_g_2.pth')['params']['conv_first.weight'].shape[1] == 4
+
+
+def test_four_band_network_without_rgb_bands_stops_in_one_line(tmp_path, vgg_file, capsys):
+    message = refusal(four_band_gan_options(tmp_path, vgg_file), tmp_path, capsys)
+    assert 'train.rgb_bands: missing; the network makes 4 band(s)' in message
 
 
 def refusal(options: dict, tmp_path: Path, capsys) -> str:
