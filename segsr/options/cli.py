@@ -24,7 +24,7 @@ from segsr.radiometry.contract import Radiometry
 from segsr.utils.dist import init_dist
 from segsr.utils.errors import SegSRError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout: experiments/ and results/ go beside segsr/
 
 # Folders the project knows how to build, and the command that builds each.
 DATA_BUILDERS = {
