@@ -98,6 +98,30 @@ def test_real_hat_mse_file_trains_on_pairs_with_hats_test_padding(demo_data, tmp
     assert checkpoint['network_g']['type'] == 'HAT' and {'params', 'params_ema'} <= checkpoint.keys()
 
 
+def test_real_hat_gan_fine_tunes_from_the_real_hat_mse_checkpoint(demo_data, tmp_path, tmp_path_factory):
+    """The MSE file trains; the same file as RealHATGANModel, given a discriminator and the GAN losses on the
+    command line, starts from the MSE model's EMA weights."""
+    from torchvision.models.vgg import cfgs, make_layers
+
+    vgg = tmp_path_factory.mktemp('vgg') / 'vgg19_early.pth'
+    torch.save({f'features.{key}': value for key, value in make_layers(cfgs['E'])[:4].state_dict().items()}, vgg)
+    opt = published('train_Real_HAT_SRx4_mse_model.yml', tmp_path, DEMO_DATA=demo_data)
+    paired = [entry.replace('DEMO_DATA', str(demo_data)) for entry in PAIRED_DEMO]
+    mse = train(opt, tmp_path, TINY_NETWORK + NO_VAL + paired) / 'train_Real_HAT_mse_model' / 'models'
+    gan = ['model_type=RealHATGANModel', 'name=train_Real_HAT_GAN',
+           f'path:pretrain_network_g={mse / "net_g_latest.pth"}',
+           'network_d={type: UNetDiscriminatorSN, num_in_ch: 3, num_feat: 4, skip_connection: true}',
+           f'train:perceptual_opt={{type: PerceptualLoss, layer_weights: {{conv1_2: 1.0}}, vgg_weights: {vgg}}}',
+           'train:gan_opt={type: GANLoss, gan_type: vanilla, loss_weight: 0.1}']
+    models = train(opt, tmp_path, TINY_NETWORK + NO_VAL + paired + gan) / 'train_Real_HAT_GAN' / 'models'
+    assert (models / 'net_d_2.pth').is_file()
+    log = next(models.parent.glob('train_*.log')).read_text()
+    assert f'Loading HAT from {mse / "net_g_latest.pth"} [params_ema]' in log
+    start = torch.load(mse / 'net_g_latest.pth', weights_only=True)['params_ema']
+    tuned = torch.load(models / 'net_g_2.pth', weights_only=True)['params']
+    assert start.keys() == tuned.keys() and any(not torch.equal(start[k], tuned[k]) for k in start)
+
+
 def test_real_hat_gan_model_without_a_discriminator_stops_in_one_line(demo_data, tmp_path, capsys):
     opt = published('train_Real_HAT_SRx4_mse_model.yml', tmp_path, DEMO_DATA=demo_data)
     paired = [entry.replace('DEMO_DATA', str(demo_data)) for entry in PAIRED_DEMO]
