@@ -178,6 +178,15 @@ def test_four_band_network_without_rgb_bands_stops_in_one_line(tmp_path, vgg_fil
     assert 'train.rgb_bands: missing; the network makes 4 band(s)' in message
 
 
+def test_pixel_model_takes_its_perceptual_loss_from_the_local_vgg_file(demo_data, vgg_file, tmp_path):
+    options = train_options(demo_data, 'percep', total_iter=2)
+    options['train']['perceptual_opt'] = {'type': 'PerceptualLoss', 'layer_weights': {'conv1_2': 1.0},
+                                          'vgg_weights': str(vgg_file)}
+    run = train(options, tmp_path)
+    losses = read_loss_log(run / 'losses.jsonl')
+    assert all(np.isfinite(record['l_percep']) and record['l_percep'] > 0 for record in losses)
+
+
 def refusal(options: dict, tmp_path: Path, capsys) -> str:
     with pytest.raises(SystemExit) as stop:
         train(options, tmp_path)

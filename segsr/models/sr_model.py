@@ -20,6 +20,7 @@ from segsr.data.classes import image_class
 from segsr.data.geotiff import write_float_raster
 from segsr.metrics.consistency import project_consistent
 from segsr.metrics.inputs import calculate, metric_inputs
+from segsr.models.perceptual import build_perceptual_loss
 from segsr.models.precision import Performance
 from segsr.models.tiled_forward import check_tile_options, tiled_forward
 from segsr.radiometry.contract import Radiometry
@@ -110,7 +111,17 @@ class SegSRModel(SRModel):
         return net
 
     def init_training_settings(self) -> None:
-        super().init_training_settings()
+        """basicsr's settings, with ``train.perceptual_opt`` built on a local VGG file (basicsr's would fetch one
+        or unpickle it in full; see :mod:`segsr.models.perceptual`)."""
+        train_opt = self.opt['train']
+        perceptual_opt = train_opt.get('perceptual_opt')
+        train_opt['perceptual_opt'] = None
+        try:
+            super().init_training_settings()
+        finally:
+            train_opt['perceptual_opt'] = perceptual_opt
+        if perceptual_opt:
+            self.cri_perceptual = build_perceptual_loss(perceptual_opt, self.opt['root_path']).to(self.device)
         if hasattr(self, 'net_g_ema'):
             self.performance.prepare_network(self.net_g_ema)
 
