@@ -24,7 +24,7 @@ define pip_install
 endef
 
 $(STAMP): requirements.txt $(LOCK) setup.py
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --clear $(VENV)
 	$(call pip_install,$(BIN),-c $(LOCK))
 	$(BIN)/pip install -q --no-build-isolation --no-deps -e .
 	grep -v '^#' $(LOCK) > $(VENV)/lock.txt

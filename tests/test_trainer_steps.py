@@ -1,17 +1,25 @@
 """One training iteration: gradient accumulation, gradient clipping, EMA warm-up and the optimiser table."""
 
 import copy
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_EDSR
+from conftest import TINY_EDSR, train_options, write_yaml
 
 import segsr  # noqa: F401  (registers archs and models)
 from segsr.models.precision import MicroStep, Performance
 from segsr.models.sr_model import SegSRModel
 from segsr.option_schema import validate_options
+from segsr.training import main as train_main
+from segsr.utils.loss_log import read_loss_log
 
 EDSR_X2 = {**TINY_EDSR, 'upscale': 2}
+WORKER = Path(__file__).with_name('accumulation_worker.py')
 
 
 def model_options(optim: dict | None = None, **train) -> dict:
@@ -209,7 +217,8 @@ def test_schedule_free_trains_and_validates_and_saves_the_averaged_weights(tmp_p
     ({'accum_iter': 0}, 'train.accum_iter: must be at least 1, got 0'),
     ({'grad_clip_max_norm': -1.0}, 'train.grad_clip_max_norm: must be greater than 0, got -1.0'),
     ({'ema_start_iter': -5}, 'train.ema_start_iter: must be at least 0, got -5'),
-    ({'optim_g': {'type': 'adamw', 'lr': 1e-3}}, 'train.optim_g.type: unknown optimiser \'adamw\'; did you mean "AdamW"?'),
+    ({'optim_g': {'type': 'adamw', 'lr': 1e-3}},
+     'train.optim_g.type: unknown optimiser \'adamw\'; did you mean "AdamW"?'),
 ])
 def test_bad_step_options_are_one_line_each(train, message):
     options = model_options(**train)
@@ -218,3 +227,55 @@ def test_bad_step_options_are_one_line_each(train, message):
     with pytest.raises(segsr.utils.errors.SegSRError) as info:
         validate_options(options, 'steps.yml', is_train=True)
     assert message in str(info.value) and '\n' not in str(info.value)
+
+
+def test_a_run_counts_optimiser_steps_as_iterations_and_logs_its_clipped_steps(demo_data, tmp_path):
+    options = train_options(demo_data, 'parity', total_iter=2)
+    options['train'] |= {'accum_iter': 2, 'grad_clip_max_norm': 1e-6, 'ema_start_iter': 1,
+                         'optim_g': {'type': 'AdamW', 'lr': 1e-3, 'weight_decay': 0.01}}
+    train_main(['-opt', str(write_yaml(tmp_path / 'train.yml', options)), '--root', str(tmp_path)])
+
+    experiment = tmp_path / 'experiments' / 'parity'
+    records = read_loss_log(experiment / 'losses.jsonl')
+    assert [record['iter'] for record in records] == [1, 2]
+    assert all(record['clipped'] and record['grad_norm'] > 1e-6 for record in records)
+    state = torch.load(experiment / 'training_states' / '2.state', weights_only=True)
+    assert {int(s['step']) for s in state['optimizers'][0]['state'].values()} == {2}, 'one step per iteration'
+    assert state['clipped_steps'] == 2
+    assert state['sampler']['epoch_samples'] == 2 * 2 * options['datasets']['train']['batch_size_per_gpu']
+    log = next((experiment).glob('train_parity_*.log')).read_text()
+    assert 'Gradient norm clipped to 1e-06 in 1 step since the last report (2 of 2 in total)' in log
+
+
+def test_an_epoch_shorter_than_one_iteration_is_refused_in_one_line(demo_data, tmp_path):
+    options = train_options(demo_data, 'too_long', total_iter=1)
+    options['train']['accum_iter'] = 10_000
+    with pytest.raises(SystemExit) as info:
+        train_main(['-opt', str(write_yaml(tmp_path / 'train.yml', options)), '--root', str(tmp_path)])
+    assert 'fewer than train.accum_iter (10000)' in str(info.value) and '\n' not in str(info.value)
+    assert not (tmp_path / 'experiments' / 'too_long').exists()
+
+
+def test_two_processes_accumulating_step_as_one_process_on_all_their_batches(tmp_path):
+    """gloo on CPU: each rank accumulates two micro-batches and exchanges gradients once, on the last."""
+    from accumulation_worker import micro_batches, tiny_network
+
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    env = {key: value for key, value in os.environ.items() if key not in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK')}
+    ranks = [subprocess.Popen([sys.executable, str(WORKER), str(tmp_path)], env={
+        **env, 'RANK': str(rank), 'WORLD_SIZE': '2', 'MASTER_ADDR': '127.0.0.1', 'MASTER_PORT': str(port),
+        'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(WORKER.parents[1])}) for rank in range(2)]
+    assert [process.wait(timeout=300) for process in ranks] == [0, 0]
+
+    net = tiny_network()
+    optimizer = torch.optim.SGD(net.parameters(), 0.5)
+    lq, gt = (torch.cat(parts) for parts in zip(*micro_batches(), strict=True))
+    torch.nn.functional.l1_loss(net(lq), gt).backward()
+    optimizer.step()
+    for rank in range(2):
+        result = torch.load(tmp_path / f'rank{rank}.pt', weights_only=True)
+        assert result['unsynced'] == 1, 'the first of the two micro-batches runs without the gradient exchange'
+        for name, value in net.state_dict().items():
+            torch.testing.assert_close(result['params'][name], value, rtol=1e-5, atol=1e-6)

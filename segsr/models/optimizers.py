@@ -29,13 +29,9 @@ def optimizer_class(optim_type: str) -> type[torch.optim.Optimizer]:
 
 def build_optimizer(optim_type: str, params: Iterable[torch.nn.Parameter], lr: float,
                     **kwargs) -> torch.optim.Optimizer:
-    """The optimiser of ``params`` with the remaining ``optim_<net>`` options as its keyword arguments."""
-    cls = optimizer_class(optim_type)
-    try:
-        return cls(params, lr, **kwargs)
-    except TypeError as err:
-        raise SegSRError(f'optimiser {optim_type} does not take these options ({err}); '
-                         'see its documentation for the keywords it accepts') from None
+    """The optimiser of ``params`` with the remaining ``optim_<net>`` options as its keyword arguments (options it
+    refuses raise its own TypeError or ValueError, which the option check turns into one line)."""
+    return optimizer_class(optim_type)(params, lr, **kwargs)
 
 
 def set_training_mode(optimizers: Iterable[torch.optim.Optimizer], training: bool) -> None:
