@@ -7,8 +7,9 @@ STAMP := $(VENV)/.segsr-installed
 LOCK := requirements.lock
 LOCK_VENV ?= .venv-lockgen
 TORCH_PAIR := "torch>=2.14,<2.15" "torchvision>=0.29,<0.30"
-# test deps: spandrel checks HAT, onnx* segsr-export, xarray* the API, jsonschema the generated option schema
-TEST_DEPS := pytest ruff spandrel onnx onnxscript onnxruntime xarray rioxarray jsonschema
+# test deps: import-linter checks the layers, spandrel HAT, onnx* segsr-export, xarray* the API, jsonschema the
+# generated option schema
+TEST_DEPS := pytest ruff import-linter spandrel onnx onnxscript onnxruntime xarray rioxarray jsonschema
 
 .PHONY: install lock demo test lint
 
@@ -64,8 +65,11 @@ demo: $(STAMP) $(DEMO_DATA)
 	$(BIN)/python scripts/demo_table.py --hat results/demo_HAT_SRx4 --segsr results/demo_SEGSR_SRx4 \
 		--hat-plus results/demo_HAT_SRx4_plus --segsr-plus results/demo_SEGSR_SRx4_plus --out results/demo.md
 
+# the layers declared in pyproject.toml are checked before the tests run
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache

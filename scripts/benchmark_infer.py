@@ -43,7 +43,7 @@ SMALL_EDSR = {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 16, '
 def run_scene(weights: Path, scene: Path, out: Path, tile: int, overlap: int, batch: int, device: str,
               bf16: bool) -> dict:
     """Runs one scene (in a fresh process of its own) and returns its numbers."""
-    from segsr.inference.tiling import count_tiles
+    from segsr.inference.execution.tiling import count_tiles
 
     device = torch.device(device)
     upscaler = segsr.load(weights, device=str(device), bf16=bf16)

@@ -23,12 +23,12 @@ import torch  # noqa: E402
 import segsr  # noqa: E402,F401  (basicsr compat and registration)
 from segsr.clip.tiny import write_tiny_clip_checkpoint  # noqa: E402
 from segsr.export import export_onnx, metadata, psnr, size_multiple  # noqa: E402
-from segsr.inference.checkpoint import load_network  # noqa: E402
-from segsr.inference.engine import TileUpscaler  # noqa: E402
-from segsr.inference.onnx_runner import OnnxTileUpscaler  # noqa: E402
-from segsr.inference.tiling import upscale_tiled  # noqa: E402
+from segsr.inference.execution.engine import TileUpscaler  # noqa: E402
+from segsr.inference.execution.onnx_runner import OnnxTileUpscaler  # noqa: E402
+from segsr.inference.execution.tiling import upscale_tiled  # noqa: E402
 from segsr.nn.info import describe  # noqa: E402
-from segsr.utils.option_yaml import load_option_file  # noqa: E402
+from segsr.options.safe_yaml import load_option_file  # noqa: E402
+from segsr.weights.network import load_network  # noqa: E402
 
 OPTIONS = Path(__file__).resolve().parents[1] / 'options' / 'train'
 DEMO_OPTIONS = {'HAT': 'demo_HAT_SRx4.yml', 'SEGSR': 'demo_SEGSR_SRx4.yml'}

@@ -74,8 +74,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def patch_pool(count: int, lr_size: int, scale: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``count`` (LR, HR) uint8 RGB patch pairs, (N, H, W, 3), cut at random from the photographs."""
-    from segsr.data.bicubic import make_lr_uint8
     from segsr.data.demo import read_skimage_photo
+    from segsr.degradations.bicubic import make_lr_uint8
 
     hr_size = lr_size * scale
     photos = [photo for photo in (read_skimage_photo(name)[:, :, ::-1] for name in PHOTOS)

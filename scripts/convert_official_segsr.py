@@ -25,9 +25,9 @@ from segsr.convert.official_segsr import (  # noqa: E402
     convert_state_dict,
     network_options,
 )
-from segsr.utils.checkpoint import atomic_torch_save, load_checkpoint, load_state_dict_checked  # noqa: E402
+from segsr.options.safe_yaml import load_option_file  # noqa: E402
 from segsr.utils.errors import SegSRError  # noqa: E402
-from segsr.utils.option_yaml import load_option_file  # noqa: E402
+from segsr.weights.files import atomic_torch_save, load_checkpoint, load_state_dict_checked  # noqa: E402
 
 # isort: split
 # basicsr only after segsr has patched it for current torchvision

@@ -191,6 +191,13 @@ def plan(args: argparse.Namespace, out: Path, work: Path, gpus: int) -> list[Ste
                          '--modes', mode, *sizes, '--json', str(output))
         return Step(f'benchmark {config} {mode}', command, timeout, ('benchmark', config, mode), output)
 
+    hat_image = (['--configs', 'small', '--height', '16', '--width', '24', '--modes', 'fp32', 'bf16', '--warmup', '1',
+                  '--repeats', '1', '--threads', '1'] if quick
+                 else ['--configs', 'large', '--modes', 'bf16', 'bf16+compile', '--warmup', '1', '--repeats', '2'])
+    steps.append(Step('hat whole image', script('benchmark_hat_image.py', '--device', device, *hat_image, '--json',
+                                                str(work / 'hat_image.json')), 180, ('hat_image',),
+                      work / 'hat_image.json'))
+
     if quick:
         steps.append(benchmark('demo', 'fp32-explicit', 60))
     else:
@@ -395,6 +402,18 @@ def benchmark_table(results: dict) -> list[str]:
     return lines
 
 
+def hat_image_lines(report: dict | None) -> list[str]:
+    """Each whole-image run beside the published anchor (the anchor's network and card may differ: both named)."""
+    if not report:
+        return ['  not measured']
+    anchor, (height, width) = report['anchor'], (report['args']['height'], report['args']['width'])
+    lines = [f'  HAT {row["config"]} {row["mode"]} LR {height}x{width}: {row["seconds"]:.3f} s/image '
+             f'(anchor {anchor["seconds"]} s), peak {row["peak_bytes"] / 1e9:.2f} GB (anchor {anchor["peak_gb"]} GB)'
+             for row in report['results']]
+    return lines + [f'  anchor: {anchor["network"]} at {anchor["height"]}x{anchor["width"]} on {anchor["device"]}, '
+                    f'{anchor["source"]}; here {report["device"]}']
+
+
 def summary_text(results: dict) -> str:
     environment = results.get('environment') or {}
     versions = environment.get('versions', {})
@@ -406,6 +425,7 @@ def summary_text(results: dict) -> str:
     counts = ', '.join(f'{tests[key]} {key}' for key in ('tests', 'failures', 'errors', 'skipped')) if tests else '-'
     lines += ['', f'cuda tests: {counts}']
     lines += ['', 'benchmark (median step; peak memory of the phase):', *(benchmark_table(results) or ['  none'])]
+    lines += ['', 'HAT x4 on one whole image:', *hat_image_lines(results.get('hat_image'))]
     lines += ['', 'tiled inference:']
     for precision, tiled in results.get('tiled', {}).items():
         peak = f'{tiled["peak_cuda_bytes"] / 2**30:.2f} GiB CUDA peak' if tiled['peak_cuda_bytes'] else 'CPU'

@@ -25,9 +25,9 @@ import torch  # noqa: E402
 import segsr  # noqa: E402,F401  (basicsr compat and registration)
 from segsr import infer  # noqa: E402
 from segsr.benchmarking.scenes import write_scene  # noqa: E402
-from segsr.inference.tiling import count_tiles  # noqa: E402
+from segsr.inference.execution.tiling import count_tiles  # noqa: E402
+from segsr.options.safe_yaml import load_option_file  # noqa: E402
 from segsr.utils.files import atomic_write_bytes  # noqa: E402
-from segsr.utils.option_yaml import load_option_file  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

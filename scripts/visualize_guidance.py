@@ -18,10 +18,10 @@ from matplotlib.figure import Figure
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import segsr  # noqa: E402,F401  (patches and fills basicsr's registries)
-from segsr.inference.checkpoint import load_network  # noqa: E402
 from segsr.nn.info import describe  # noqa: E402
 from segsr.utils.errors import SegSRError  # noqa: E402
 from segsr.utils.figures import save_figure  # noqa: E402
+from segsr.weights.network import load_network  # noqa: E402
 
 # isort: split
 # basicsr only after segsr has patched it for current torchvision

@@ -14,18 +14,9 @@ import torch
 from rasterio.transform import Affine
 
 import segsr
-from segsr.data.radiometry import Radiometry
-from segsr.inference.arrays import ArraySource, channels_first, restore_layout
-from segsr.inference.budget import announce, check_budget
-from segsr.inference.checkpoint import load_network_and_contract
-from segsr.inference.distributed import detect_ranks, rank_device
-from segsr.inference.engine import TileUpscaler, resolve_device
-from segsr.inference.image_io import ImageSink
-from segsr.inference.inputs import check_input
-from segsr.inference.job import run_inputs
-from segsr.inference.onnx_runner import OnnxTileUpscaler
-from segsr.inference.options import FileOptions
-from segsr.inference.runner import (
+from segsr.inference.execution.engine import TileUpscaler, resolve_device
+from segsr.inference.execution.onnx_runner import OnnxTileUpscaler
+from segsr.inference.execution.scene import (
     GDAL_CACHE_MB,
     RadiometryOptions,
     RunReport,
@@ -34,11 +25,20 @@ from segsr.inference.runner import (
     run_scene,
     upscale_input,
 )
+from segsr.inference.io.arrays import ArraySource, channels_first, restore_layout
+from segsr.inference.io.image_io import ImageSink
+from segsr.inference.io.inputs import check_input
+from segsr.inference.planning.budget import announce, check_budget
+from segsr.inference.planning.distributed import detect_ranks, rank_device
+from segsr.inference.planning.job import run_inputs
 from segsr.metrics.consistency import ConsistentNetwork
 from segsr.nn.info import describe
+from segsr.options.inference import FileOptions
+from segsr.radiometry.contract import Radiometry
 from segsr.self_ensemble import with_self_ensemble
 from segsr.utils.errors import SegSRError
 from segsr.utils.optional import import_optional
+from segsr.weights.network import load_network_and_contract
 
 XARRAY_PACKAGES = 'pip install xarray rioxarray (or pip install -e ".[xarray]")'
 

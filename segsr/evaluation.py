@@ -12,13 +12,13 @@ from basicsr.utils import get_env_info, get_root_logger, get_time_str, make_exp_
 from basicsr.utils.options import dict2str
 
 from segsr.data.loaders import build_checked_dataset, build_eval_loader
-from segsr.data.radiometry import Radiometry
-from segsr.inference.checkpoint import stored_radiometry
-from segsr.options import parse_command_line, set_contract, setup_options
+from segsr.options.cli import parse_command_line, set_contract, setup_options
+from segsr.radiometry.contract import Radiometry
 from segsr.self_ensemble import PROTOCOL_TEXT
 from segsr.utils.errors import SegSRError
 from segsr.utils.fresh_folder import FreshFolder
 from segsr.utils.report import average_rows, format_table, metric_columns, write_csv, write_json
+from segsr.weights.network import stored_radiometry
 
 SPECTRAL_TEXT = {
     'calculate_band_psnr': 'PSNR per band over the contract\'s physical range', 'calculate_band_ssim': 'SSIM per band',

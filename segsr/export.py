@@ -18,11 +18,11 @@ import torch
 from torch import nn
 
 import segsr  # noqa: F401  (basicsr compat and arch registration first)
-from segsr.inference.checkpoint import load_network
 from segsr.nn.info import describe
 from segsr.utils.errors import SegSRError
 from segsr.utils.files import OutputExistsError, atomic_path, write_failure
 from segsr.utils.optional import import_optional
+from segsr.weights.network import load_network
 
 INPUT_NAME, OUTPUT_NAME = 'lr', 'sr'
 METADATA_PREFIX = 'segsr.'

@@ -13,8 +13,8 @@ if __name__ == '__main__':
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from segsr import api  # noqa: E402  (basicsr compat and arch registration first)
-from segsr.inference.bands import EACH_BAND  # noqa: E402
-from segsr.inference.options import COMPRESSIONS, FileOptions  # noqa: E402
+from segsr.inference.execution.bands import EACH_BAND  # noqa: E402
+from segsr.options.inference import COMPRESSIONS, FileOptions  # noqa: E402
 from segsr.utils.errors import SegSRError  # noqa: E402
 
 

@@ -7,7 +7,7 @@
 import argparse
 import json
 
-from segsr.option_json_schema import option_json_schema
+from segsr.options.json_schema import option_json_schema
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,7 +3,7 @@
     python segsr/train.py -opt options/train/demo_HAT_SRx4.yml [--auto_resume]
     torchrun --nproc_per_node=N segsr/train.py -opt X.yml --launcher pytorch
 
-Path through the code: options (``segsr/options.py``) -> training loop (``segsr/training.py``) ->
+Path through the code: options (``segsr/options/cli.py``) -> training loop (``segsr/training/loop.py``) ->
 datasets (``segsr/data``) -> model (``segsr/models/sr_model.py``) -> network (``segsr/archs``).
 """
 

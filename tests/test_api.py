@@ -16,7 +16,7 @@ from raster_fakes import smooth, toy_checkpoint, write_raster
 
 import segsr
 from segsr.infer import main as infer
-from segsr.inference.manifest import MANIFEST_NAME
+from segsr.inference.io.manifest import MANIFEST_NAME
 from segsr.utils.errors import SegSRError
 
 TILING = ('--tile', '32', '--overlap', '8')
@@ -166,7 +166,7 @@ def test_upscale_of_a_uint16_array_applies_the_checkpoints_contract(tmp_path, ca
     (its bands, scale/offset and range), as segsr-infer maps a file of the same values; ``stretch`` replaces it."""
     from raster_fakes import CurvedToySR, register_toy
 
-    from segsr.data.radiometry import Radiometry
+    from segsr.radiometry.contract import Radiometry
 
     register_toy()
     contract = Radiometry.from_options({'scale': [1e-4, 2e-4, 1e-4], 'offset': -0.05, 'range': [0.0, 0.7]}, [3, 1, 2])

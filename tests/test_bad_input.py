@@ -219,7 +219,7 @@ def test_force_yml_values_are_yaml(demo_data, tmp_path):
 
 
 def test_option_file_keeps_order_and_reads_exponent_floats(tmp_path):
-    from segsr.utils.option_yaml import load_option_file
+    from segsr.options.safe_yaml import load_option_file
 
     opt_file = tmp_path / 'o.yml'
     opt_file.write_text('name: x\nzeta: 1\nalpha: 2\nlr: 2e-4\nhalf: !!float 5e3\nword: 1e\n')
@@ -373,8 +373,8 @@ def test_weights_only_auto_resume_skips_the_state(demo_data, tmp_path, pickled_p
 def test_weights_only_infer_and_backbone_and_clip(pickled_payload):
     from segsr.archs.segsr_arch import SEGSR
     from segsr.clip.loader import read_checkpoint
-    from segsr.inference.checkpoint import load_network
     from segsr.utils.errors import SegSRError
+    from segsr.weights.network import load_network
 
     path, marker = pickled_payload
     for load in (load_network, lambda p: SEGSR.load_backbone_checkpoint(None, p), read_checkpoint):

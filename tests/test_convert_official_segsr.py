@@ -14,8 +14,8 @@ import segsr  # noqa: F401  (registers the archs)
 from segsr.archs.hat_arch import HAT
 from segsr.clip.tiny import TINY_CLIP_MODEL
 from segsr.convert.official_segsr import CLIP_PREFIX, clip_key
-from segsr.inference.checkpoint import load_network
 from segsr.utils.errors import SegSRError
+from segsr.weights.network import load_network
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'scripts'))
 import convert_official_segsr  # noqa: E402

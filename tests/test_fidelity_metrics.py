@@ -7,7 +7,7 @@ from basicsr.utils.matlab_functions import imresize
 from scipy import ndimage
 
 from segsr.clip.tiny import TINY_CLIP_MODEL
-from segsr.data.bicubic import bicubic_downscale
+from segsr.degradations.bicubic import bicubic_downscale
 from segsr.metrics.consistency import ConsistentNetwork, lr_consistency, project_consistent, psnr
 from segsr.metrics.reference import cpsnr, detail_shares
 from segsr.metrics.semantic import clip_similarity, prompt, prompt_embeddings, semantic_clip, zero_shot_class

@@ -26,8 +26,8 @@ from scripts.gpu_check import (
     plan,
     targets,
 )
-from segsr.option_schema import validate_options
 from segsr.options import parse_command_line
+from segsr.options.schema import validate_options
 
 
 @pytest.mark.slow
@@ -62,6 +62,10 @@ def test_quick_cpu_run_writes_summary_results_log_and_plot(tmp_path):
     assert done.stdout.endswith(summary)
     assert '===== training: ok' in (out / 'gpu_check.log').read_text()
     assert 'iterations/s of the RGB SEGSR at the same size' in summary
+    hat_image = results['hat_image']
+    assert [(row['config'], row['mode']) for row in hat_image['results']] == [('small', 'fp32'), ('small', 'bf16')]
+    assert all(row['seconds'] > 0 for row in hat_image['results'])
+    assert f'(anchor {hat_image["anchor"]["seconds"]} s)' in summary
 
 
 def benchmark_report(rate: float, peak_256: float, flops: int | None) -> dict:
@@ -148,7 +152,8 @@ def test_every_command_of_the_gpu_plan_is_accepted_by_its_script_and_the_trainin
     parsed = []
     for step in steps:
         program = Path(step.command[1]).name
-        if program in ('benchmark.py', 'compare_loss_curves.py', 'tiled_inference_peak.py', 'benchmark_infer.py'):
+        if program in ('benchmark.py', 'compare_loss_curves.py', 'tiled_inference_peak.py', 'benchmark_infer.py',
+                       'benchmark_hat_image.py'):
             options = importlib.import_module(program.removesuffix('.py')).parse_args(step.command[2:])
             assert getattr(options, 'device', None) == 'cuda' or options.devices == ['cuda']
             parsed.append(program)
@@ -158,4 +163,5 @@ def test_every_command_of_the_gpu_plan_is_accepted_by_its_script_and_the_trainin
             validate_options(yaml.safe_load(Path(options_file).read_text()), options_file, True)
             parsed.append('train.py')
     assert parsed.count('benchmark.py') == 8 and parsed.count('train.py') == 4
-    assert {'compare_loss_curves.py', 'tiled_inference_peak.py', 'benchmark_infer.py'} <= set(parsed)
+    assert {'compare_loss_curves.py', 'tiled_inference_peak.py', 'benchmark_infer.py', 'benchmark_hat_image.py'} <= set(
+        parsed)

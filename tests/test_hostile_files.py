@@ -27,13 +27,13 @@ from rasterio.control import GroundControlPoint
 from test_bad_input import Payload, expect_cli_error, expect_one_line_error, tree_digest
 
 from segsr import evaluation
-from segsr.data.bicubic import make_lr_uint8
+from segsr.data.geotiff import RasterSource
+from segsr.degradations.bicubic import make_lr_uint8
 from segsr.export import main as export_main
 from segsr.infer import main as infer_main
-from segsr.inference.geotiff import RasterSource
-from segsr.inference.inputs import plan_input
-from segsr.inference.manifest import MANIFEST_NAME
-from segsr.inference.runner import RadiometryOptions, TilingOptions, band_georeference, upscale_input
+from segsr.inference.execution.scene import RadiometryOptions, TilingOptions, band_georeference, upscale_input
+from segsr.inference.io.inputs import plan_input
+from segsr.inference.io.manifest import MANIFEST_NAME
 from segsr.utils.errors import SegSRError
 from segsr.utils.files import OutputExistsError, remove_stale_temp_files, temporary_owner, temporary_path
 
@@ -296,7 +296,7 @@ def test_the_reviewed_library_loaders_are_weights_only():
 
     import open_clip.factory
 
-    from segsr.utils.option_yaml import OptionLoader
+    from segsr.options.safe_yaml import OptionLoader
 
     assert inspect.signature(open_clip.factory.load_state_dict).parameters['weights_only'].default is True
     assert issubclass(OptionLoader, yaml.SafeLoader)
@@ -459,8 +459,8 @@ def test_second_infer_run_does_not_replace_the_first_ones_output(edsr_weights, t
 
 def test_an_output_that_appears_during_the_run_is_not_replaced(edsr_weights, tmp_path):
     """Two runs into one folder: the one that finishes second refuses to publish, at the writer itself."""
-    from segsr.inference.checkpoint import load_network
-    from segsr.inference.engine import TileUpscaler
+    from segsr.inference.execution.engine import TileUpscaler
+    from segsr.weights.network import load_network
 
     source, out = png(tmp_path / 'in' / 'scene.png'), tmp_path / 'out'
     planned = plan_input(source, out)  # planned while the name was free

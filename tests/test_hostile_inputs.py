@@ -27,7 +27,7 @@ from scripts.prepare_dataset import main as prepare_main
 from segsr import evaluation
 from segsr.export import main as export_main
 from segsr.infer import main as infer_main
-from segsr.inference.manifest import MANIFEST_NAME
+from segsr.inference.io.manifest import MANIFEST_NAME
 from segsr.self_ensemble import TRANSFORMS
 from segsr.training import main as train_main
 
@@ -623,8 +623,8 @@ def test_an_ordinary_geotiff_passes_the_budget_check(tmp_path):
 
 def test_yaml_bomb_is_measured_not_built(tmp_path):
     """Twelve levels of nine aliases (9**13 strings once built) are counted, not built, and refused."""
+    from segsr.options.safe_yaml import load_option_file
     from segsr.utils.errors import SegSRError
-    from segsr.utils.option_yaml import load_option_file
 
     (tmp_path / 'bomb.yml').write_text(alias_bomb(12))
     with pytest.raises(SegSRError, match=f'{9**13 + 9**12:,}|SEGSR_MAX_YAML_NODES'):

@@ -13,11 +13,11 @@ import yaml
 from rasterio.transform import Affine
 
 import segsr  # noqa: F401  (basicsr compat and registration)
+from segsr.data.geotiff import block_side
 from segsr.infer import main
-from segsr.inference.engine import TileUpscaler
-from segsr.inference.geotiff import block_side
-from segsr.inference.manifest import MANIFEST_NAME
-from segsr.inference.runner import RadiometryOptions, TilingOptions, upscale_file
+from segsr.inference.execution.engine import TileUpscaler
+from segsr.inference.execution.scene import RadiometryOptions, TilingOptions, upscale_file
+from segsr.inference.io.manifest import MANIFEST_NAME
 from segsr.nn.info import NetworkInfo
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ import rasterio
 from conftest import ROOT
 from raster_fakes import smooth, toy_checkpoint, write_raster
 
-from segsr.inference.manifest import MANIFEST_NAME
+from segsr.inference.io.manifest import MANIFEST_NAME
 
 TOY_INFER = str(ROOT / 'tests' / 'infer_with_toys.py')
 TILING = ['--tile', '16', '--overlap', '4']
@@ -202,7 +202,7 @@ def test_a_scene_split_over_two_ranks_takes_the_checkpoints_contract(setup, tmp_
     from raster_fakes import CurvedToySR, register_toy
 
     import segsr
-    from segsr.data.radiometry import Radiometry
+    from segsr.radiometry.contract import Radiometry
 
     _, folder, _ = setup
     register_toy()

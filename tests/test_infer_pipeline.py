@@ -8,7 +8,7 @@ import rasterio
 from raster_fakes import smooth, toy_checkpoint, write_raster
 
 import segsr
-from segsr.inference.pipeline import BackgroundWriter, prefetched
+from segsr.inference.execution.pipeline import BackgroundWriter, prefetched
 
 
 def test_threads_write_the_same_file_as_the_main_thread(tmp_path):

@@ -24,8 +24,8 @@ from rasterio.enums import ColorInterp
 
 import segsr
 from segsr.infer import main
-from segsr.inference import runner
-from segsr.inference.manifest import MANIFEST_NAME
+from segsr.inference.execution import scene
+from segsr.inference.io.manifest import MANIFEST_NAME
 from segsr.utils.files import remove_stale_temp_files, temporary_path
 
 TILING = ('--tile', 32, '--overlap', 8)
@@ -249,7 +249,7 @@ def test_sigterm_during_inference_removes_the_partial_file(toy, tmp_path, monkey
     source = write_raster(tmp_path / 'long.tif', np.rint(4000 * smooth(64, 64)).astype(np.uint16)[None])
     out = tmp_path / 'out'
     partials = []
-    tiled = runner.upscale_tiled
+    tiled = scene.upscale_tiled
 
     def terminated_midway(*args, **kwargs):
         for index, block in enumerate(tiled(*args, **kwargs)):
@@ -258,7 +258,7 @@ def test_sigterm_during_inference_removes_the_partial_file(toy, tmp_path, monkey
                 os.kill(os.getpid(), signal.SIGTERM)
             yield block
 
-    monkeypatch.setattr(runner, 'upscale_tiled', terminated_midway)
+    monkeypatch.setattr(scene, 'upscale_tiled', terminated_midway)
     handler = signal.getsignal(signal.SIGTERM)
     with pytest.raises(SystemExit, match='SIGTERM'):
         infer('--weights', toy, '--input', source, '--output', out, '--tile', 16, '--overlap', 4)

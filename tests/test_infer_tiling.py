@@ -8,8 +8,8 @@ import torch
 from conftest import TINY_HAT
 
 import segsr  # noqa: F401  (basicsr compat and registration)
-from segsr.inference.engine import TileUpscaler
-from segsr.inference.tiling import AxisPlan, reflect_indices, upscale_tiled
+from segsr.inference.execution.engine import TileUpscaler
+from segsr.inference.execution.tiling import AxisPlan, reflect_indices, upscale_tiled
 
 
 def tiny_edsr(scale: int) -> torch.nn.Module:

@@ -13,7 +13,7 @@ from segsr.clip.tiny import TINY_CLIP_MODEL, write_tiny_clip_checkpoint
 from segsr.export import main as export_main
 from segsr.export import psnr
 from segsr.infer import main as infer_main
-from segsr.inference.checkpoint import load_network
+from segsr.weights.network import load_network
 
 spandrel = pytest.importorskip('spandrel')
 onnxruntime = pytest.importorskip('onnxruntime')

@@ -16,10 +16,10 @@ from test_guided_backbones import GUIDED_TYPES, TINY_BACKBONES
 
 import segsr  # noqa: F401  (registers the archs)
 from segsr.clip.tiny import TINY_CLIP_MODEL
-from segsr.inference.checkpoint import load_network
-from segsr.network_options import network_option_problems
+from segsr.options.network import network_option_problems
 from segsr.training import main as train_main
 from segsr.utils.errors import SegSRError
+from segsr.weights.network import load_network
 
 BAND_COUNTS = (1, 4, 6)
 BACKBONE_ARCHS = {'HAT': 'HAT', 'EDSR': 'StagedEDSR', 'RCAN': 'StagedRCAN', 'SwinIR': 'StagedSwinIR'}

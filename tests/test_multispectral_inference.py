@@ -14,9 +14,9 @@ import segsr  # noqa: F401  (registers the archs)
 from segsr.clip.tiny import TINY_CLIP_MODEL
 from segsr.export import main as export_main
 from segsr.infer import main as infer_main
-from segsr.inference.checkpoint import load_network
-from segsr.inference.engine import TileUpscaler
+from segsr.inference.execution.engine import TileUpscaler
 from segsr.self_ensemble import TRANSFORMS, GuidedSelfEnsemble, transform, with_self_ensemble
+from segsr.weights.network import load_network
 
 BANDS = 4
 HAT_BACKBONE = {'img_size': 16, 'embed_dim': 12, 'depths': [2], 'num_heads': [3], 'window_size': 4,

@@ -7,11 +7,11 @@ import torch
 from conftest import train_options, write_yaml
 
 from segsr.clip.tiny import TINY_CLIP_MODEL
-from segsr.network_options import constructor_parameters, network_option_problems
-from segsr.option_schema import validate_options
+from segsr.options.network import constructor_parameters, network_option_problems
+from segsr.options.registries import check_registered_types
+from segsr.options.safe_yaml import load_option_file
+from segsr.options.schema import validate_options
 from segsr.training import main as train_main
-from segsr.utils.option_yaml import load_option_file
-from segsr.utils.registries import check_registered_types
 
 OPTIONS = Path(__file__).resolve().parents[1] / 'options'
 TINY_HAT = {'type': 'HAT', 'upscale': 4, 'img_size': 8, 'window_size': 4, 'embed_dim': 12, 'depths': [1],

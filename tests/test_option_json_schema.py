@@ -3,15 +3,15 @@
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 
-from segsr.option_json_schema import option_json_schema
-from segsr.option_schema import validate_options
+from segsr.options.json_schema import option_json_schema
+from segsr.options.safe_yaml import load_option_file
+from segsr.options.schema import EVAL_TOP, TRAIN_TOP, Field, at_least, validate_options
 from segsr.schema import main as schema_main
 from segsr.utils.errors import SegSRError
-from segsr.utils.option_yaml import load_option_file
 
-jsonschema = pytest.importorskip('jsonschema')
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -65,3 +65,37 @@ def test_the_command_prints_the_generated_schema(capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed == option_json_schema(False) and 'train' not in printed['required']
     assert printed['properties']['train']['type'] == 'object'
+
+
+def dotted_keys(spec: Field, where: str = '') -> list[str]:
+    """Every key the option schema names, at every depth, by its dotted path."""
+    return [path for key, sub in spec.keys.items() for path in [f'{where}{key}', *dotted_keys(sub, f'{where}{key}.')]]
+
+
+def json_schema_at(schema: dict, path: str) -> dict | None:
+    for key in path.split('.'):
+        schema = schema.get('properties', {}).get(key)
+        if schema is None:
+            return None
+    return schema
+
+
+@pytest.mark.parametrize('is_train', [True, False])
+def test_every_key_of_the_option_schema_is_in_the_json_schema(is_train):
+    keys = dotted_keys(TRAIN_TOP if is_train else EVAL_TOP)
+    assert 'train.accum_iter' in keys or not is_train
+    schema = option_json_schema(is_train)
+    assert [path for path in keys if json_schema_at(schema, path) is None] == []
+
+
+def test_a_key_added_to_the_option_schema_appears_in_the_json_schema(monkeypatch):
+    assert 'warp_factor' not in option_json_schema(True)['properties']['train']['properties']
+    monkeypatch.setitem(TRAIN_TOP.keys['train'].keys, 'warp_factor', Field(('int',), check=at_least(3)))
+    schema = option_json_schema(True)
+    assert schema['properties']['train']['properties']['warp_factor'] == {'type': 'integer', 'minimum': 3}
+    opt = as_json(load_option_file(ROOT / 'options' / 'train' / 'demo_HAT_SRx4.yml'))
+    checker = jsonschema.Draft202012Validator(schema)
+    opt['train']['warp_factor'] = 3
+    assert not list(checker.iter_errors(opt))
+    opt['train']['warp_factor'] = 2
+    assert [error.json_path for error in checker.iter_errors(opt)] == ['$.train.warp_factor']

@@ -227,7 +227,7 @@ def test_loader_defaults_pin_memory_on_gpu_runs_and_keep_workers_alive():
 
 
 def test_option_schema_accepts_the_performance_options_and_rejects_typos():
-    from segsr.option_schema import validate_options
+    from segsr.options.schema import validate_options
 
     opt = {
         'name': 'x', 'network_g': {'type': 'HAT'}, 'datasets': {'train': {'name': 't', 'type': 'T',

@@ -15,9 +15,9 @@ import pytest
 import rs_fakes
 
 import segsr  # noqa: F401
-from segsr.data.bicubic import make_lr_uint8
 from segsr.data.prepare import DATASETS, get_spec, prepare_dataset
 from segsr.data.prepare.specs import SPLIT_PARTS, per_class_counts
+from segsr.degradations.bicubic import make_lr_uint8
 from segsr.utils.errors import SegSRError
 from segsr.utils.files import temporary_path
 

@@ -7,9 +7,9 @@ import torch
 from raster_fakes import BicubicToySR, CurvedToySR, register_toy, toy_checkpoint, write_raster
 from raster_scenes import L2A_ADD_OFFSET, L2A_QUANTIFICATION, l2a_scene, reflectance, scaled_scene
 
-from segsr.data.radiometry import Radiometry, calibration_from_metadata
 from segsr.infer import main as infer_main
-from segsr.inference.radiometry import unsigned_range_stretch
+from segsr.radiometry.contract import Radiometry, calibration_from_metadata
+from segsr.radiometry.stretch import unsigned_range_stretch
 from segsr.utils.errors import SegSRError
 
 

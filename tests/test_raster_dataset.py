@@ -14,9 +14,9 @@ from rasterio.transform import Affine
 
 from segsr import evaluation
 from segsr.data.loaders import build_checked_dataset
-from segsr.data.radiometry import Radiometry
 from segsr.data.raster_files import read_window_list
 from segsr.data.raster_splits import SplitPlan, make_raster_splits
+from segsr.radiometry.contract import Radiometry
 from segsr.utils.errors import SegSRError
 
 CONTRACT = Radiometry.from_options({'from_metadata': True, 'range': [0.0, 0.6]}, [1, 2, 3, 4]).to_dict()

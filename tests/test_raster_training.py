@@ -12,12 +12,12 @@ from raster_scenes import L2A_ADD_OFFSET, L2A_QUANTIFICATION, l2a_scene, scaled_
 
 from segsr import evaluation
 from segsr.clip.tiny import TINY_CLIP_MODEL
-from segsr.data.radiometry import Radiometry
 from segsr.data.raster_splits import SplitPlan, make_raster_splits
 from segsr.infer import main as infer_main
-from segsr.inference.checkpoint import load_network
 from segsr.options import spectral_metrics
+from segsr.radiometry.contract import Radiometry
 from segsr.training import main as train_main
+from segsr.weights.network import load_network
 
 SCALE = 2
 

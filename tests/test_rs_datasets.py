@@ -10,9 +10,9 @@ import rs_fakes
 import torch
 
 import segsr  # noqa: F401
-from segsr.data.bicubic import make_lr_uint8
 from segsr.data.classes import class_from_name, image_class, load_manifest
 from segsr.data.prepare import get_spec, prepare_dataset
+from segsr.degradations.bicubic import make_lr_uint8
 from segsr.utils.errors import SegSRError
 
 SIZE = 50  # not a multiple of 3, 4 or 8: the GT must be cropped to LR * scale

@@ -14,7 +14,7 @@ from conftest import TINY_EDSR, train_options, write_yaml
 import segsr  # noqa: F401  (registers archs and models)
 from segsr.models.precision import MicroStep, Performance
 from segsr.models.sr_model import SegSRModel
-from segsr.option_schema import validate_options
+from segsr.options.schema import validate_options
 from segsr.training import main as train_main
 from segsr.utils.loss_log import read_loss_log
 
@@ -50,7 +50,7 @@ def concatenated(parts: list[dict]) -> dict:
 
 
 def iterate(model: SegSRModel, parts: list[dict], current_iter: int = 1) -> None:
-    """What the training loop does for one iteration (segsr.training_progress.train_iteration)."""
+    """What the training loop does for one iteration (segsr.training.iteration.train_iteration)."""
     for index, part in enumerate(parts):
         model.micro_step = MicroStep(index, len(parts))
         model.feed_data(part)

@@ -9,7 +9,7 @@ from basicsr.metrics import calculate_psnr, calculate_ssim
 from conftest import eval_options, train_options, write_yaml
 
 from segsr import evaluation
-from segsr.data.radiometry import Radiometry
+from segsr.radiometry.contract import Radiometry
 from segsr.training import main as train_main
 
 

@@ -3,7 +3,7 @@
 import pytest
 from conftest import train_options, write_yaml
 
-from segsr.option_schema import validate_options
+from segsr.options.schema import validate_options
 from segsr.training import main as train_main
 
 

@@ -14,8 +14,8 @@ from segsr.clip.loader import load_clip
 from segsr.nn.info import DescribedNetwork, NetworkInfo, check_scale
 from segsr.nn.padding import PadsInput
 from segsr.nn.published_compat import PublishedCompat
-from segsr.utils.checkpoint import load_checkpoint, load_state_dict_checked, select_state_dict
 from segsr.utils.errors import SegSRError
+from segsr.weights.files import load_checkpoint, load_state_dict_checked, select_state_dict
 
 CLIP_SOURCE_KEYS = ('model', 'pretrained', 'quick_gelu', 'mean', 'std')
 

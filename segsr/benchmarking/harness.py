@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from segsr.utils.option_yaml import load_option_file
+from segsr.options.safe_yaml import load_option_file
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ('HAT', 'SEGSR')

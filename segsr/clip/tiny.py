@@ -10,7 +10,7 @@ import open_clip
 import torch
 
 from segsr.clip.loader import quiet_open_clip
-from segsr.utils.checkpoint import atomic_torch_save
+from segsr.weights.files import atomic_torch_save
 
 TINY_CLIP_MODEL = 'segsr-tiny-vit'
 

@@ -10,9 +10,9 @@ import skimage
 from tqdm import tqdm
 
 from segsr.clip.tiny import write_tiny_clip_checkpoint
-from segsr.data.bicubic import make_lr_uint8
 from segsr.data.prepare.images import encode_png
 from segsr.data.raster_splits import SplitPlan, make_raster_splits
+from segsr.degradations.bicubic import make_lr_uint8
 from segsr.utils.files import atomic_write_bytes, write_text_if_changed
 
 TRAIN_SOURCES = (

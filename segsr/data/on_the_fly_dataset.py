@@ -10,9 +10,9 @@ from basicsr.utils import FileClient, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
-from segsr.data.bicubic import bicubic_downscale, quantize
 from segsr.data.classes import image_class, load_manifest
 from segsr.data.image_files import read_image
+from segsr.degradations.bicubic import bicubic_downscale, quantize
 from segsr.utils.errors import SegSRError
 
 

@@ -9,10 +9,8 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
-from segsr.data.bicubic import bicubic_downscale
 from segsr.data.file_check import modcrop_pair_problem
-from segsr.data.nodata import fill_from_nearest_valid
-from segsr.data.radiometry import BandStretch, Radiometry, calibration_from_metadata
+from segsr.data.geotiff import RasterSource
 from segsr.data.raster_files import (
     RasterWindow,
     list_rasters,
@@ -21,7 +19,9 @@ from segsr.data.raster_files import (
     read_window_list,
     whole,
 )
-from segsr.inference.geotiff import RasterSource
+from segsr.degradations.bicubic import bicubic_downscale
+from segsr.radiometry.contract import BandStretch, Radiometry, calibration_from_metadata
+from segsr.radiometry.nodata import fill_from_nearest_valid
 from segsr.utils.errors import SegSRError
 
 DEFAULT_NODATA_SHARE = 0.1

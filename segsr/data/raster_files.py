@@ -15,8 +15,8 @@ import rasterio
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from segsr.data.geotiff import RasterSource
 from segsr.data.image_files import MISSING_FIX, BadImageFile, ImageHeader
-from segsr.inference.geotiff import RasterSource
 from segsr.utils.errors import SegSRError
 
 RASTER_SUFFIXES = ('.tif', '.tiff', '.vrt', '.jp2', '.img')

@@ -1,1 +1,1 @@
-"""Tiled scene inference: checkpoints, tiling, image and GeoTIFF input/output."""
+"""Tiled scene inference by job: io (inputs and outputs), planning (ranks, work, budgets), execution (tiles)."""

@@ -1,7 +1,7 @@
 """Consistency with the input: does the output, degraded again, give back the LR it came from?
 
 No reference is needed, so it also speaks for scenes without HR. The degradation is the dataset's own
-(:func:`segsr.data.bicubic.bicubic_downscale`, MATLAB-style bicubic). :func:`project_consistent` is the
+(:func:`segsr.degradations.bicubic.bicubic_downscale`, MATLAB-style bicubic). :func:`project_consistent` is the
 exact correction: the closest image (least squares) whose degradation is the input.
 """
 
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from basicsr.utils.matlab_functions import imresize
 
-from segsr.data.bicubic import bicubic_downscale
+from segsr.degradations.bicubic import bicubic_downscale
 from segsr.metrics.spectral import spectral_angle_degrees
 from segsr.nn.info import NetworkInfo, describe
 

@@ -19,8 +19,8 @@ import torchvision
 from basicsr.utils.registry import METRIC_REGISTRY
 from torchvision.models import AlexNet_Weights, SqueezeNet1_1_Weights, VGG16_Weights, WeightsEnum
 
-from segsr.utils.checkpoint import load_checkpoint
 from segsr.utils.errors import SegSRError
+from segsr.weights.files import load_checkpoint
 
 LPIPS_BACKBONES: dict[str, tuple[str, WeightsEnum]] = {
     'alex': ('alexnet', AlexNet_Weights.DEFAULT), 'vgg': ('vgg16', VGG16_Weights.DEFAULT),

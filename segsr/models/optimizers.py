@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import torch
 
-from segsr.option_schema import OPTIMIZERS
+from segsr.options.schema import OPTIMIZERS
 from segsr.utils.errors import SegSRError
 
 

@@ -17,19 +17,19 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 from tqdm import tqdm
 
 from segsr.data.classes import image_class
-from segsr.data.radiometry import Radiometry
-from segsr.inference.geotiff import write_float_raster
+from segsr.data.geotiff import write_float_raster
 from segsr.metrics.consistency import project_consistent
 from segsr.metrics.inputs import calculate, metric_inputs
 from segsr.models.optimizers import build_optimizer, set_training_mode
 from segsr.models.precision import MicroStep, Performance
 from segsr.models.step_options import StepOptions
 from segsr.models.tiled_forward import check_tile_options, tiled_forward
+from segsr.radiometry.contract import Radiometry
 from segsr.self_ensemble import ensemble_mean_and_spread
-from segsr.utils.checkpoint import atomic_torch_save, load_checkpoint, load_state_dict_checked, select_state_dict
 from segsr.utils.errors import SegSRError
 from segsr.utils.report import average_rows, metric_columns
 from segsr.utils.training_state import resume_problem
+from segsr.weights.files import atomic_torch_save, load_checkpoint, load_state_dict_checked, select_state_dict
 
 
 def bicubic_upscale(lq: torch.Tensor, scale: int, clamp: bool = True) -> torch.Tensor:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from segsr.inference.tiling import upscale_tiled
+from segsr.inference.execution.tiling import upscale_tiled
 from segsr.utils.errors import SegSRError
 
 

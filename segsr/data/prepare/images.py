@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from segsr.data.bicubic import make_lr_uint8
 from segsr.data.image_files import TAIL_BYTES, check_image_pixels, decodes_completely, lacks_end_marker
 from segsr.data.prepare.sources import read_member
+from segsr.degradations.bicubic import make_lr_uint8
 from segsr.utils.errors import SegSRError
 from segsr.utils.files import atomic_write_bytes
 

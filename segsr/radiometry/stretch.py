@@ -1,5 +1,5 @@
 """Per-scene maps of source values into the network's working range, for networks without a radiometric
-contract (see :mod:`segsr.data.radiometry`, whose :class:`BandStretch` they build).
+contract (see :mod:`segsr.radiometry.contract`, whose :class:`BandStretch` they build).
 
 The map is affine per band and inverted exactly: values outside the reference range (a bright roof
 above the 99.5th percentile, a DEM below sea level) go to the network outside [0, 1] and come back
@@ -8,7 +8,7 @@ where they were. Only the output dtype's own range limits what is written.
 
 import numpy as np
 
-from segsr.data.radiometry import BandStretch
+from segsr.radiometry.contract import BandStretch
 
 
 def unsigned_range_stretch(dtype: np.dtype, bands: int) -> BandStretch:

@@ -7,11 +7,11 @@ from basicsr.archs import build_network  # segsr/__init__ has patched basicsr an
 from torch import nn
 
 from segsr.clip.lora import merge_lora
-from segsr.data.radiometry import Radiometry
-from segsr.network_options import network_option_problems
-from segsr.utils.checkpoint import check_finite_weights, load_checkpoint, load_state_dict_checked, select_state_dict
+from segsr.options.network import network_option_problems
+from segsr.options.safe_yaml import load_option_file
+from segsr.radiometry.contract import Radiometry
 from segsr.utils.errors import SegSRError
-from segsr.utils.option_yaml import load_option_file
+from segsr.weights.files import check_finite_weights, load_checkpoint, load_state_dict_checked, select_state_dict
 
 
 def _load_file(path: Path) -> dict:

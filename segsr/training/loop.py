@@ -13,153 +13,29 @@ from pathlib import Path
 import torch
 from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
 from basicsr.models import build_model
-from basicsr.utils import (
-    AvgTimer,
-    MessageLogger,
-    check_resume,
-    get_env_info,
-    get_root_logger,
-    get_time_str,
-    init_tb_logger,
-    make_exp_dirs,
-    mkdir_and_rename,
-)
-from basicsr.utils.options import copy_opt_file, dict2str
+from basicsr.utils import AvgTimer, MessageLogger, init_tb_logger
 
 from segsr.data.loaders import build_checked_dataset, build_eval_loader, build_train_loader
 from segsr.models.step_options import StepOptions
-from segsr.options import parse_command_line, setup_options
-from segsr.training_progress import (
-    Progress,
+from segsr.options.cli import parse_command_line, setup_options
+from segsr.training.experiment import open_experiment, run_logger, saved_checkpoints
+from segsr.training.iteration import (
     check_batches_per_epoch,
     check_finite_step,
     micro_batches,
     report_clipping,
     train_iteration,
 )
-from segsr.utils.checkpoint import load_checkpoint
+from segsr.training.resume import Progress, load_resume_state, restore_rng
 from segsr.utils.errors import SegSRError
-from segsr.utils.files import remove_stale_temp_files
 from segsr.utils.fresh_folder import FreshFolder
 from segsr.utils.loss_log import LossLog
-from segsr.utils.rng import all_ranks_rng_state, isolated_rng, restore_rng_state
-from segsr.utils.run_lock import LOCK_NAME, RunLock, refuse_if_locked
+from segsr.utils.rng import all_ranks_rng_state, isolated_rng
+from segsr.utils.run_lock import refuse_if_locked
 from segsr.utils.signals import StopRequest
-from segsr.utils.training_state import check_state_layout
 
 # Log records kept in memory until the run's log file exists (a start that fails writes none).
 EARLY_LOG_CAPACITY = 100_000
-
-
-def candidate_states(states_dir: Path) -> list[Path]:
-    """Training states in ``states_dir``, newest (highest iteration) first."""
-    states = [path for path in states_dir.glob('*.state') if path.stem.isdigit()] if states_dir.is_dir() else []
-    return sorted(states, key=lambda path: int(path.stem), reverse=True)
-
-
-def newest_state(states_dir: Path, models_dir: Path, logger: logging.Logger) -> tuple[Path, dict] | None:
-    """The newest state that loads and whose ``net_g_<iter>.pth`` loads, with its content; unreadable ones are
-    skipped with a warning."""
-    for path in candidate_states(states_dir):
-        try:
-            state = load_checkpoint(path)
-            check_state_layout(state, str(path))
-            load_checkpoint(models_dir / f'net_g_{path.stem}.pth')
-        except SegSRError as err:
-            logger.warning(f'Skipping training state {path.name}: {err}')
-            continue
-        return path, state
-    return None
-
-
-def agreed_resume_state(opt: dict, logger: logging.Logger) -> tuple[str | None, dict | None]:
-    """The state to resume from, chosen by rank 0 and shared, so every process resumes the same one.
-
-    Returns its path and, where this process already read it while choosing, its content.
-    """
-    path, state = opt['path'].get('resume_state'), None
-    if opt['auto_resume'] and opt['rank'] == 0:
-        newest = newest_state(Path(opt['path']['training_states']), Path(opt['path']['models']), logger)
-        if newest is not None:
-            path, state = str(newest[0]), newest[1]
-        elif not path:
-            report_archived_runs(Path(opt['path']['experiments_root']), logger)
-    choice = [path]
-    if opt['dist']:
-        torch.distributed.broadcast_object_list(choice, src=0)
-    return choice[0], state
-
-
-def report_archived_runs(experiment: Path, logger: logging.Logger) -> None:
-    """--auto_resume found nothing: name the archived runs of this name, which may hold the run meant."""
-    archived = sorted(path.name for path in experiment.parent.glob(f'{experiment.name}_archived_*') if path.is_dir())
-    if archived:
-        logger.warning(f'--auto_resume: {experiment} holds no training state; archived runs of this name: '
-                       f'{", ".join(archived)}. To continue one, set path.resume_state to a state in its '
-                       'training_states folder; this run starts from iteration 0.')
-
-
-def load_resume_state(opt: dict, logger: logging.Logger) -> dict | None:
-    """Find the state to resume from: the newest readable one under this experiment's root, or ``path.resume_state``."""
-    path, state = agreed_resume_state(opt, logger)
-    if not path:
-        return None
-    opt['path']['resume_state'] = path
-    if state is None:
-        state = load_checkpoint(path)
-    check_state_layout(state, path)
-    check_resume(opt, state['iter'])
-    return state
-
-
-def run_logger(opt: dict) -> logging.Logger:
-    """basicsr's root logger: INFO on rank 0, errors only elsewhere."""
-    logger = get_root_logger(logger_name='basicsr')
-    logger.setLevel(logging.INFO if opt['rank'] == 0 else logging.ERROR)
-    return logger
-
-
-def open_experiment(opt: dict, opt_file: str, resumed: bool, logger: logging.Logger,
-                    early_log: logging.handlers.MemoryHandler,
-                    created: list[FreshFolder]) -> tuple[RunLock | None, logging.Handler | None]:
-    """Lock the experiment folder, archive an earlier run there (fresh start only, as basicsr does), create the
-    folders, remove temporary files of dead runs and attach the log file; rank 0 does the writing.
-
-    Called only once everything the run needs is built, so a start that fails never archives or writes.
-    The folders a fresh start creates are added to ``created``, so a run that fails before its first
-    checkpoint can be undone. Returns the lock (held for the run's life) and the log file's handler.
-    """
-    if opt['rank'] != 0:
-        early_log.close()
-        return None, None
-    experiment = Path(opt['path']['experiments_root'])
-    if resumed:
-        lock = RunLock.acquire(experiment)
-        for key in ('models', 'training_states'):
-            Path(opt['path'][key]).mkdir(parents=True, exist_ok=True)
-    else:
-        # a folder without a lock file has never held a segsr run that could still be live: no file is added to it
-        earlier = RunLock.acquire(experiment) if (experiment / LOCK_NAME).is_file() else None
-        # renames an earlier folder to <name>_archived_<time>; its lock moves along with it
-        created.append(FreshFolder.create(experiment, lambda: make_exp_dirs(opt)))
-        lock = RunLock.acquire(experiment)
-        if earlier is not None:
-            earlier.release()
-        if opt['logger']['use_tb_logger'] and 'debug' not in opt['name']:
-            tb_folder = Path(opt['root_path']) / 'tb_logger' / opt['name']
-            created.append(FreshFolder.create(tb_folder, lambda: mkdir_and_rename(str(tb_folder))))
-    copy_opt_file(opt_file, opt['path']['experiments_root'])
-    handler = logging.FileHandler(Path(opt['path']['log']) / f"train_{opt['name']}_{get_time_str()}.log", 'w')
-    handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s: %(message)s'))
-    logger.addHandler(handler)
-    logger.info(get_env_info())
-    logger.info(dict2str(opt))
-    logger.removeHandler(early_log)
-    early_log.setTarget(handler)
-    early_log.close()  # flushes what was logged while the run was being built into the log file
-    for path in remove_stale_temp_files(experiment, recursive=True):  # segsr made every folder in it
-        logger.info(f'Removed {path.relative_to(experiment)}, a temporary file of a run that no longer exists.')
-    return lock, handler
 
 
 def build_loaders(opt: dict, logger: logging.Logger):
@@ -194,16 +70,6 @@ def validate(model, val_loaders, opt: dict, current_iter: int, tb_logger) -> Non
             model.validation(val_loader, current_iter, tb_logger, opt['val'].get('save_img', False))
     if opt['dist']:
         torch.distributed.barrier()
-
-
-def restore_rng(state: dict, opt: dict, logger: logging.Logger) -> None:
-    states = state.get('rng')
-    if states is None or len(states) != opt['world_size']:
-        logger.warning(f'The training state holds random-generator states of '
-                       f'{len(states) if states else 0} processes, this run has {opt["world_size"]}; '
-                       'generators keep their fresh seeds, so random draws differ from the interrupted run.')
-        return
-    restore_rng_state(states[opt['rank']])
 
 
 @contextmanager
@@ -255,12 +121,6 @@ def build_run(opt: dict, resume_state: dict | None, logger: logging.Logger) -> R
         logger.info(f'Resuming training from epoch {progress.epoch}, iteration {progress.iteration} '
                     f'({progress.epoch_samples} samples of the epoch already used).')
     return Run(train_loader, train_sampler, val_loaders, model, progress, resumed=resume_state is not None)
-
-
-def saved_checkpoints(opt: dict) -> bool:
-    """Whether the experiment holds weights or training states (of this run, on a fresh start), worth keeping."""
-    return any(any(Path(opt['path'][key]).glob('*')) for key in ('models', 'training_states')
-               if Path(opt['path'][key]).is_dir())
 
 
 def train(opt: dict, opt_file: str) -> None:

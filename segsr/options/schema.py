@@ -3,7 +3,7 @@
 Sections that basicsr and this project read (top level, ``datasets.*``, ``path``, ``train``, ``val``,
 ``logger``, ``dist_params``) are described here; the constructor arguments of registered types
 (a dataset's own options, a loss's or metric's) stay free-form apart from ``type``; those of
-``network_*`` are checked against the arch constructors by :mod:`segsr.network_options`.
+``network_*`` are checked against the arch constructors by :mod:`segsr.options.network`.
 """
 
 import difflib
@@ -11,8 +11,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from segsr.data.radiometry import Radiometry
-from segsr.network_options import network_option_problems
+from segsr.options.network import network_option_problems
+from segsr.radiometry.contract import Radiometry
 from segsr.utils.errors import SegSRError
 from segsr.utils.limits import BATCH_PIXELS, CALL_PIXELS, LimitExceeded
 
@@ -43,7 +43,7 @@ def _f(*kinds: str, required: bool = False, check: Callable[[object], str | None
 
 
 def described(check: Callable[[object], str | None], **json_schema) -> Callable[[object], str | None]:
-    """``check``, carrying the JSON-schema keywords that say the same (see :mod:`segsr.option_json_schema`)."""
+    """``check``, carrying the JSON-schema keywords that say the same (see :mod:`segsr.options.json_schema`)."""
     check.json_schema = json_schema
     return check
 
@@ -291,7 +291,7 @@ def wandb_problems(opt: dict) -> list[str]:
 
 
 def radiometry_problems(opt: dict) -> list[str]:
-    """The ``radiometry`` section read as the contract it states (see :mod:`segsr.data.radiometry`)."""
+    """The ``radiometry`` section read as the contract it states (see :mod:`segsr.radiometry.contract`)."""
     if not isinstance(opt.get('radiometry'), dict):
         return []
     try:

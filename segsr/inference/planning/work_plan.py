@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
-from segsr.inference.bands import EACH_BAND, BandRequest
-from segsr.inference.inputs import is_raster
-from segsr.inference.runner import TilingOptions, scene_tiles
-from segsr.inference.tiling import tile_rows
+from segsr.inference.execution.bands import EACH_BAND, BandRequest
+from segsr.inference.execution.scene import TilingOptions, scene_tiles
+from segsr.inference.execution.tiling import tile_rows
+from segsr.inference.io.inputs import is_raster
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,10 @@
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from segsr.inference.bands import EACH_BAND, BandRequest
-from segsr.inference.geotiff import TiffFormat
-from segsr.inference.inputs import InputFile, outputs_beside, plan_input
-from segsr.inference.runner import RadiometryOptions, TilingOptions
+from segsr.data.geotiff import TiffFormat
+from segsr.inference.execution.bands import EACH_BAND, BandRequest
+from segsr.inference.execution.scene import RadiometryOptions, TilingOptions
+from segsr.inference.io.inputs import InputFile, outputs_beside, plan_input
 from segsr.utils.errors import SegSRError
 from segsr.utils.limits import CALL_PIXELS, TIFF_BLOCK
 

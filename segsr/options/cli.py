@@ -15,16 +15,16 @@ from basicsr.utils import set_random_seed
 from basicsr.utils.dist_util import get_dist_info
 
 from segsr.data.loaders import apply_loader_defaults
-from segsr.data.radiometry import Radiometry
 from segsr.data.raster_files import is_glob
-from segsr.network_options import BAND_KEYS, input_bands
-from segsr.option_schema import validate_options
+from segsr.options.network import BAND_KEYS, input_bands
+from segsr.options.registries import check_registered_types
+from segsr.options.safe_yaml import load_option_file, parse_option_value
+from segsr.options.schema import validate_options
+from segsr.radiometry.contract import Radiometry
 from segsr.utils.dist import init_dist
 from segsr.utils.errors import SegSRError
-from segsr.utils.option_yaml import load_option_file, parse_option_value
-from segsr.utils.registries import check_registered_types
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout: experiments/ and results/ go beside segsr/
 
 # Folders the project knows how to build, and the command that builds each.
 DATA_BUILDERS = {

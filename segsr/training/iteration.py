@@ -1,34 +1,10 @@
-"""Where a training run stands, and what one iteration consumes: its micro-batches, skipped and clipped steps."""
+"""What one training iteration consumes and counts: its micro-batches, its skipped and its clipped steps."""
 
 import logging
-from dataclasses import dataclass
 
 from segsr.models.precision import MicroStep
+from segsr.training.resume import Progress
 from segsr.utils.errors import SegSRError
-
-
-@dataclass
-class Progress:
-    """Where the run stands: the iteration done last, its epoch, and the samples of that epoch used so far."""
-
-    iteration: int = 0
-    epoch: int = 0
-    epoch_samples: int = 0
-    nonfinite_in_row: int = 0
-    nonfinite_total: int = 0
-    clipped_total: int = 0
-    clipped_reported: int = 0
-
-    @classmethod
-    def from_state(cls, state: dict, logger: logging.Logger) -> 'Progress':
-        sampler = state.get('sampler')
-        if sampler is None:
-            logger.warning(f'The training state of iteration {state["iter"]} has no data-sampler position; '
-                           f'epoch {state["epoch"]} restarts from its first batch.')
-        clipped = state.get('clipped_steps', 0)
-        return cls(iteration=state['iter'], epoch=state['epoch'],
-                   epoch_samples=sampler['epoch_samples'] if sampler else 0,
-                   nonfinite_total=state.get('nonfinite_steps', 0), clipped_total=clipped, clipped_reported=clipped)
 
 
 def check_batches_per_epoch(batches: int, accum_iter: int) -> None:

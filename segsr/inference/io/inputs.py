@@ -4,9 +4,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from segsr.inference.bands import BandRequest, check_band_numbers
-from segsr.inference.geotiff import RasterSource
-from segsr.inference.image_io import ImageSource
+from segsr.data.geotiff import RasterSource
+from segsr.inference.execution.bands import BandRequest, check_band_numbers
+from segsr.inference.io.image_io import ImageSource
 from segsr.utils.errors import SegSRError
 from segsr.utils.walk import glob_files, walk_files
 

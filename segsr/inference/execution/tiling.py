@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segsr.inference.pipeline import prefetched
+from segsr.inference.execution.pipeline import prefetched
 
 ReadRect = Callable[[int, int, int, int], np.ndarray]
 """``read(row0, row1, col0, col1) -> (C, row1 - row0, col1 - col0)`` for a rectangle inside the scene."""

@@ -1,13 +1,13 @@
 """A JSON Schema of segsr's option files, generated from the option schema, for editors (completion, checks).
 
 Generated, never written by hand: every key, kind, required key, closed section and value check with
-JSON-schema keywords (``described`` in :mod:`segsr.option_schema`) carries over. Some checks of
+JSON-schema keywords (``described`` in :mod:`segsr.options.schema`) carries over. Some checks of
 segsr's own have no JSON-schema form and stay segsr's alone: typos of top-level keys (they may be a
 registered model's own options), network options against the arch constructors, scale agreement,
 memory limits and the radiometric contract.
 """
 
-from segsr.option_schema import EVAL_TOP, TRAIN_TOP, Field
+from segsr.options.schema import EVAL_TOP, TRAIN_TOP, Field
 
 JSON_TYPES = {'int': 'integer', 'float': 'number', 'bool': 'boolean', 'str': 'string', 'list': 'array',
               'dict': 'object', 'none': 'null'}

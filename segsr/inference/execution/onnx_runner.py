@@ -1,6 +1,6 @@
 """Running an exported ONNX graph (``segsr-export``) on batches of numpy tiles with onnxruntime on the CPU.
 
-It offers what the tiled engine reads from :class:`segsr.inference.engine.TileUpscaler`: ``in_channels``,
+It offers what the tiled engine reads from :class:`segsr.inference.execution.engine.TileUpscaler`: ``in_channels``,
 ``scale``, ``sr_channels``, ``map_stages``, ``map_channels`` and ``__call__(tiles)``.
 """
 

@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from segsr.inference.distributed import Ranks
+from segsr.inference.planning.distributed import Ranks
 from segsr.utils.files import atomic_write_bytes
 
 MANIFEST_NAME = 'segsr-manifest.json'

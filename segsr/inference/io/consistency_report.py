@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from segsr.data.bicubic import bicubic_downscale
-from segsr.inference.inputs import InputFile, open_source
+from segsr.degradations.bicubic import bicubic_downscale
+from segsr.inference.io.inputs import InputFile, open_source
 from segsr.metrics.consistency import psnr
 from segsr.metrics.spectral import spectral_angle_degrees
 from segsr.utils.files import atomic_write_bytes

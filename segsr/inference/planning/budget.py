@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from segsr.inference.bands import band_groups, output_bands
-from segsr.inference.inputs import InputFile, is_raster, open_source
-from segsr.inference.tiling import count_tiles
+from segsr.inference.execution.bands import band_groups, output_bands
+from segsr.inference.execution.tiling import count_tiles
+from segsr.inference.io.inputs import InputFile, is_raster, open_source
 from segsr.utils.limits import CALLS_WARNING, IMAGE_PIXELS, check_disk_space
 
 FLOAT_BYTES = np.dtype(np.float32).itemsize  # guidance maps and spread
@@ -31,7 +31,7 @@ class Budget:
 
 def check_budget(item: InputFile, upscaler, options) -> Budget:
     """Raise a one-line error when ``item``'s outputs cannot be made here by ``upscaler`` (its ``scale``,
-    ``in_channels``, ``map_channels``) with ``options`` (a :class:`segsr.inference.options.FileOptions`);
+    ``in_channels``, ``map_channels``) with ``options`` (a :class:`segsr.options.inference.FileOptions`);
     else its network calls and warnings."""
     scale = upscaler.scale
     source = open_source(item.source)

@@ -14,13 +14,7 @@ from rasterio.enums import ColorInterp
 from rasterio.transform import Affine
 from tqdm import tqdm
 
-from segsr.data.nodata import fill_from_nearest_valid
-from segsr.data.radiometry import Radiometry, calibration_from_metadata
-from segsr.inference.arrays import ArraySource
-from segsr.inference.bands import BandRequest, band_groups, output_bands
-from segsr.inference.consistency_report import write_consistency_report
-from segsr.inference.engine import TileUpscaler
-from segsr.inference.geotiff import (
+from segsr.data.geotiff import (
     DEFAULT_BLOCK,
     GDAL_ERRORS,
     PLAIN_TIFF,
@@ -32,11 +26,17 @@ from segsr.inference.geotiff import (
     output_profile,
     refined_georeference,
 )
-from segsr.inference.image_io import ImageSink, ImageSource
-from segsr.inference.inputs import InputFile, is_raster, open_source, plan_input
-from segsr.inference.pipeline import BackgroundWriter, InlineWriter
-from segsr.inference.radiometry import BandStretch, data_range_stretch, percentile_stretch, unsigned_range_stretch
-from segsr.inference.tiling import band_extent, count_tiles, tile_rows, upscale_tiled
+from segsr.inference.execution.bands import BandRequest, band_groups, output_bands
+from segsr.inference.execution.engine import TileUpscaler
+from segsr.inference.execution.pipeline import BackgroundWriter, InlineWriter
+from segsr.inference.execution.tiling import band_extent, count_tiles, tile_rows, upscale_tiled
+from segsr.inference.io.arrays import ArraySource
+from segsr.inference.io.consistency_report import write_consistency_report
+from segsr.inference.io.image_io import ImageSink, ImageSource
+from segsr.inference.io.inputs import InputFile, is_raster, open_source, plan_input
+from segsr.radiometry.contract import Radiometry, calibration_from_metadata
+from segsr.radiometry.nodata import fill_from_nearest_valid
+from segsr.radiometry.stretch import BandStretch, data_range_stretch, percentile_stretch, unsigned_range_stretch
 from segsr.utils.errors import SegSRError
 from segsr.utils.files import atomic_path
 

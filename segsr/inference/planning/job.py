@@ -13,19 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import rasterio
 from tqdm import tqdm
 
-from segsr.data.radiometry import Radiometry
-from segsr.inference.assembly import assemble_scene, part_files, part_outputs, remove_parts
-from segsr.inference.budget import announce, check_budget
-from segsr.inference.distributed import Coordinator, Heartbeat, Ranks, detect_ranks, join_run, leave_run
-from segsr.inference.engine import TileUpscaler
-from segsr.inference.inputs import InputFile, check_input, check_writable, collect_inputs
-from segsr.inference.manifest import Manifest, manifest_path, record
-from segsr.inference.options import FileOptions
-from segsr.inference.runner import (
+from segsr.inference.execution.engine import TileUpscaler
+from segsr.inference.execution.scene import (
     FILE_ERRORS,
     GDAL_CACHE_MB,
     RunReport,
@@ -34,9 +28,18 @@ from segsr.inference.runner import (
     upscale_input,
     warn_on_partial_blocks,
 )
-from segsr.inference.work_plan import WorkUnit, plan_units, read_header
+from segsr.inference.io.assembly import assemble_scene, part_files, part_outputs, remove_parts
+from segsr.inference.io.inputs import InputFile, check_input, check_writable, collect_inputs
+from segsr.inference.io.manifest import Manifest, manifest_path, record
+from segsr.inference.planning.budget import announce, check_budget
+from segsr.inference.planning.distributed import Coordinator, Heartbeat, Ranks, detect_ranks, join_run, leave_run
+from segsr.inference.planning.work_plan import WorkUnit, plan_units, read_header
+from segsr.radiometry.contract import Radiometry
 from segsr.utils.errors import SegSRError
 from segsr.utils.files import remove_stale_temp_files
+
+if TYPE_CHECKING:  # the options are made by the entry points above this layer
+    from segsr.options.inference import FileOptions
 
 LoadRunner = Callable[[], tuple[TileUpscaler, dict, Radiometry | None]]
 """Loads the network (after the inputs were checked); returns it, the provenance tags of its outputs and the
@@ -47,7 +50,7 @@ class Run:
     """The state of one process's part of a run."""
 
     def __init__(self, ranks: Ranks, coordinator: Coordinator, items: list[InputFile], units: list[WorkUnit],
-                 options: FileOptions, output: Path):
+                 options: 'FileOptions', output: Path):
         self.ranks = ranks
         self.coordinator = coordinator
         self.items = items
@@ -271,7 +274,7 @@ def finish(run: Run) -> None:
 def run_inputs(
     pattern: str,
     output: str | Path,
-    options: FileOptions,
+    options: 'FileOptions',
     load: LoadRunner,
     *,
     recursive: bool = False,

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import rasterio
 
-from segsr.inference.bands import band_groups, output_bands
-from segsr.inference.engine import TileUpscaler
-from segsr.inference.geotiff import DEFAULT_BLOCK, RasterSink, TiffFormat, block_side
-from segsr.inference.inputs import InputFile, open_source
-from segsr.inference.runner import (
+from segsr.data.geotiff import DEFAULT_BLOCK, RasterSink, TiffFormat, block_side
+from segsr.inference.execution.bands import band_groups, output_bands
+from segsr.inference.execution.engine import TileUpscaler
+from segsr.inference.execution.scene import (
     RadiometryOptions,
     TilingOptions,
     guidance_names,
@@ -19,7 +18,8 @@ from segsr.inference.runner import (
     publish_last,
     spread_names,
 )
-from segsr.inference.tiling import band_extent
+from segsr.inference.execution.tiling import band_extent
+from segsr.inference.io.inputs import InputFile, open_source
 from segsr.utils.files import temporary_path
 
 PART_KEYS = ('image', 'maps', 'spread')
