@@ -181,7 +181,6 @@ def test_adamw_is_built_with_its_weight_decay():
 
 
 def test_schedule_free_trains_and_validates_and_saves_the_averaged_weights(tmp_path, monkeypatch):
-    pytest.importorskip('schedulefree')
     options = model_options({'type': 'AdamWScheduleFree', 'lr': 1e-2, 'warmup_steps': 0})
     options['path'] |= {'models': str(tmp_path), 'training_states': str(tmp_path)}
     model = build(options)
