@@ -8,8 +8,8 @@ LOCK := requirements.lock
 LOCK_VENV ?= .venv-lockgen
 TORCH_PAIR := "torch>=2.14,<2.15" "torchvision>=0.29,<0.30"
 # test deps: import-linter checks the layers, spandrel HAT, onnx* segsr-export, xarray* the API, jsonschema the
-# generated option schema
-TEST_DEPS := pytest ruff import-linter spandrel onnx onnxscript onnxruntime xarray rioxarray jsonschema
+# generated option schema, huggingface_hub (the hub extra) loading by hf:// reference
+TEST_DEPS := pytest ruff import-linter spandrel onnx onnxscript onnxruntime xarray rioxarray jsonschema huggingface_hub
 
 .PHONY: install lock demo test lint
 
