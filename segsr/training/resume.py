@@ -86,6 +86,8 @@ class Progress:
     epoch_samples: int = 0
     nonfinite_in_row: int = 0
     nonfinite_total: int = 0
+    clipped_total: int = 0
+    clipped_reported: int = 0
 
     @classmethod
     def from_state(cls, state: dict, logger: logging.Logger) -> 'Progress':
@@ -93,9 +95,10 @@ class Progress:
         if sampler is None:
             logger.warning(f'The training state of iteration {state["iter"]} has no data-sampler position; '
                            f'epoch {state["epoch"]} restarts from its first batch.')
+        clipped = state.get('clipped_steps', 0)
         return cls(iteration=state['iter'], epoch=state['epoch'],
                    epoch_samples=sampler['epoch_samples'] if sampler else 0,
-                   nonfinite_total=state.get('nonfinite_steps', 0))
+                   nonfinite_total=state.get('nonfinite_steps', 0), clipped_total=clipped, clipped_reported=clipped)
 
 
 def restore_rng(state: dict, opt: dict, logger: logging.Logger) -> None:
