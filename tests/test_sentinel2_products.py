@@ -114,7 +114,9 @@ def test_hostile_metadata_is_refused(tmp_path):
 
 def test_a_band_the_product_does_not_have_is_one_line(tmp_path):
     path = make_product(tmp_path, 'L1C', '05.09')
-    with pytest.raises(SegSRError, match=r'has no band SCL .*pick bands the product holds'):
+    with pytest.raises(SegSRError, match=r'has no band B10 .*pick bands the product holds'):
+        stack_vrt(Product(make_product(tmp_path, 'L2A', '05.09')), ('B04', 'B10'), resample=True)
+    with pytest.raises(SegSRError, match=r'SCL holds classes'):
         stack_vrt(Product(path), ('B04', 'SCL'))
     with pytest.raises(SegSRError, match='no SCL layer'):
         QALayer(Product(path), target_grid(Product(path), RGBN, False))

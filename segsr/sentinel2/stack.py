@@ -10,7 +10,7 @@ from xml.sax.saxutils import escape
 import rasterio
 from rasterio.errors import RasterioError
 
-from segsr.sentinel2.product import Product
+from segsr.sentinel2.product import QA_LAYERS, Product
 from segsr.utils.errors import SegSRError
 
 MEASUREMENT_RESAMPLING = 'cubic'
@@ -95,6 +95,10 @@ def stack_vrt(product: Product, bands: tuple[str, ...], resample: bool = False) 
     Coarser bands are brought to the finest resolution by cubic convolution, only with ``resample``."""
     if len(set(bands)) != len(bands):
         raise SegSRError(f'{product.name}: a band is named twice in {",".join(bands)}: name each band once')
+    layers = [band for band in bands if band in QA_LAYERS]
+    if layers:
+        raise SegSRError(f'{product.name}: {layers[0]} holds classes, not a band to super-resolve; it is written '
+                         'beside the output on its grid: drop it from --bands')
     grid = target_grid(product, bands, resample)
     calibration = product.calibration(list(bands))
     parts = []
