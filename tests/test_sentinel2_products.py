@@ -5,6 +5,7 @@ import pytest
 import rasterio
 from s2_products import make_product, reflectance, scl_classes, zip_product
 
+from segsr.radiometry.contract import Radiometry
 from segsr.sentinel2.product import Product, band_names, is_product
 from segsr.sentinel2.qa import QALayer, mask_classes
 from segsr.sentinel2.stack import stack_vrt, target_grid
@@ -120,3 +121,28 @@ def test_a_band_the_product_does_not_have_is_one_line(tmp_path):
         stack_vrt(Product(path), ('B04', 'SCL'))
     with pytest.raises(SegSRError, match='no SCL layer'):
         QALayer(Product(path), target_grid(Product(path), RGBN, False))
+
+
+def test_a_raster_dataset_trains_on_the_stack_inference_reads(tmp_path):
+    from segsr.data.raster_dataset import RasterDataset
+
+    folder = tmp_path / 'products'
+    make_product(folder, 'L2A', '03.01')
+    zip_product(make_product(folder, 'L2A', '05.09', seed=1), remove=True)
+    contract = Radiometry.from_options({'from_metadata': True, 'range': [0.0, 1.0]})
+    dataset = RasterDataset({'scale': 2, 'dataroot_gt': str(folder), 'phase': 'val', 'contract': contract.to_dict(),
+                             'product_bands': ['B04', 'B03', 'B02', 'B08']})
+    assert len(dataset) == 2
+    for index, seed in enumerate((0, 1)):
+        item = dataset[index]
+        assert item['gt'].shape == (4, 48, 48) and item['lq'].shape == (4, 24, 24)
+        np.testing.assert_allclose(item['gt'][0].numpy(), reflectance('B04', 10, seed), atol=1e-4)
+
+
+def test_a_raster_dataset_of_products_needs_band_names(tmp_path):
+    from segsr.data.raster_dataset import RasterDataset
+
+    make_product(tmp_path, 'L1C', '05.09')
+    with pytest.raises(SegSRError, match='product_bands'):
+        RasterDataset({'scale': 2, 'dataroot_gt': str(tmp_path), 'phase': 'val',
+                       'contract': Radiometry.from_options({'from_metadata': True, 'range': [0.0, 1.0]}).to_dict()})
