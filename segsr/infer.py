@@ -2,6 +2,7 @@
 
     python segsr/infer.py --weights net_g.pth --input scene.tif --output results/
     python segsr/infer.py --onnx model.onnx --input scene.tif --output results/   # onnxruntime on the CPU
+    segsr-infer --weights hf://owner/repo/model.safetensors --input scene.tif --output results/
 """
 
 import argparse
@@ -56,8 +57,12 @@ def percentile_pair(text: str) -> tuple[float, float]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     network = parser.add_mutually_exclusive_group(required=True)
-    network.add_argument('--weights', help='checkpoint (.pth) with params_ema/params and network_g')
+    network.add_argument('--weights', help='checkpoint (.pth) with params_ema/params and network_g: a path, a '
+                         'catalogue name, hf://owner/repo/path/file[@revision] or https://... (fetched into '
+                         '$SEGSR_CACHE, checked by sha256)')
     network.add_argument('--onnx', help='graph written by segsr-export, run with onnxruntime on the CPU')
+    parser.add_argument('--catalogue', action='append',
+                        help='model catalogue (YAML or JSON) naming weights, besides $SEGSR_CATALOGUE; repeatable')
     parser.add_argument('--opt', help='options YAML whose network_g builds the network (overrides the checkpoint)')
     parser.add_argument('--input', required=True, help='image, raster (GeoTIFF, VRT, /vsizip/...), folder or glob')
     parser.add_argument('--recursive', action='store_true', help='also search subfolders; the output mirrors them')
@@ -126,7 +131,7 @@ def run(args: argparse.Namespace) -> api.RunReport:
     file_options = {name: getattr(args, name) for name in FileOptions.__dataclass_fields__}
     return api.run(args.input, args.output, weights=args.weights, onnx=args.onnx, opt=args.opt, device=args.device,
                    bf16=args.bf16, self_ensemble=args.self_ensemble, recursive=args.recursive, shard=args.shard,
-                   rank_timeout=args.rank_timeout, **file_options)
+                   rank_timeout=args.rank_timeout, catalogue=args.catalogue, **file_options)
 
 
 def stop_on_sigterm(signum: int, frame) -> None:

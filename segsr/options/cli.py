@@ -72,7 +72,9 @@ def check_gpus(num_gpu: int) -> None:
 
 
 def resolve_path(path: str, root: Path) -> str:
-    """Relative paths are taken from the working directory, then from the project root."""
+    """Relative paths are taken from the working directory, then from the project root; URLs stay as written."""
+    if '://' in path:
+        return path
     expanded = Path(os.path.expanduser(path))
     if expanded.is_absolute() or expanded.exists():
         return str(expanded)
