@@ -123,3 +123,16 @@ def test_a_bad_product_is_one_line_and_the_folder_goes_on(toy4, tmp_path, capsys
     assert not any(name.startswith(bad_stem) for name in outputs)
     assert not any(name.startswith('.') for name in outputs)  # nothing half-written
     assert f'{good.name.removesuffix(".SAFE")}.tif' in outputs
+
+
+def test_a_product_is_planned_whole_for_one_process_of_several(tmp_path):
+    from segsr.inference.execution.scene import TilingOptions
+    from segsr.inference.planning.work_plan import plan_units, read_header
+    from segsr.sentinel2.request import ProductInput
+
+    product = make_product(tmp_path, 'L2A', '05.09')
+    header = read_header(ProductInput(product, tuple(RGBN.split(','))), ((1, 2, 3, 4),))
+    assert (header.height, header.width, header.groups) == (48, 48, 1)
+    units = plan_units([header], 4, TilingOptions(tile=16, overlap=0), split=True)
+    assert len(units) == 1 and units[0].band is None
+    assert read_header(ProductInput(product, ('B04', 'B10')), ((1, 2),)) is None  # its check says why
