@@ -62,14 +62,15 @@ def test_a_product_and_its_zip_super_resolve_in_one_command(toy4, tmp_path, zipp
 def test_both_baselines_give_the_same_reflectance_through_the_network(tmp_path):
     weights = contract_checkpoint(tmp_path / 'meta.pth', {'from_metadata': True, 'range': [0.0, 1.0]})
     folder = tmp_path / 'in'
-    old, new = make_product(folder, 'L1C', '03.01'), make_product(folder, 'L1C', '05.09', seed=1)
-    (folder / new.name).rename(folder / new.name)
+    old, new = make_product(folder, 'L2A', '03.01'), make_product(folder, 'L2A', '05.09')  # one scene, two baselines
     infer_main(['--weights', str(weights), '--input', str(folder), '--output', str(tmp_path / 'out'),
-                '--bands', RGBN, *RUN])
+                '--bands', RGBN, '--cog', *RUN])
     a, b = (output_reflectance(tmp_path / 'out' / f'{p.name.removesuffix(".SAFE")}.tif') for p in (old, new))
-    truth_a, truth_b = reflectance('B04', 10, 0), reflectance('B04', 10, 1)
-    for values, truth in ((a, truth_a), (b, truth_b)):
-        assert np.abs(values[0].reshape(48, 2, 48, 2).mean(axis=(1, 3)) - truth).mean() < 0.01
+    with rasterio.open(tmp_path / 'out' / f'{new.name.removesuffix(".SAFE")}.tif') as dataset:
+        assert dataset.offsets == (-0.1,) * 4  # its DNs with their offset
+        assert dataset.tags(ns='IMAGE_STRUCTURE').get('LAYOUT') == 'COG'
+    np.testing.assert_allclose(a, b, atol=1.01e-4)  # one DN step of rounding
+    assert np.abs(a[0].reshape(48, 2, 48, 2).mean(axis=(1, 3)) - reflectance('B04', 10)).mean() < 0.01
 
 
 def test_mask_classes_become_the_outputs_nodata(toy4, tmp_path):
