@@ -28,5 +28,6 @@ setup(
         'segsr-test=segsr.test:main',
         'segsr-infer=segsr.infer:main',
         'segsr-export=segsr.export:main',
+        'segsr-schema=segsr.schema:main',
     ]},
 )
