@@ -119,6 +119,7 @@ DATASET_KEYS = {
     'batch_size_per_gpu': POSITIVE_INT, 'dataset_enlarge_ratio': POSITIVE_INT, 'prefetch_mode': _f('str', 'none'),
     'pin_memory': _f('bool'), 'persistent_workers': _f('bool'), 'num_prefetch_queue': POSITIVE_INT,
     'color': _f('str', 'none'), 'mean': _f('list', 'none'), 'std': _f('list', 'none'),
+    'product_bands': _f('list'), 'resample': _f('bool'),
 }
 TRAIN_DATASET = Field(('dict',), keys={**DATASET_KEYS, 'batch_size_per_gpu': replace(POSITIVE_INT, required=True)})
 EVAL_DATASET = Field(('dict',), keys=DATASET_KEYS)
