@@ -29,5 +29,6 @@ setup(
         'segsr-infer=segsr.infer:main',
         'segsr-export=segsr.export:main',
         'segsr-card=segsr.card:main',
+        'segsr-schema=segsr.schema:main',
     ]},
 )

@@ -16,18 +16,32 @@ if __name__ == '__main__':
 from segsr import api  # noqa: E402  (basicsr compat and arch registration first)
 from segsr.inference.execution.bands import EACH_BAND  # noqa: E402
 from segsr.options.inference import COMPRESSIONS, FileOptions  # noqa: E402
+from segsr.sentinel2.product import band_names  # noqa: E402
+from segsr.sentinel2.qa import mask_classes  # noqa: E402
 from segsr.utils.errors import SegSRError  # noqa: E402
 
 
-def band_group(text: str) -> tuple[int, ...] | str:
+def band_group(text: str) -> tuple[int, ...] | tuple[str, ...] | str:
     if text == EACH_BAND:
         return text
+    if any(character.isalpha() for character in text):
+        try:
+            return band_names(text)
+        except SegSRError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
     try:
         return tuple(int(part) for part in text.split(','))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f'expected comma-separated band numbers like 4,3,2 (or "each"), got {text!r}'
         ) from None
+
+
+def scl_classes(text: str) -> tuple[int, ...]:
+    try:
+        return mask_classes(text)
+    except SegSRError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def percentile_pair(text: str) -> tuple[float, float]:
@@ -82,8 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=band_group,
         nargs='+',
         help='1-based band groups, each in network channel order (e.g. 3,2,1 4,5,7), or "each" for every band '
-        'on its own; the output holds the bands in the input order',
+        'on its own; the output holds the bands in the input order. Sentinel-2 products (.SAFE, .zip): band '
+        'names, stacked in the given order (e.g. B04,B03,B02,B08)',
     )
+    parser.add_argument('--resample', action='store_true',
+                        help='Sentinel-2 products: bring coarser bands (20 m, 60 m) to the finest asked for (cubic)')
+    parser.add_argument('--mask-classes', type=scl_classes, default=(),
+                        help='Sentinel-2 L2A: SCL classes that become the output\'s nodata (e.g. 3,8,9,10)')
     parser.add_argument(
         '--stretch',
         choices=('auto', 'range', 'percentile'),
