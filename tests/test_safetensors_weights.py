@@ -168,3 +168,25 @@ def test_a_safetensors_run_resumes(trained):  # last: it adds iteration 3 to the
     state = torch.load(root / 'experiments' / 'tiny_hat' / 'training_states' / '3.state', weights_only=True)
     assert {int(s['step']) for s in state['optimizers'][0]['state'].values()} == {3}, 'continued from iteration 2'
     assert (models / 'net_g_3.safetensors').is_file()
+
+
+def test_segsr_card_folder_is_ready_to_upload_and_never_overwrites(trained, tmp_path, capsys):
+    from safetensors import safe_open
+
+    _, models = trained
+    torch.save(load_checkpoint(models / 'net_g_latest.safetensors'), tmp_path / 'net_g.pth')
+    for weights, folder in ((models / 'net_g_latest.safetensors', tmp_path / 'from_safetensors'),
+                            (tmp_path / 'net_g.pth', tmp_path / 'from_pth')):
+        card_main([str(weights), '--folder', str(folder)])
+        assert sorted(path.name for path in folder.iterdir()) == ['README.md', 'model.json', 'model.safetensors']
+        with safe_open(folder / 'model.safetensors', framework='pt') as handle:
+            assert 'card' in handle.metadata()
+        assert 'red, green, blue' in (folder / 'README.md').read_text()
+        item = json.loads((folder / 'model.json').read_text())
+        assert item['assets']['weights']['href'] == 'model.safetensors'
+        assert load_network(folder / 'model.safetensors') is not None
+    folder = tmp_path / 'from_safetensors'
+    before = (folder / 'README.md').read_bytes()
+    with pytest.raises(SystemExit, match='already holds model.safetensors, README.md, model.json'):
+        card_main([str(models / 'net_g_latest.safetensors'), '--folder', str(folder)])
+    assert (folder / 'README.md').read_bytes() == before
