@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from segsr.data.classes import image_class
 from segsr.data.geotiff import write_float_raster
+from segsr.degradations.chain import training_degradation
 from segsr.metrics.consistency import project_consistent
 from segsr.metrics.inputs import calculate, metric_inputs
 from segsr.models.precision import Performance
@@ -97,6 +98,7 @@ class SegSRModel(SRModel):
         self.performance = Performance.from_options(opt)
         self.performance.apply_backend_flags()
         super().__init__(opt)
+        self.degradation = training_degradation(opt, self.device) if self.is_train else None
 
     def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
         net = self.performance.prepare_network(net.to(self.device))
@@ -128,7 +130,10 @@ class SegSRModel(SRModel):
         self.optimizers.append(self.optimizer_g)
 
     def feed_data(self, data: dict) -> None:
-        """The batch, and the nodata mask of raster datasets (1 where the reference holds data)."""
+        """The batch, and the nodata mask of raster datasets (1 where the reference holds data); a training batch
+        of HR only gets its LR from the dataset's degradation, here on the model's device."""
+        if self.degradation is not None and 'lq' not in data:
+            data = self.degradation.degrade_batch(data, self.device)
         super().feed_data(data)
         self.mask = data['mask'].to(self.device) if 'mask' in data else None
 
@@ -236,6 +241,7 @@ class SegSRModel(SRModel):
             'optimizers': [optimizer.state_dict() for optimizer in self.optimizers],
             'schedulers': [scheduler.state_dict() for scheduler in self.schedulers],
             'grad_scaler': self.performance.scaler(self.device).state_dict(),
+            **({'degradation': self.degradation.state_dict()} if getattr(self, 'degradation', None) else {}),
             **(extra_state or {}),
         }
         atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
@@ -248,6 +254,8 @@ class SegSRModel(SRModel):
         super().resume_training(resume_state)
         if resume_state.get('grad_scaler'):
             self.performance.scaler(self.device).load_state_dict(resume_state['grad_scaler'])
+        if getattr(self, 'degradation', None) and 'degradation' in resume_state:
+            self.degradation.load_state_dict(resume_state['degradation'])
 
     def validation(self, dataloader, current_iter: int, tb_logger, save_img: bool = False) -> list[dict]:
         """Validate on rank 0 and return its per-image rows (metrics, bicubic metrics, class); [] elsewhere."""
