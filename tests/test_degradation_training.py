@@ -13,6 +13,7 @@ from segsr.data.raster_dataset import RasterDataset
 from segsr.degradations.bicubic import bicubic_downscale
 from segsr.radiometry.contract import Radiometry
 from segsr.training import main as train_main
+from segsr.weights.files import existing_weights, load_checkpoint
 
 BANDS = [1, 2, 3, 4]
 RADIOMETRY = {'from_metadata': True, 'range': [0.0, 0.6]}
@@ -33,7 +34,7 @@ def sensor_options(root: Path, name: str, total_iter: int) -> dict:
 
 
 def weights(path: Path) -> dict:
-    return torch.load(path, weights_only=True)['params']
+    return load_checkpoint(existing_weights(path))['params']
 
 
 @pytest.mark.filterwarnings('ignore::rasterio.errors.NotGeoreferencedWarning')

@@ -26,7 +26,9 @@ from segsr.data.geotiff import (
     output_profile,
     refined_georeference,
 )
+from segsr.data.product_source import ProductSource, check_product_contract
 from segsr.inference.execution.bands import BandRequest, band_groups, output_bands
+from segsr.inference.execution.card_check import check_band_count, warn_if_far
 from segsr.inference.execution.engine import TileUpscaler
 from segsr.inference.execution.pipeline import BackgroundWriter, InlineWriter
 from segsr.inference.execution.tiling import band_extent, count_tiles, tile_rows, upscale_tiled
@@ -34,6 +36,7 @@ from segsr.inference.io.arrays import ArraySource
 from segsr.inference.io.consistency_report import write_consistency_report
 from segsr.inference.io.image_io import ImageSink, ImageSource
 from segsr.inference.io.inputs import InputFile, is_raster, open_source, plan_input
+from segsr.inference.io.qa_output import write_scene_classes
 from segsr.radiometry.contract import Radiometry, calibration_from_metadata
 from segsr.radiometry.nodata import fill_from_nearest_valid
 from segsr.radiometry.stretch import BandStretch, data_range_stretch, percentile_stretch, unsigned_range_stretch
@@ -116,6 +119,8 @@ def contract_stretch(source: ImageSource | RasterSource | ArraySource, bands: li
     """The contract's map of 0-based ``bands``: its scale/offset, or the file's own metadata (``from_metadata``)."""
     contract = contract.for_bands([band + 1 for band in bands])
     metadata = calibration_from_metadata(source.dataset, bands) if isinstance(source, RasterSource) else None
+    if isinstance(source, ProductSource):
+        check_product_contract(source, bands, contract)
     return contract.stretch(contract.calibration(metadata, str(name)), len(bands))
 
 
@@ -301,6 +306,9 @@ class ScenePlan:
 
 def plan_scene(source: ImageSource | RasterSource, upscaler: TileUpscaler, radiometry: RadiometryOptions,
                name) -> ScenePlan:
+    card = getattr(upscaler, 'card', None)  # an ONNX graph carries none
+    check_band_count(card, source.band_count, source.alpha_band, radiometry.bands is not None, name)
+    warn_if_far(card, source.dtype, getattr(source, 'pixels', None))
     groups = band_groups(radiometry.bands, source.band_count, source.alpha_band, upscaler.in_channels, name)
     bands = output_bands(groups)
     return ScenePlan(groups, bands, choose_stretch(source, bands, radiometry, name))
@@ -427,6 +435,9 @@ def upscale_input(
             stack.callback(write_source.close)
         run_scene(stack, source, plan, upscaler, tiling, image_sink, maps, spread_sink=spread, band=band,
                   on_tiles=on_tiles, write_source=write_source)
+        if planned.qa is not None and isinstance(source, ProductSource):
+            write_scene_classes(stack, source, planned.qa, scale, band_georeference(source, scale, rows), block,
+                                tiff_format, {**source.dataset_tags(), **tags}, rows, planned.overwrite).commit()
         if isinstance(source, ImageSource) and source.alpha_band is not None:
             image_sink.write_band(len(plan.bands), upscaled_alpha(source, scale))
         publish_last(planned, [maps, spread], image_sink, plan.bands, scale)
