@@ -22,6 +22,7 @@ from segsr.data.raster_files import (
     whole,
 )
 from segsr.degradations.bicubic import bicubic_downscale
+from segsr.options.degradation import degradation_names
 from segsr.radiometry.contract import BandStretch, Radiometry, calibration_from_metadata
 from segsr.radiometry.nodata import fill_from_nearest_valid
 from segsr.sentinel2.product import band_names, is_product
@@ -60,6 +61,7 @@ class RasterDataset(data.Dataset):
         if self.contract.bands and bands and tuple(bands) != self.contract.bands:
             raise SegSRError(f'bands {list(bands)} differ from the radiometric contract\'s '
                              f'{list(self.contract.bands)}; use the bands the network was trained on')
+        self.hr_only = self.is_train and degradation_names(opt) != ['bicubic']  # the model degrades on its device
         self.max_nodata = float(opt.get('nodata_max_share', DEFAULT_NODATA_SHARE))
         if not 0 <= self.max_nodata < 1:
             raise SegSRError(f'nodata_max_share {self.max_nodata} must lie in [0, 1)')
@@ -192,12 +194,13 @@ class RasterDataset(data.Dataset):
                                      height // scale, width // scale)[0])
         if self.is_train:
             images = augment(images, self.opt.get('use_hflip', True), self.opt.get('use_rot', True))
-        lq = images[2] if lr_path else bicubic_downscale(images[0], scale)
-        gt_tensor, mask, lq_tensor = (torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
-                                      for image in (images[0], images[1], lq))
+        gt_tensor, mask = (torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))) for image in images[:2])
         name = f'{window.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]}_{window.col}_{window.row}'
-        return {'lq': lq_tensor, 'gt': gt_tensor, 'mask': mask, 'lq_path': lr_path or window.path,
-                'gt_path': window.path, 'name': name}
+        item = {'gt': gt_tensor, 'mask': mask, 'lq_path': lr_path or window.path, 'gt_path': window.path, 'name': name}
+        if not self.hr_only:
+            lq = images[2] if lr_path else bicubic_downscale(images[0], scale)
+            item['lq'] = torch.from_numpy(np.ascontiguousarray(lq.transpose(2, 0, 1)))
+        return item
 
     def __len__(self) -> int:
         return len(self.windows)

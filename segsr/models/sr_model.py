@@ -16,6 +16,7 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 from tqdm import tqdm
 
 from segsr.data.geotiff import write_float_raster
+from segsr.degradations.chain import training_degradation
 from segsr.metrics.consistency import project_consistent
 from segsr.metrics.inputs import calculate, metric_inputs
 from segsr.models.optimizers import build_optimizer, set_training_mode
@@ -63,6 +64,7 @@ class SegSRModel(SRModel):
         self.performance = Performance.from_options(opt)
         self.performance.apply_backend_flags()
         super().__init__(opt)
+        self.degradation = training_degradation(opt, self.device) if self.is_train else None
 
     def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
         net = self.performance.prepare_network(net.to(self.device))
@@ -118,7 +120,10 @@ class SegSRModel(SRModel):
 
     def degrade(self, data: dict) -> dict:
         """The training pair of an HR-only batch, made on the model's device: the hook of the model types that
-        synthesise real-world degradations; this model makes none."""
+        synthesise real-world degradations, and of ``datasets.train.degradation`` (see
+        :mod:`segsr.degradations.chain`)."""
+        if self.degradation is not None:
+            return self.degradation.degrade_batch(data, self.device)
         raise SegSRError(f'the training batch holds HR images only and model_type {self.opt.get("model_type")} '
                          'makes no LR images from them: use a paired dataset (dataroot_lq) or one that makes '
                          'its LR (RSOnTheFlyDataset)')
@@ -260,6 +265,7 @@ class SegSRModel(SRModel):
             'optimizers': [optimizer.state_dict() for optimizer in self.optimizers],
             'schedulers': [scheduler.state_dict() for scheduler in self.schedulers],
             'grad_scaler': self.performance.scaler(self.device).state_dict(),
+            **({'degradation': self.degradation.state_dict()} if getattr(self, 'degradation', None) else {}),
             **(extra_state or {}),
         }
         atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
@@ -272,6 +278,8 @@ class SegSRModel(SRModel):
         super().resume_training(resume_state)
         if resume_state.get('grad_scaler'):
             self.performance.scaler(self.device).load_state_dict(resume_state['grad_scaler'])
+        if getattr(self, 'degradation', None) and 'degradation' in resume_state:
+            self.degradation.load_state_dict(resume_state['degradation'])
 
     def validation(self, dataloader, current_iter: int, tb_logger, save_img: bool = False) -> list[dict]:
         """Validate on rank 0 and return its per-image rows (metrics, bicubic metrics, class); [] elsewhere.

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from segsr.options.degradation import degradation_problems
 from segsr.options.network import discriminator_problems, network_option_problems
 from segsr.radiometry.contract import Radiometry
 from segsr.utils.errors import SegSRError
@@ -313,6 +314,8 @@ def validate_options(opt: dict, source: str, is_train: bool) -> None:
         problems = _scale_problems(opt) + size_problems(opt)
     problems += network_option_problems(opt) + discriminator_problems(opt) + wandb_problems(opt) + \
         radiometry_problems(opt)
+    if is_train:
+        problems += degradation_problems(opt)
     if problems:
         count = f'{len(problems)} problem{"s" if len(problems) > 1 else ""}'
         raise SegSRError(f'{count} in option file {source}: ' + '; '.join(problems))
