@@ -88,12 +88,13 @@ def test_published_segsr_files_train_flat_network_g_and_test(demo_data, clip_fil
 # The published Real-HAT file trained on the demo pairs; its LR synthesis (RealESRGANDataset) is a separate stage.
 PAIRED_DEMO = ['datasets:train:type=RSPairedImageDataset', 'datasets:train:dataroot_lq=DEMO_DATA/LR_x4/train']
 NO_VAL = [entry for entry in TWO_ITERATIONS if not entry.startswith('val:')]  # the file validates nothing
+TORCH_FILES = ['logger:save_checkpoint_format=pth']  # the checks below read the files with torch.load
 
 
 def test_real_hat_mse_file_trains_on_pairs_with_hats_test_padding(demo_data, tmp_path):
     opt = published('train_Real_HAT_SRx4_mse_model.yml', tmp_path, DEMO_DATA=demo_data)
     paired = [entry.replace('DEMO_DATA', str(demo_data)) for entry in PAIRED_DEMO]
-    models = train(opt, tmp_path, TINY_NETWORK + NO_VAL + paired) / 'train_Real_HAT_mse_model' / 'models'
+    models = train(opt, tmp_path, TINY_NETWORK + NO_VAL + TORCH_FILES + paired) / 'train_Real_HAT_mse_model' / 'models'
     checkpoint = torch.load(models / 'net_g_latest.pth', weights_only=True)
     assert checkpoint['network_g']['type'] == 'HAT' and {'params', 'params_ema'} <= checkpoint.keys()
 
@@ -107,13 +108,13 @@ def test_real_hat_gan_fine_tunes_from_the_real_hat_mse_checkpoint(demo_data, tmp
     torch.save({f'features.{key}': value for key, value in make_layers(cfgs['E'])[:4].state_dict().items()}, vgg)
     opt = published('train_Real_HAT_SRx4_mse_model.yml', tmp_path, DEMO_DATA=demo_data)
     paired = [entry.replace('DEMO_DATA', str(demo_data)) for entry in PAIRED_DEMO]
-    mse = train(opt, tmp_path, TINY_NETWORK + NO_VAL + paired) / 'train_Real_HAT_mse_model' / 'models'
+    mse = train(opt, tmp_path, TINY_NETWORK + NO_VAL + TORCH_FILES + paired) / 'train_Real_HAT_mse_model' / 'models'
     gan = ['model_type=RealHATGANModel', 'name=train_Real_HAT_GAN',
            f'path:pretrain_network_g={mse / "net_g_latest.pth"}',
            'network_d={type: UNetDiscriminatorSN, num_in_ch: 3, num_feat: 4, skip_connection: true}',
            f'train:perceptual_opt={{type: PerceptualLoss, layer_weights: {{conv1_2: 1.0}}, vgg_weights: {vgg}}}',
            'train:gan_opt={type: GANLoss, gan_type: vanilla, loss_weight: 0.1}']
-    models = train(opt, tmp_path, TINY_NETWORK + NO_VAL + paired + gan) / 'train_Real_HAT_GAN' / 'models'
+    models = train(opt, tmp_path, TINY_NETWORK + NO_VAL + TORCH_FILES + paired + gan) / 'train_Real_HAT_GAN' / 'models'
     assert (models / 'net_d_2.pth').is_file()
     log = next(models.parent.glob('train_*.log')).read_text()
     assert f'Loading HAT from {mse / "net_g_latest.pth"} [params_ema]' in log

@@ -17,6 +17,7 @@ from segsr.models.sr_model import SegSRModel
 from segsr.options.schema import validate_options
 from segsr.training import main as train_main
 from segsr.utils.loss_log import read_loss_log
+from segsr.weights.files import load_checkpoint
 
 EDSR_X2 = {**TINY_EDSR, 'upscale': 2}
 WORKER = Path(__file__).with_name('accumulation_worker.py')
@@ -203,7 +204,7 @@ def test_schedule_free_trains_and_validates_and_saves_the_averaged_weights(tmp_p
     assert any(not torch.equal(value, training_point[name]) for name, value in seen['weights'].items())
 
     model.save(0, 3)
-    saved = torch.load(tmp_path / 'net_g_3.pth', weights_only=True)['params']
+    saved = load_checkpoint(tmp_path / 'net_g_3.safetensors')['params']
     for name, value in seen['weights'].items():
         assert torch.equal(saved[name], value), 'the averaged (evaluation) weights are saved'
 
