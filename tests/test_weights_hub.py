@@ -206,7 +206,9 @@ def test_hf_paths_load_from_the_local_cache_offline_and_are_checked_against_the_
     wrong = write_catalogue(tmp_path / 'hf.yml', 'hf://me/toys/x2/toy.pth', '1' * 64, name='hub-toy')
     with pytest.raises(SegSRError) as error:
         segsr.load('hub-toy', catalogue=wrong)
-    assert 'hf://me/toys/x2/toy.pth' in one_line(error) and not path.exists()
+    message = one_line(error)
+    assert 'hf://me/toys/x2/toy.pth' in message and str(path) in message and '1' * 64 in message
+    assert path.exists() and sha256(path) == upscaler.origin.sha256  # placed by hand: refused, never deleted
 
 
 def test_hf_paths_offline_without_a_cached_file_are_one_line(offline_hub, tmp_path):

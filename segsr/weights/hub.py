@@ -66,6 +66,7 @@ def fetch_hub(url: str, sha256: str | None = None) -> Path:
     hub_logger = logging.getLogger('huggingface_hub')
     level = hub_logger.level
     hub_logger.setLevel(logging.ERROR)  # offline with the file cached, the hub warns that it could not check
+    placed_before = final.exists()  # by an earlier run or by hand: never deleted here
     try:
         path = Path(huggingface_hub.hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision,
                                                     local_dir=hub.folder))
@@ -81,7 +82,10 @@ def fetch_hub(url: str, sha256: str | None = None) -> Path:
         hub_logger.setLevel(level)
     found = None if sha256 is None else file_sha256(path)
     if found != sha256:
-        path.unlink()
+        if placed_before:
+            raise SegSRError(f'{path} (for {url}) has sha256 {found}, not the expected {sha256}: delete the file, '
+                             f'or place the right one there')
+        path.unlink()  # downloaded by this call
         raise SegSRError(f'{url} came with sha256 {found}, not the expected {sha256}; the file was deleted: '
                          f'check the catalogue entry, or {by_hand}')
     return path
