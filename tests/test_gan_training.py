@@ -242,6 +242,15 @@ def test_gan_model_without_a_discriminator_stops_in_one_line(demo_data, vgg_file
     assert 'network_d, train.gan_opt missing' in message
 
 
+@pytest.mark.parametrize('key,value', [('accum_iter', 2), ('grad_clip_max_norm', 1.0), ('ema_start_iter', 5)])
+def test_step_options_the_gan_step_does_not_apply_are_refused_not_ignored(demo_data, vgg_file, tmp_path, capsys,
+                                                                          key, value):
+    options = gan_options(demo_data, 'unapplied', vgg_file, total_iter=2)
+    options['train'][key] = value
+    message = refusal(options, tmp_path, capsys)
+    assert f'does not apply train.{key}' in message
+
+
 @pytest.mark.slow
 def test_two_gloo_processes_train_a_gan(demo_data, vgg_file, tmp_path):
     options = gan_options(demo_data, 'gan_pair', vgg_file, total_iter=2)

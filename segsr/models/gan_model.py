@@ -56,6 +56,10 @@ def gan_bands(opt: dict) -> tuple[int, ...] | None:
                          .replace('CLIP sees', 'the perceptual and GAN terms see')) from None
 
 
+# train options of SegSRModel's step that the two-network step here does not apply, with their unset values
+UNAPPLIED_STEP_OPTIONS = {'accum_iter': 1, 'grad_clip_max_norm': None, 'ema_start_iter': 0}
+
+
 @MODEL_REGISTRY.register()
 class SegSRGANModel(SegSRModel):
     """SegSRModel with a discriminator, GAN, perceptual and LDL losses (options: see the module)."""
@@ -67,6 +71,11 @@ class SegSRGANModel(SegSRModel):
         if missing:
             raise SegSRError(f'model_type {self.opt["model_type"]} trains a discriminator: {", ".join(missing)} '
                              'missing; add them (see options/train/train_SEGSR_Real_SRx4_gan.yml)')
+        unapplied = [f'train.{key}' for key, unset in UNAPPLIED_STEP_OPTIONS.items()
+                     if train_opt.get(key, unset) != unset]
+        if unapplied:
+            raise SegSRError(f'model_type {self.opt["model_type"]} does not apply {", ".join(unapplied)} to its '
+                             'generator and discriminator steps; remove them, or train a model without a discriminator')
         self.gan_bands = gan_bands(self.opt)
         self.net_d = self.model_to_device(build_network(self.opt['network_d']))
         self.print_network(self.net_d)
