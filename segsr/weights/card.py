@@ -5,7 +5,6 @@ radiometric contract, the degradation, the training data (with the hashes of its
 metrics with their protocol, and the segsr version and commit that made it.
 """
 
-import hashlib
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -14,6 +13,7 @@ from torch import nn
 
 from segsr.nn.info import DescribedNetwork
 from segsr.radiometry.contract import Radiometry
+from segsr.weights.download import file_sha256
 
 CARD_VERSION = 1
 IN_CHANNEL_KEYS = ('num_in_ch', 'in_chans', 'in_channels', 'n_colors')
@@ -37,7 +37,7 @@ def band_names(contract: Radiometry, count: int | None) -> list[str]:
 
 def file_digest(path: str | Path) -> str | None:
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return file_sha256(Path(path))
     except OSError:
         return None
 
