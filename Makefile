@@ -1,22 +1,47 @@
-# `make demo` and `make test` create the virtual environment on first use and reuse it afterwards.
+# `make demo` and `make test` create the virtual environment on first use and reuse it afterwards, with the exact
+# versions of requirements.lock; `make lock` writes that file anew from requirements.txt and TEST_DEPS.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.segsr-installed
+LOCK := requirements.lock
+LOCK_VENV ?= .venv-lockgen
 TORCH_PAIR := "torch>=2.14,<2.15" "torchvision>=0.29,<0.30"
+# test deps: import-linter checks the layers, spandrel HAT, onnx* segsr-export, xarray* the API, jsonschema the
+# generated option schema, huggingface_hub (the hub extra) loading by hf:// reference
+TEST_DEPS := pytest ruff import-linter spandrel onnx onnxscript onnxruntime xarray rioxarray jsonschema huggingface_hub
 
-.PHONY: install demo test lint
+.PHONY: install lock demo test lint
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt setup.py
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -U pip setuptools wheel cython
-	$(BIN)/pip install -q $(TORCH_PAIR)
-	$(BIN)/pip install -q --no-build-isolation -r requirements.txt
-	$(BIN)/pip install -q pytest ruff import-linter spandrel onnx onnxscript onnxruntime xarray rioxarray  # test deps; import-linter checks the layers, spandrel HAT, onnx* segsr-export, xarray* the API
+# $(1): a venv's bin folder; $(2): pip options that pin versions (the lock as constraints), or none.
+# torch comes first: basicsr builds against the torch already installed (no build isolation).
+define pip_install
+	$(1)/pip install -q $(2) -U pip setuptools wheel cython
+	$(1)/pip install -q $(2) $(TORCH_PAIR)
+	$(1)/pip install -q $(2) --no-build-isolation -r requirements.txt
+	$(1)/pip install -q $(2) $(TEST_DEPS)
+endef
+
+$(STAMP): requirements.txt $(LOCK) setup.py
+	$(PYTHON) -m venv --clear $(VENV)
+	$(call pip_install,$(BIN),-c $(LOCK))
 	$(BIN)/pip install -q --no-build-isolation --no-deps -e .
+	grep -v '^#' $(LOCK) > $(VENV)/lock.txt
+	$(BIN)/pip freeze --all --exclude-editable | diff -u $(VENV)/lock.txt - || \
+		{ echo "error: $(VENV) differs from $(LOCK) (diff above); run make lock after changing requirements"; exit 1; }
 	touch $@
+
+# A fresh venv from the loose requirements, frozen (minus the editable segsr) into $(LOCK); pip's cache is kept.
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(call pip_install,$(LOCK_VENV)/bin,)
+	{ echo "# Exact versions for make install (Python $$($(LOCK_VENV)/bin/python -c 'import platform; print(platform.python_version())'), Linux x86_64); written by make lock from requirements.txt and the Makefile's TEST_DEPS."; \
+	  $(LOCK_VENV)/bin/pip freeze --all --exclude-editable; } > $(LOCK).tmp
+	mv $(LOCK).tmp $(LOCK)
+	rm -rf $(LOCK_VENV)
 
 DEMO_DATA := datasets/demo/meta/val.txt
 

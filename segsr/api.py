@@ -32,7 +32,8 @@ from segsr.radiometry.input_gate import check_pixels
 from segsr.self_ensemble import with_self_ensemble
 from segsr.utils.errors import SegSRError
 from segsr.utils.optional import import_optional
-from segsr.weights.network import load_network_and_contract
+from segsr.weights.hub import WeightsFile, resolve_weights
+from segsr.weights.network import load_network_contract_card
 
 XARRAY_PACKAGES = 'pip install xarray rioxarray (or pip install -e ".[xarray]")'
 
@@ -61,11 +62,17 @@ class Upscaler:
 
     ``contract`` is the radiometric contract the checkpoint was trained with (None for an ONNX graph or a
     checkpoint without one): every call maps values through it unless ``stretch`` names another map.
+    ``origin`` is the reference the file was fetched from (a catalogue name, ``hf://`` or ``https://``) with
+    its sha256, written into the outputs' tags. ``card`` is the model card of the weights: an input of another
+    band count is refused, one far from the contract warned about.
     """
 
     def __init__(self, source: Path, network: torch.nn.Module | None, onnx: OnnxTileUpscaler | None,
-                 device: torch.device, bf16: bool, self_ensemble: bool = False, contract: Radiometry | None = None):
+                 device: torch.device, bf16: bool, self_ensemble: bool = False, contract: Radiometry | None = None,
+                 origin: WeightsFile | None = None, card: dict | None = None):
         self.source = source
+        self.origin = origin
+        self.card = card
         self.network = network
         self.contract = contract
         self.onnx = onnx
@@ -89,7 +96,7 @@ class Upscaler:
         if self.self_ensemble and not options.uncertainty:  # with uncertainty the upscaler runs the ensemble itself
             network = with_self_ensemble(network)
         return TileUpscaler(network, self.device, bf16=self.bf16, guidance=options.save_guidance,
-                            uncertainty=options.uncertainty)
+                            uncertainty=options.uncertainty, card=self.card)
 
     def radiometry(self, options: FileOptions, warn: bool = True) -> RadiometryOptions:
         """How a call maps values: the options under the checkpoint's contract (:func:`apply_contract`)."""
@@ -100,9 +107,12 @@ class Upscaler:
         stretch = options.stretch if options.stretch != 'percentile' else f'percentile {tuple(options.percentiles)}'
         if self.contract is not None and options.stretch == 'auto':
             stretch = f'contract: {self.contract.describe()}'
+        fetched = {} if self.origin is None or self.origin.sha256 is None else {
+            'SEGSR_WEIGHTS_SOURCE': self.origin.reference, 'SEGSR_WEIGHTS_SHA256': self.origin.sha256}
         return {
             'SEGSR_VERSION': segsr.__version__,
             'SEGSR_WEIGHTS': self.source.name,
+            **fetched,
             'SEGSR_SCALE': self.scale,
             'SEGSR_TILE': options.tile,
             'SEGSR_OVERLAP': options.overlap,
@@ -195,41 +205,48 @@ class Upscaler:
 
 
 def load(weights_or_onnx, *, opt=None, device: str | None = None, bf16: bool = False,
-         self_ensemble: bool = False) -> Upscaler:
-    """An :class:`Upscaler` for a checkpoint (``.pth``; ``opt`` options YAML for one without stored options)
-    or an exported ONNX graph (``.onnx``, run by onnxruntime on the CPU).
+         self_ensemble: bool = False, catalogue=None) -> Upscaler:
+    """An :class:`Upscaler` for a checkpoint (``.safetensors`` or ``.pth``; ``opt`` options YAML for one without
+    stored options) or an exported ONNX graph (``.onnx``, run by onnxruntime on the CPU).
+
+    ``weights_or_onnx`` is a path, a name from the model catalogues (the shipped one, ``$SEGSR_CATALOGUE``'s
+    and ``catalogue``, a path or a list of them), ``hf://owner/repo/path/file[@revision]`` (needs
+    huggingface_hub) or an ``https://`` URL; what is fetched is cached (``$SEGSR_CACHE``, else
+    ``~/.cache/segsr``) and checked against the catalogue's sha256 first.
 
     ``device`` defaults to CUDA when present; ``None`` or ``'cuda'`` means ``cuda:LOCAL_RANK`` for a rank of a
     torchrun or Slurm run.
     """
-    path = Path(weights_or_onnx)
-    return _load(path, path.suffix.lower() == '.onnx', opt, device, bf16, self_ensemble)
+    weights = resolve_weights(weights_or_onnx, catalogue)
+    return _load(weights, weights.path.suffix.lower() == '.onnx', opt, device, bf16, self_ensemble)
 
 
-def _load(path: Path, onnx: bool, opt, device: str | None, bf16: bool, self_ensemble: bool) -> Upscaler:
+def _load(weights: WeightsFile, onnx: bool, opt, device: str | None, bf16: bool, self_ensemble: bool) -> Upscaler:
     check_network_options(onnx, opt, bf16, device)
+    path = weights.path
     if onnx:
         return Upscaler(path, None, OnnxTileUpscaler(path, self_ensemble=self_ensemble), torch.device('cpu'),
-                        bf16=False)
+                        bf16=False, origin=weights)
     if device in (None, 'cuda'):  # a rank of a launched run takes the GPU of its local rank
         device = rank_device(detect_ranks()) or device
     resolved = resolve_device(device)
-    network, _, contract = load_network_and_contract(path, opt)
-    return Upscaler(path, network, None, resolved, bf16, self_ensemble, contract)
+    network, _, contract, card = load_network_contract_card(path, opt)
+    return Upscaler(path, network, None, resolved, bf16, self_ensemble, contract, weights, card)
 
 
 def run(input, output, *, weights=None, onnx=None, opt=None, device: str | None = None, bf16: bool = False,
         self_ensemble: bool = False, recursive: bool = False, shard: str | None = None, rank_timeout: float = 10.0,
-        **options) -> RunReport:
-    """segsr-infer as a function: the inputs are checked before the network is loaded, so a mistake in them
-    shows before a large checkpoint is read."""
+        catalogue=None, **options) -> RunReport:
+    """segsr-infer as a function: the inputs are checked before the network is loaded (or fetched, for a
+    reference :func:`load` takes), so a mistake in them shows before a large checkpoint is read."""
     if (weights is None) == (onnx is None):
         raise SegSRError('give exactly one of weights= (a checkpoint) or onnx= (an exported graph)')
     options = FileOptions.from_keywords(**options)
     check_network_options(onnx is not None, opt, bf16, device, options)
 
     def load_runner():
-        upscaler = _load(Path(weights or onnx), onnx is not None, opt, device, bf16, self_ensemble)
+        upscaler = _load(resolve_weights(weights or onnx, catalogue), onnx is not None, opt, device, bf16,
+                         self_ensemble)
         return upscaler.runner(options), upscaler.tags(options), upscaler.contract
 
     return run_inputs(input, output, options, load_runner, recursive=recursive, shard=shard,

@@ -18,6 +18,8 @@ from segsr.self_ensemble import PROTOCOL_TEXT
 from segsr.utils.errors import SegSRError
 from segsr.utils.fresh_folder import FreshFolder
 from segsr.utils.report import average_rows, format_table, metric_columns, write_csv, write_json
+from segsr.weights.files import existing_weights
+from segsr.weights.hub import resolve_weights
 from segsr.weights.network import stored_radiometry
 
 SPECTRAL_TEXT = {
@@ -105,7 +107,8 @@ def apply_checkpoint_contract(opt: dict) -> str | None:
     """Test with the radiometric contract stored in the weights unless the options state one; return a warning
     when the options' contract differs from the stored one. A missing file is reported later, when the model
     loads it, after the datasets have been checked."""
-    weights = Path(opt['path']['pretrain_network_g'])
+    weights = existing_weights(opt['path']['pretrain_network_g'])
+    opt['path']['pretrain_network_g'] = str(weights)
     stored = stored_radiometry(weights) if weights.is_file() else None
     if stored is None:
         return None
@@ -122,7 +125,9 @@ def apply_checkpoint_contract(opt: dict) -> str | None:
 def evaluate(opt: dict) -> list[dict]:
     if not opt['path'].get('pretrain_network_g'):
         raise SegSRError('path.pretrain_network_g is not set; point it at the trained weights '
-                         '(experiments/<name>/models/net_g_latest.pth)')
+                         '(experiments/<name>/models/net_g_latest.safetensors or .pth), a catalogue name or '
+                         'hf:// / https:// URL')
+    opt['path']['pretrain_network_g'] = str(resolve_weights(opt['path']['pretrain_network_g']).path)
     contract_note = apply_checkpoint_contract(opt)
     datasets = {phase: build_checked_dataset(dataset_opt, phase)  # a bad file stops the run before anything is written
                 for phase, dataset_opt in opt['datasets'].items()}

@@ -22,6 +22,7 @@ from segsr.nn.info import describe
 from segsr.utils.errors import SegSRError
 from segsr.utils.files import OutputExistsError, atomic_path, write_failure
 from segsr.utils.optional import import_optional
+from segsr.weights.hub import resolve_weights
 from segsr.weights.network import load_network
 
 INPUT_NAME, OUTPUT_NAME = 'lr', 'sr'
@@ -94,7 +95,9 @@ def compare_with_torch(network: nn.Module, onnx_path: Path, channels: int, multi
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--weights', required=True, help='checkpoint (.pth) with params_ema/params and network_g')
+    parser.add_argument('--weights', required=True,
+                        help='weights (.safetensors or .pth) with params_ema/params and network_g: a path, a '
+                        '$SEGSR_CATALOGUE name, hf://owner/repo/file[@revision] or https://...')
     parser.add_argument('--opt', help='options YAML whose network_g builds the network (overrides the checkpoint)')
     parser.add_argument('--output', required=True, help='the .onnx file to write')
     parser.add_argument('--overwrite', action='store_true', help='replace --output if it exists')
@@ -109,7 +112,7 @@ def run(args: argparse.Namespace) -> float:
         raise SegSRError(f'--output {output} is a folder: pass the path of the .onnx file to write')
     if output.exists() and not args.overwrite:
         raise OutputExistsError(output)
-    network, options = load_network(args.weights, args.opt)  # LoRA already folded in
+    network, options = load_network(resolve_weights(args.weights).path, args.opt)  # LoRA already folded in
     channels, multiple = describe(network).in_chans, size_multiple(network)
     with atomic_path(output, replace=args.overwrite) as temporary:  # published only once it agrees with torch
         export_onnx(network, temporary, channels, multiple, metadata(network, options['type'], channels, multiple),

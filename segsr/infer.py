@@ -2,6 +2,7 @@
 
     python segsr/infer.py --weights net_g.pth --input scene.tif --output results/
     python segsr/infer.py --onnx model.onnx --input scene.tif --output results/   # onnxruntime on the CPU
+    segsr-infer --weights hf://owner/repo/model.safetensors --input scene.tif --output results/
 """
 
 import argparse
@@ -15,18 +16,32 @@ if __name__ == '__main__':
 from segsr import api  # noqa: E402  (basicsr compat and arch registration first)
 from segsr.inference.execution.bands import EACH_BAND  # noqa: E402
 from segsr.options.inference import COMPRESSIONS, FileOptions  # noqa: E402
+from segsr.sentinel2.product import band_names  # noqa: E402
+from segsr.sentinel2.qa import mask_classes  # noqa: E402
 from segsr.utils.errors import SegSRError  # noqa: E402
 
 
-def band_group(text: str) -> tuple[int, ...] | str:
+def band_group(text: str) -> tuple[int, ...] | tuple[str, ...] | str:
     if text == EACH_BAND:
         return text
+    if any(character.isalpha() for character in text):
+        try:
+            return band_names(text)
+        except SegSRError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
     try:
         return tuple(int(part) for part in text.split(','))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f'expected comma-separated band numbers like 4,3,2 (or "each"), got {text!r}'
         ) from None
+
+
+def scl_classes(text: str) -> tuple[int, ...]:
+    try:
+        return mask_classes(text)
+    except SegSRError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def percentile_pair(text: str) -> tuple[float, float]:
@@ -42,8 +57,12 @@ def percentile_pair(text: str) -> tuple[float, float]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     network = parser.add_mutually_exclusive_group(required=True)
-    network.add_argument('--weights', help='checkpoint (.pth) with params_ema/params and network_g')
+    network.add_argument('--weights', help='weights (.safetensors or .pth) with params_ema/params and network_g: a '
+                         'path, a catalogue name, hf://owner/repo/path/file[@revision] or https://... (fetched into '
+                         '$SEGSR_CACHE, checked by sha256)')
     network.add_argument('--onnx', help='graph written by segsr-export, run with onnxruntime on the CPU')
+    parser.add_argument('--catalogue', action='append',
+                        help='model catalogue (YAML or JSON) naming weights, besides $SEGSR_CATALOGUE; repeatable')
     parser.add_argument('--opt', help='options YAML whose network_g builds the network (overrides the checkpoint)')
     parser.add_argument('--input', required=True, help='image, raster (GeoTIFF, VRT, /vsizip/...), folder or glob')
     parser.add_argument('--recursive', action='store_true', help='also search subfolders; the output mirrors them')
@@ -77,8 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=band_group,
         nargs='+',
         help='1-based band groups, each in network channel order (e.g. 3,2,1 4,5,7), or "each" for every band '
-        'on its own; the output holds the bands in the input order',
+        'on its own; the output holds the bands in the input order. Sentinel-2 products (.SAFE, .zip): band '
+        'names, stacked in the given order (e.g. B04,B03,B02,B08)',
     )
+    parser.add_argument('--resample', action='store_true',
+                        help='Sentinel-2 products: bring coarser bands (20 m, 60 m) to the finest asked for (cubic)')
+    parser.add_argument('--mask-classes', type=scl_classes, default=(),
+                        help='Sentinel-2 L2A: SCL classes that become the output\'s nodata (e.g. 3,8,9,10)')
     parser.add_argument(
         '--stretch',
         choices=('auto', 'range', 'percentile'),
@@ -107,7 +131,7 @@ def run(args: argparse.Namespace) -> api.RunReport:
     file_options = {name: getattr(args, name) for name in FileOptions.__dataclass_fields__}
     return api.run(args.input, args.output, weights=args.weights, onnx=args.onnx, opt=args.opt, device=args.device,
                    bf16=args.bf16, self_ensemble=args.self_ensemble, recursive=args.recursive, shard=args.shard,
-                   rank_timeout=args.rank_timeout, **file_options)
+                   rank_timeout=args.rank_timeout, catalogue=args.catalogue, **file_options)
 
 
 def stop_on_sigterm(signum: int, frame) -> None:

@@ -122,7 +122,10 @@ def train_options(data: Path, name: str, network: dict | None = None, total_iter
                 'ssim': {'type': 'calculate_ssim', 'crop_border': 4, 'test_y_channel': True},
             },
         },
-        'logger': {'print_freq': 1, 'save_checkpoint_freq': total_iter, 'use_tb_logger': True},
+        # torch files: the tests built on these options read the weights with torch.load; safetensors, the
+        # default, has its own tests (test_safetensors_weights.py) and the published option files use it
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': total_iter, 'use_tb_logger': True,
+                   'save_checkpoint_format': 'pth'},
     }
 
 

@@ -420,9 +420,10 @@ OPTION_CASES = [  # (id, change to the options or YAML text appended to the file
     ('deep_limit', deep_yaml(100), ('100 levels', 'SEGSR_MAX_NESTING')),
 ]
 TRAIN_ONLY_CASES = [
-    ('optimizer_not_offered', _set('train.optim_g', {'type': 'SGD', 'lr': 1e-3}),
-     ('train.optim_g.type', 'offers no optimiser "SGD"', 'Adam')),
-    ('optimizer_typo', _set('train.optim_g', {'type': 'Adamm', 'lr': 1e-3}), ('offers no optimiser "Adamm"',)),
+    ('optimizer_not_offered', _set('train.optim_g', {'type': 'LBFGS', 'lr': 1e-3}),
+     ('train.optim_g.type', "unknown optimiser 'LBFGS'", 'Adam')),
+    ('optimizer_typo', _set('train.optim_g', {'type': 'Adamm', 'lr': 1e-3}),
+     ("unknown optimiser 'Adamm'", 'did you mean "Adam"')),
     ('optimizer_bad_beta', _set('train.optim_g.betas', [2.0, 0.99]), ('train.optim_g', 'Adam refuses', 'beta')),
     ('optimizer_bad_key', _set('train.optim_g.momentum', 0.9), ('train.optim_g', 'Adam refuses', 'momentum')),
     ('crop_huge', _set('datasets.train.gt_size', 100_000), ('gt_size^2', 'SEGSR_MAX_BATCH_PIXELS')),

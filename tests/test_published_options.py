@@ -56,7 +56,7 @@ def evaluate(opt_file: Path, root: Path, overrides: list[str]) -> list[dict]:
 def test_published_hat_files_train_and_test_tile_by_tile(demo_data, tmp_path, monkeypatch):
     opt = published('train_HAT_SRx4_finetune_from_ImageNet_pretrain.yml', tmp_path, DEMO_DATA=demo_data)
     models = train(opt, tmp_path, TINY_NETWORK + TWO_ITERATIONS) / opt.stem / 'models'
-    assert (models / 'net_g_2.pth').is_file() and (models / 'net_g_latest.pth').is_file()
+    assert (models / 'net_g_2.safetensors').is_file() and (models / 'net_g_latest.safetensors').is_file()
 
     calls = []
 
@@ -85,13 +85,51 @@ def test_published_segsr_files_train_flat_network_g_and_test(demo_data, clip_fil
     assert result['trainable_params'] < result['params']  # the CLIP tower is there, frozen
 
 
-@pytest.mark.parametrize('model_type', ['RealHATMSEModel', 'RealHATGANModel'])
-def test_real_hat_files_are_refused_in_one_line_before_anything_is_written(demo_data, tmp_path, capsys, model_type):
+# The published Real-HAT file trained on the demo pairs; its LR synthesis (RealESRGANDataset) is a separate stage.
+PAIRED_DEMO = ['datasets:train:type=RSPairedImageDataset', 'datasets:train:dataroot_lq=DEMO_DATA/LR_x4/train']
+NO_VAL = [entry for entry in TWO_ITERATIONS if not entry.startswith('val:')]  # the file validates nothing
+TORCH_FILES = ['logger:save_checkpoint_format=pth']  # the checks below read the files with torch.load
+
+
+def test_real_hat_mse_file_trains_on_pairs_with_hats_test_padding(demo_data, tmp_path):
     opt = published('train_Real_HAT_SRx4_mse_model.yml', tmp_path, DEMO_DATA=demo_data)
+    paired = [entry.replace('DEMO_DATA', str(demo_data)) for entry in PAIRED_DEMO]
+    models = train(opt, tmp_path, TINY_NETWORK + NO_VAL + TORCH_FILES + paired) / 'train_Real_HAT_mse_model' / 'models'
+    checkpoint = torch.load(models / 'net_g_latest.pth', weights_only=True)
+    assert checkpoint['network_g']['type'] == 'HAT' and {'params', 'params_ema'} <= checkpoint.keys()
+
+
+def test_real_hat_gan_fine_tunes_from_the_real_hat_mse_checkpoint(demo_data, tmp_path, tmp_path_factory):
+    """The MSE file trains; the same file as RealHATGANModel, given a discriminator and the GAN losses on the
+    command line, starts from the MSE model's EMA weights."""
+    from torchvision.models.vgg import cfgs, make_layers
+
+    vgg = tmp_path_factory.mktemp('vgg') / 'vgg19_early.pth'
+    torch.save({f'features.{key}': value for key, value in make_layers(cfgs['E'])[:4].state_dict().items()}, vgg)
+    opt = published('train_Real_HAT_SRx4_mse_model.yml', tmp_path, DEMO_DATA=demo_data)
+    paired = [entry.replace('DEMO_DATA', str(demo_data)) for entry in PAIRED_DEMO]
+    mse = train(opt, tmp_path, TINY_NETWORK + NO_VAL + TORCH_FILES + paired) / 'train_Real_HAT_mse_model' / 'models'
+    gan = ['model_type=RealHATGANModel', 'name=train_Real_HAT_GAN',
+           f'path:pretrain_network_g={mse / "net_g_latest.pth"}',
+           'network_d={type: UNetDiscriminatorSN, num_in_ch: 3, num_feat: 4, skip_connection: true}',
+           f'train:perceptual_opt={{type: PerceptualLoss, layer_weights: {{conv1_2: 1.0}}, vgg_weights: {vgg}}}',
+           'train:gan_opt={type: GANLoss, gan_type: vanilla, loss_weight: 0.1}']
+    models = train(opt, tmp_path, TINY_NETWORK + NO_VAL + TORCH_FILES + paired + gan) / 'train_Real_HAT_GAN' / 'models'
+    assert (models / 'net_d_2.pth').is_file()
+    log = next(models.parent.glob('train_*.log')).read_text()
+    assert f'Loading HAT from {mse / "net_g_latest.pth"} [params_ema]' in log
+    start = torch.load(mse / 'net_g_latest.pth', weights_only=True)['params_ema']
+    tuned = torch.load(models / 'net_g_2.pth', weights_only=True)['params']
+    assert start.keys() == tuned.keys() and any(not torch.equal(start[k], tuned[k]) for k in start)
+
+
+def test_real_hat_gan_model_without_a_discriminator_stops_in_one_line(demo_data, tmp_path, capsys):
+    opt = published('train_Real_HAT_SRx4_mse_model.yml', tmp_path, DEMO_DATA=demo_data)
+    paired = [entry.replace('DEMO_DATA', str(demo_data)) for entry in PAIRED_DEMO]
     with pytest.raises(SystemExit) as stop:
-        train(opt, tmp_path, ['num_gpu=0', f'model_type={model_type}'])
+        train(opt, tmp_path, TINY_NETWORK + NO_VAL + paired + ['model_type=RealHATGANModel'])
     message = str(stop.value.code)
-    assert message.startswith(f'error: model_type {model_type}') and 'HATModel' in message
+    assert message.startswith('error: model_type RealHATGANModel trains a discriminator: network_d, train.gan_opt')
     assert '\n' not in message and 'Traceback' not in capsys.readouterr().err
     assert not (tmp_path / 'experiments').exists()
 

@@ -54,7 +54,9 @@ def raster_train_options(root: Path, name: str, network: dict, bands: list[int],
             'total_iter': total_iter, 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'},
         },
         'val': {'val_freq': total_iter, 'pbar': False, 'compare_bicubic': True, 'metrics': spectral_metrics(SCALE)},
-        'logger': {'print_freq': 1, 'save_checkpoint_freq': total_iter, 'use_tb_logger': False},
+        # torch files, as conftest.train_options: these tests read the weights with torch.load
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': total_iter, 'use_tb_logger': False,
+                   'save_checkpoint_format': 'pth'},
     }
 
 

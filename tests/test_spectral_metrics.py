@@ -63,7 +63,7 @@ def test_masked_pixels_count_nowhere(pair):
 ])
 def test_a_metric_the_dataset_cannot_feed_is_one_line_not_a_missing_column(metric, raster, words):
     import segsr.metrics  # noqa: F401  (registers the metrics)
-    from segsr.models.sr_model import check_metric_inputs
+    from segsr.models.validation_rows import check_metric_inputs
 
     with pytest.raises(SegSRError, match=words) as error:
         check_metric_inputs({'m': {'type': metric}}, {}, raster=raster)

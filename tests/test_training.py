@@ -39,7 +39,7 @@ def test_train_stop_resume_continue_on_cpu(demo_data, tmp_path, no_cuda):
     adam_steps = {int(s['step']) for s in state['optimizers'][0]['state'].values()}
     assert adam_steps == {4}, 'the resumed run must continue the optimiser from iteration 2'
     checkpoint = torch.load(experiment / 'models' / 'net_g_4.pth', weights_only=True)
-    assert set(checkpoint) == {'params', 'params_ema', 'network_g', 'radiometry'}
+    assert set(checkpoint) == {'params', 'params_ema', 'network_g', 'radiometry', 'card'}
     assert checkpoint['network_g']['type'] == 'EDSR'
     assert Radiometry.from_dict(checkpoint['radiometry']).is_default, 'an 8-bit run stores the 0..255 default'
     assert not list(experiment.parent.glob('resume_run_archived_*')), 'resuming must not archive the experiment'

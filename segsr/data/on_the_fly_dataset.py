@@ -13,6 +13,7 @@ from torch.utils import data
 from segsr.data.classes import image_class, load_manifest
 from segsr.data.image_files import read_image
 from segsr.degradations.bicubic import bicubic_downscale, quantize
+from segsr.options.degradation import degradation_names
 from segsr.utils.errors import SegSRError
 
 
@@ -60,6 +61,7 @@ class RSOnTheFlyDataset(data.Dataset):
         if self.is_train and opt['gt_size'] % self.scale:
             raise SegSRError(f'gt_size {opt["gt_size"]} is not a multiple of scale {self.scale}; change gt_size')
         self.manifest = load_manifest(gt_folder)
+        self.hr_only = self.is_train and degradation_names(opt) != ['bicubic']  # the model degrades on its device
 
     @property
     def is_train(self) -> bool:
@@ -75,12 +77,14 @@ class RSOnTheFlyDataset(data.Dataset):
             img_gt = augment(img_gt, self.opt.get('use_hflip', True), self.opt.get('use_rot', True))
         else:
             img_gt = mod_crop(img_gt, self.scale)
+        item = {'lq_path': gt_path, 'gt_path': gt_path, 'class': image_class(gt_path, self.manifest)}
+        if self.hr_only:
+            return {'gt': img2tensor(np.ascontiguousarray(img_gt), bgr2rgb=True, float32=True), **item}
         img_lq = bicubic_downscale(np.ascontiguousarray(img_gt), self.scale)
         if self.quantize_lr:
             img_lq = quantize(img_lq)
         img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
-        return {'lq': img_lq, 'gt': img_gt, 'lq_path': gt_path, 'gt_path': gt_path,
-                'class': image_class(gt_path, self.manifest)}
+        return {'lq': img_lq, 'gt': img_gt, **item}
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -1,6 +1,7 @@
 """Rasters of any dtype and band count (GeoTIFF, VRT, JP2), read window by window, in the contract's values."""
 
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -11,6 +12,7 @@ from torch.utils import data
 
 from segsr.data.file_check import modcrop_pair_problem
 from segsr.data.geotiff import RasterSource
+from segsr.data.product_source import ProductSource, check_product_contract
 from segsr.data.raster_files import (
     RasterWindow,
     list_rasters,
@@ -20,8 +22,11 @@ from segsr.data.raster_files import (
     whole,
 )
 from segsr.degradations.bicubic import bicubic_downscale
+from segsr.options.degradation import degradation_names
 from segsr.radiometry.contract import BandStretch, Radiometry, calibration_from_metadata
 from segsr.radiometry.nodata import fill_from_nearest_valid
+from segsr.sentinel2.product import band_names, is_product
+from segsr.sentinel2.request import ProductInput
 from segsr.utils.errors import SegSRError
 
 DEFAULT_NODATA_SHARE = 0.1
@@ -36,7 +41,9 @@ class RasterDataset(data.Dataset):
     Options: dataroot_gt (folder, glob or list file), dataroot_lq (optional LR rasters, paired by
     georeference; without them the LR is MATLAB-style bicubic of the HR window, in float), meta_info_file
     (window list; without it every raster is one block/window), bands (1-based, network channel order),
-    gt_size, use_hflip, use_rot, nodata_max_share, scale, phase, and ``contract`` (set from the option
+    gt_size, use_hflip, use_rot, nodata_max_share, scale, phase, ``product_bands`` (Sentinel-2 products: the
+    band names to stack, e.g. [B04, B03, B02, B08], as segsr-infer --bands stacks them) with ``resample``,
+    and ``contract`` (set from the option
     file's ``radiometry`` section or the checkpoint). Training draws ``gt_size`` crops inside the listed
     blocks; validation and test use the listed windows as they are. Each item has a ``mask`` (1 where the
     HR pixel holds data) that the loss and the metrics respect.
@@ -54,6 +61,7 @@ class RasterDataset(data.Dataset):
         if self.contract.bands and bands and tuple(bands) != self.contract.bands:
             raise SegSRError(f'bands {list(bands)} differ from the radiometric contract\'s '
                              f'{list(self.contract.bands)}; use the bands the network was trained on')
+        self.hr_only = self.is_train and degradation_names(opt) != ['bicubic']  # the model degrades on its device
         self.max_nodata = float(opt.get('nodata_max_share', DEFAULT_NODATA_SHARE))
         if not 0 <= self.max_nodata < 1:
             raise SegSRError(f'nodata_max_share {self.max_nodata} must lie in [0, 1)')
@@ -101,7 +109,7 @@ class RasterDataset(data.Dataset):
 
     def _describe_file(self, path: str, bands: list[int] | None) -> tuple[int, int]:
         """Band selection, dtype and calibration of one raster; its size. All rasters share the band layout."""
-        source = RasterSource(path)
+        source = self._open(path)
         try:
             indices = [band - 1 for band in bands] if bands else list(range(source.band_count))
             if any(not 0 <= index < source.band_count for index in indices):
@@ -115,6 +123,8 @@ class RasterDataset(data.Dataset):
                 raise SegSRError(f'{path} holds {source.dtype} values, which the 8-bit default (0..255 -> 0..1) '
                                  'does not fit; add a radiometry section to the options (see docs/rasters.md), or '
                                  'test weights that store one (check path.pretrain_network_g)')
+            if isinstance(source, ProductSource):
+                check_product_contract(source, indices, self.contract)
             calibration = self.contract.calibration(calibration_from_metadata(source.dataset, indices), path)
             self.stretches[path] = self.contract.stretch(calibration, len(indices))
             return source.width, source.height
@@ -124,8 +134,18 @@ class RasterDataset(data.Dataset):
     def _source(self, path: str) -> RasterSource:
         """Rasters opened lazily, once per loading process (a forked worker opens its own)."""
         if path not in self.sources:
-            self.sources[path] = RasterSource(path)
+            self.sources[path] = self._open(path)
         return self.sources[path]
+
+    def _open(self, path: str) -> RasterSource:
+        """A raster, or a Sentinel-2 product as the stack of its ``product_bands``."""
+        if is_product(path):
+            if not self.opt.get('product_bands'):
+                raise SegSRError(f'{path} is a Sentinel-2 product: name the bands to stack with product_bands, '
+                                 'e.g. product_bands: [B04, B03, B02, B08]')
+            names = band_names(','.join(map(str, self.opt['product_bands'])))
+            return ProductSource(ProductInput(Path(path), names, bool(self.opt.get('resample', False))))
+        return RasterSource(path)
 
     def _valid(self, path: str, row: int, col: int, height: int, width: int) -> np.ndarray:
         """``(h, w)``: where every band holds data, so the loss and the metrics see whole spectra only."""
@@ -174,12 +194,13 @@ class RasterDataset(data.Dataset):
                                      height // scale, width // scale)[0])
         if self.is_train:
             images = augment(images, self.opt.get('use_hflip', True), self.opt.get('use_rot', True))
-        lq = images[2] if lr_path else bicubic_downscale(images[0], scale)
-        gt_tensor, mask, lq_tensor = (torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
-                                      for image in (images[0], images[1], lq))
+        gt_tensor, mask = (torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))) for image in images[:2])
         name = f'{window.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]}_{window.col}_{window.row}'
-        return {'lq': lq_tensor, 'gt': gt_tensor, 'mask': mask, 'lq_path': lr_path or window.path,
-                'gt_path': window.path, 'name': name}
+        item = {'gt': gt_tensor, 'mask': mask, 'lq_path': lr_path or window.path, 'gt_path': window.path, 'name': name}
+        if not self.hr_only:
+            lq = images[2] if lr_path else bicubic_downscale(images[0], scale)
+            item['lq'] = torch.from_numpy(np.ascontiguousarray(lq.transpose(2, 0, 1)))
+        return item
 
     def __len__(self) -> int:
         return len(self.windows)

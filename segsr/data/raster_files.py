@@ -17,6 +17,7 @@ from rasterio.windows import Window
 
 from segsr.data.geotiff import RasterSource
 from segsr.data.image_files import MISSING_FIX, BadImageFile, ImageHeader
+from segsr.sentinel2.product import is_product
 from segsr.utils.errors import SegSRError
 
 RASTER_SUFFIXES = ('.tif', '.tiff', '.vrt', '.jp2', '.img')
@@ -44,11 +45,15 @@ def is_glob(path: str) -> bool:
 
 
 def list_rasters(root: str) -> list[str]:
-    """Rasters of a folder (sorted), a glob, or a list file with one path per line (relative to the list)."""
+    """Rasters and Sentinel-2 products of a folder (sorted), a glob, a product, or a list file with one path per
+    line (relative to the list)."""
     if is_glob(root):
         paths = sorted(glob.glob(root))
+    elif is_product(root):
+        paths = [root]
     elif os.path.isdir(root):
-        paths = sorted(str(path) for path in Path(root).iterdir() if path.suffix.lower() in RASTER_SUFFIXES)
+        paths = sorted(str(path) for path in Path(root).iterdir()
+                       if path.suffix.lower() in RASTER_SUFFIXES or is_product(path))
     elif os.path.isfile(root) and Path(root).suffix.lower() in RASTER_SUFFIXES:
         paths = [root]
     elif os.path.isfile(root):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from segsr.nn.padding import PadsInput
 from segsr.utils.errors import SegSRError
@@ -55,6 +56,22 @@ def compile_options(value: bool | dict | None) -> dict | None:
             'fullgraph': bool(options.get('fullgraph', False))}
 
 
+@dataclass(frozen=True)
+class MicroStep:
+    """Which of the ``count`` micro-batches of one optimiser step a forward/backward is (``train.accum_iter``)."""
+
+    index: int = 0
+    count: int = 1
+
+    @property
+    def first(self) -> bool:
+        return self.index == 0
+
+    @property
+    def last(self) -> bool:
+        return self.index == self.count - 1
+
+
 @dataclass
 class Performance:
     """The speed-related options of one run, read once from the option dict."""
@@ -65,6 +82,7 @@ class Performance:
     tf32: bool = False
     compile: dict | None = None
     scalers: dict = field(default_factory=dict, repr=False)
+    grad_norm: float | None = field(default=None, repr=False)  # of the last step, before clipping; None: not clipped
 
     @classmethod
     def from_options(cls, opt: dict) -> 'Performance':
@@ -112,26 +130,42 @@ class Performance:
 
     def train_step(self, net: nn.Module, optimizer: torch.optim.Optimizer, lq: torch.Tensor,
                    losses_of: Callable[[torch.Tensor], dict[str, torch.Tensor]],
-                   accept: Callable[[dict[str, torch.Tensor]], bool] | None = None) -> tuple[torch.Tensor, dict]:
-        """One optimisation step: forward under the training autocast, losses of the float32 output, backward
-        of their sum, then the optimizer step unless ``accept`` refuses the losses. Returns output and losses.
+                   accept: Callable[[dict[str, torch.Tensor]], bool] | None = None,
+                   micro: MicroStep = MicroStep(), max_norm: float | None = None) -> tuple[torch.Tensor, dict]:
+        """One forward/backward: forward under the training autocast, losses of the float32 output, backward of
+        their sum; on the last micro-batch of a step the optimizer steps (gradients clipped to ``max_norm``)
+        unless ``accept`` refuses the losses. Returns output and losses.
 
-        The training model, the benchmark and the loss-curve comparison all step through here, so the
-        numbers they report are those of the same step."""
-        optimizer.zero_grad(set_to_none=True)
-        with self.autocast(lq, training=True):
-            output = net(lq)
-        output = output.float()
-        losses = losses_of(output)
-        self.backward(sum(losses.values()))
-        if accept is None or accept(losses):
-            self.step(optimizer)
+        With several micro-batches (``micro.count``) each loss is divided by their count, so the summed
+        gradients are those of the mean loss over the larger batch; gradients are zeroed on the first
+        and DDP exchanges them on the last only. The training model, the benchmark and the loss-curve
+        comparison all step through here, so the numbers they report are those of the same step."""
+        if micro.first:
+            optimizer.zero_grad(set_to_none=True)
+        syncing = micro.last or not isinstance(net, DistributedDataParallel)
+        with nullcontext() if syncing else net.no_sync():
+            with self.autocast(lq, training=True):
+                output = net(lq)
+            output = output.float()
+            losses = losses_of(output)
+            total = sum(losses.values())
+            self.backward(total / micro.count if micro.count > 1 else total)
+        accepted = accept is None or accept(losses)
+        if micro.last and accepted:
+            self.step(optimizer, max_norm)
         return output, losses
 
-    def step(self, optimizer: torch.optim.Optimizer) -> None:
+    def step(self, optimizer: torch.optim.Optimizer, max_norm: float | None = None) -> None:
         """``optimizer.step()``; in fp16 gradients are unscaled first, and a step with inf/NaN gradients is
-        skipped while the scale shrinks."""
-        scaler = self.scaler(next(p.device for group in optimizer.param_groups for p in group['params']))
+        skipped while the scale shrinks. With ``max_norm`` the gradients' global 2-norm is clipped to it first
+        and kept in ``grad_norm`` (as it was before clipping)."""
+        params = [p for group in optimizer.param_groups for p in group['params']]
+        scaler = self.scaler(params[0].device)
+        self.grad_norm = None
+        if max_norm is not None:
+            scaler.unscale_(optimizer)
+            self.grad_norm = float(torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None],
+                                                                  max_norm))
         scaler.step(optimizer)
         scaler.update()
 

@@ -11,71 +11,34 @@ import torch.distributed as dist
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import master_only
-from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 from tqdm import tqdm
 
-from segsr.data.classes import image_class
 from segsr.data.geotiff import write_float_raster
+from segsr.degradations.chain import training_degradation
 from segsr.metrics.consistency import project_consistent
 from segsr.metrics.inputs import calculate, metric_inputs
-from segsr.models.precision import Performance
+from segsr.models.optimizers import build_optimizer, set_training_mode
+from segsr.models.perceptual import build_perceptual_loss
+from segsr.models.precision import MicroStep, Performance
+from segsr.models.step_options import StepOptions
 from segsr.models.tiled_forward import check_tile_options, tiled_forward
+from segsr.models.validation_rows import add_metric, bicubic_upscale, check_metric_inputs, dataset_classes
 from segsr.radiometry.contract import Radiometry
 from segsr.self_ensemble import ensemble_mean_and_spread
 from segsr.utils.errors import SegSRError
 from segsr.utils.report import average_rows, metric_columns
 from segsr.utils.training_state import resume_problem
-from segsr.weights.files import atomic_torch_save, load_checkpoint, load_state_dict_checked, select_state_dict
-
-
-def bicubic_upscale(lq: torch.Tensor, scale: int, clamp: bool = True) -> torch.Tensor:
-    """MATLAB-style bicubic upscaling of a (1, C, H, W) batch: the reference every SR result is compared to.
-
-    8-bit images are clamped to [0, 1] as they would be saved; physical values (``clamp`` False) are not.
-    """
-    upscaled = imresize(lq[0].detach().float().cpu(), scale)
-    return (upscaled.clamp_(0, 1) if clamp else upscaled).unsqueeze(0)
-
-
-def add_metric(row: OrderedDict, metric: str, value) -> None:
-    """A metric's value in a result row; a per-band measure adds its mean and one column per band."""
-    values = np.atleast_1d(np.asarray(value, dtype=np.float64))
-    row[metric] = float(values.mean())
-    if values.size > 1:
-        for band, band_value in enumerate(values, start=1):
-            row[f'{metric}_band{band}'] = float(band_value)
-
-
-IMAGE_INPUTS = {'lq', 'spread', 'label', 'class_names'}
-"""What metrics of 8-bit images take and raster datasets (physical values) do not give."""
-RASTER_INPUTS = {'data_range', 'mask', 'scale'}
-"""What spectral metrics take from a raster dataset's contract and 8-bit images do not give."""
-
-
-def check_metric_inputs(metrics_opt: dict, val_opt: dict, raster: bool = False) -> None:
-    """A metric that needs the self-ensemble spread is refused without ``val.self_ensemble``, and one that needs
-    what this kind of dataset cannot give is refused rather than left out of the results."""
-    for metric, metric_opt in metrics_opt.items():
-        inputs = metric_inputs(metric_opt)
-        if 'spread' in inputs and not val_opt.get('self_ensemble', False):
-            raise SegSRError(f'val.metrics.{metric} ranks errors by the self-ensemble spread: set '
-                             'val.self_ensemble: true, or drop the metric')
-        if raster and inputs & IMAGE_INPUTS:
-            raise SegSRError(f'val.metrics.{metric} ({metric_opt["type"]}) measures 8-bit images; raster datasets '
-                             'are measured in physical values: use calculate_band_psnr, calculate_band_ssim, '
-                             'calculate_sam or calculate_ergas, or drop the metric')
-        if not raster and inputs & RASTER_INPUTS:
-            raise SegSRError(f'val.metrics.{metric} ({metric_opt["type"]}) measures physical values of raster '
-                             'datasets (RasterDataset with a radiometry contract); use calculate_psnr or '
-                             'calculate_ssim for 8-bit images, or drop the metric')
-
-
-def dataset_classes(dataset) -> list[str]:
-    """Every class of a labelled dataset's images, sorted: the candidates of zero-shot classification."""
-    manifest = getattr(dataset, 'manifest', None)
-    return sorted({image_class(pair['gt_path'], manifest) for pair in dataset.paths})
+from segsr.weights.card import build_card, validation_results
+from segsr.weights.files import (
+    atomic_torch_save,
+    load_checkpoint,
+    load_state_dict_checked,
+    save_weights,
+    select_state_dict,
+    weights_suffix,
+)
 
 
 @MODEL_REGISTRY.register()
@@ -88,15 +51,20 @@ class SegSRModel(SRModel):
     ``last_step_skipped`` tells the training loop. Precision, memory layout and compilation follow
     ``train.amp``, ``val.amp`` and ``performance`` (see :mod:`segsr.models.precision`); validation
     runs tile by tile when the options have ``tile`` (see :mod:`segsr.models.tiled_forward`).
+    An iteration is one optimiser step over ``micro_step.count`` batches, each fed and passed to
+    ``optimize_parameters`` with ``micro_step`` set by the training loop (see :mod:`segsr.models.step_options`).
     """
 
     last_step_skipped = False
+    last_step_clipped = False
+    micro_step = MicroStep()
 
     def __init__(self, opt: dict):
         self.tile = check_tile_options(opt.get('tile'))
         self.performance = Performance.from_options(opt)
         self.performance.apply_backend_flags()
         super().__init__(opt)
+        self.degradation = training_degradation(opt, self.device) if self.is_train else None
 
     def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
         net = self.performance.prepare_network(net.to(self.device))
@@ -110,7 +78,18 @@ class SegSRModel(SRModel):
         return net
 
     def init_training_settings(self) -> None:
-        super().init_training_settings()
+        """basicsr's settings, with ``train.perceptual_opt`` built on a local VGG file (basicsr's would fetch one
+        or unpickle it in full; see :mod:`segsr.models.perceptual`)."""
+        train_opt = self.opt['train']
+        self.step_options = StepOptions.from_options(train_opt)
+        perceptual_opt = train_opt.get('perceptual_opt')
+        train_opt['perceptual_opt'] = None
+        try:
+            super().init_training_settings()
+        finally:
+            train_opt['perceptual_opt'] = perceptual_opt
+        if perceptual_opt:
+            self.cri_perceptual = build_perceptual_loss(perceptual_opt, self.opt['root_path']).to(self.device)
         if hasattr(self, 'net_g_ema'):
             self.performance.prepare_network(self.net_g_ema)
 
@@ -127,10 +106,27 @@ class SegSRModel(SRModel):
         self.optimizer_g = self.get_optimizer(optim_type, trainable, **optim_opt)
         self.optimizers.append(self.optimizer_g)
 
+    def get_optimizer(self, optim_type: str, params, lr: float, **kwargs) -> torch.optim.Optimizer:
+        """Any optimiser of the option schema's table, where basicsr builds Adam only."""
+        return build_optimizer(optim_type, params, lr, **kwargs)
+
     def feed_data(self, data: dict) -> None:
-        """The batch, and the nodata mask of raster datasets (1 where the reference holds data)."""
+        """The batch, and the nodata mask of raster datasets (1 where the reference holds data); a batch of
+        HR images alone (no ``lq``) becomes a training pair through :meth:`degrade`."""
+        if 'lq' not in data:
+            data = self.degrade(data)
         super().feed_data(data)
         self.mask = data['mask'].to(self.device) if 'mask' in data else None
+
+    def degrade(self, data: dict) -> dict:
+        """The training pair of an HR-only batch, made on the model's device: the hook of the model types that
+        synthesise real-world degradations, and of ``datasets.train.degradation`` (see
+        :mod:`segsr.degradations.chain`)."""
+        if self.degradation is not None:
+            return self.degradation.degrade_batch(data, self.device)
+        raise SegSRError(f'the training batch holds HR images only and model_type {self.opt.get("model_type")} '
+                         'makes no LR images from them: use a paired dataset (dataroot_lq) or one that makes '
+                         'its LR (RSOnTheFlyDataset)')
 
     def compute_losses(self, output: torch.Tensor) -> OrderedDict:
         """The configured losses of ``output`` against ``self.gt``, by log name; pixels without data
@@ -149,18 +145,40 @@ class SegSRModel(SRModel):
         return losses
 
     def optimize_parameters(self, current_iter: int) -> None:
-        """Forward under ``train.amp`` autocast, losses in float32, backward and step through the fp16 scaler;
+        """Forward under ``train.amp`` autocast, losses in float32, backward, and on the last micro-batch the
+        step through the fp16 scaler (gradients clipped to ``train.grad_clip_max_norm``) and the EMA update;
         a step whose losses are not finite on some process is skipped on all."""
+        set_training_mode(self.optimizers, training=True)
+        max_norm = self.step_options.grad_clip_max_norm
         self.output, _ = self.performance.train_step(self.net_g, self.optimizer_g, self.lq, self.compute_losses,
-                                                     accept=self._losses_finite)
-        if not self.last_step_skipped and self.ema_decay > 0:
+                                                     accept=self._losses_finite, micro=self.micro_step,
+                                                     max_norm=max_norm)
+        if not self.micro_step.last or self.last_step_skipped:
+            return
+        grad_norm = self.performance.grad_norm
+        self.last_step_clipped = grad_norm is not None and grad_norm > max_norm
+        if grad_norm is not None:
+            self.log_dict['grad_norm'] = grad_norm
+        if self.ema_decay > 0:
+            self.update_ema(current_iter)
+
+    def update_ema(self, current_iter: int) -> None:
+        """Up to ``train.ema_start_iter`` the EMA network is a copy of the trained one; after it, their average."""
+        if current_iter <= self.step_options.ema_start_iter:
+            self.net_g_ema.load_state_dict(self.get_bare_model(self.net_g).state_dict())
+        else:
             self.model_ema(decay=self.ema_decay)
 
     def _losses_finite(self, losses: OrderedDict) -> bool:
         """Every process has run backward (so DDP's gradient exchange stays in step) before the losses are
-        averaged over processes and logged."""
-        self.log_dict = self.reduce_loss_dict(losses)
-        self.last_step_skipped = not all(math.isfinite(value) for value in self.log_dict.values())
+        averaged over processes and logged; with accumulation, over the step's micro-batches so far, and one
+        non-finite micro-batch skips the step."""
+        reduced = self.reduce_loss_dict(losses)
+        self._micro_logs = [reduced] if self.micro_step.first else [*self._micro_logs, reduced]
+        self.log_dict = reduced if len(self._micro_logs) == 1 else OrderedDict(
+            (name, sum(log[name] for log in self._micro_logs) / len(self._micro_logs)) for name in reduced)
+        self.last_step_skipped = not all(math.isfinite(value) for log in self._micro_logs for value in log.values())
+        self.last_step_clipped = False
         return not self.last_step_skipped
 
     def reduce_loss_dict(self, loss_dict: OrderedDict) -> OrderedDict:
@@ -196,7 +214,9 @@ class SegSRModel(SRModel):
         return tiled_forward(net, lq, self.opt['scale'], *self.tile)
 
     def save(self, epoch: int, current_iter: int, extra_state: dict | None = None) -> None:
-        """Save the weights, then the training state (plus ``extra_state``): a state never outlives its weights."""
+        """Save the weights, then the training state (plus ``extra_state``): a state never outlives its weights.
+        Schedule-free optimisers are in evaluation mode, so the averaged weights are those saved."""
+        set_training_mode(self.optimizers, training=False)
         if hasattr(self, 'net_g_ema'):
             self.save_network([self.net_g, self.net_g_ema], 'net_g', current_iter, param_key=['params', 'params_ema'])
         else:
@@ -223,8 +243,17 @@ class SegSRModel(SRModel):
             checkpoint[f'network_{net_label.removeprefix("net_")}'] = deepcopy(network_opt)
         if self.opt.get('contract') is not None:
             checkpoint['radiometry'] = deepcopy(self.opt['contract'])
+        if net_label == 'net_g':
+            last = getattr(self, 'last_validation', (None, None))
+            validation = validation_results(getattr(self, 'best_metric_results', None), last[1], last[0])
+            checkpoint['card'] = build_card(self.opt, self.get_bare_model(nets[0]), validation)
         iteration = 'latest' if current_iter == -1 else current_iter
-        atomic_torch_save(checkpoint, osp.join(self.opt['path']['models'], f'{net_label}_{iteration}.pth'))
+        suffix = weights_suffix(self.opt)
+        if suffix != '.pth':
+            checkpoint['options'] = self.opt
+            if current_iter == -1 and len(keys) > 1:  # the final product: its inference weights alone, bare
+                checkpoint = {key: value for key, value in checkpoint.items() if key not in keys[:-1]}
+        save_weights(checkpoint, osp.join(self.opt['path']['models'], f'{net_label}_{iteration}{suffix}'))
 
     @master_only
     def save_training_state(self, epoch: int, current_iter: int, extra_state: dict | None = None) -> None:
@@ -236,6 +265,7 @@ class SegSRModel(SRModel):
             'optimizers': [optimizer.state_dict() for optimizer in self.optimizers],
             'schedulers': [scheduler.state_dict() for scheduler in self.schedulers],
             'grad_scaler': self.performance.scaler(self.device).state_dict(),
+            **({'degradation': self.degradation.state_dict()} if getattr(self, 'degradation', None) else {}),
             **(extra_state or {}),
         }
         atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
@@ -248,9 +278,13 @@ class SegSRModel(SRModel):
         super().resume_training(resume_state)
         if resume_state.get('grad_scaler'):
             self.performance.scaler(self.device).load_state_dict(resume_state['grad_scaler'])
+        if getattr(self, 'degradation', None) and 'degradation' in resume_state:
+            self.degradation.load_state_dict(resume_state['degradation'])
 
     def validation(self, dataloader, current_iter: int, tb_logger, save_img: bool = False) -> list[dict]:
-        """Validate on rank 0 and return its per-image rows (metrics, bicubic metrics, class); [] elsewhere."""
+        """Validate on rank 0 and return its per-image rows (metrics, bicubic metrics, class); [] elsewhere.
+        Every process puts schedule-free optimisers in evaluation mode, so their weights stay the same."""
+        set_training_mode(self.optimizers, training=False)
         if self.opt['dist'] and self.opt['rank'] != 0:
             return []
         return self.nondist_validation(dataloader, current_iter, tb_logger, save_img)
@@ -303,6 +337,7 @@ class SegSRModel(SRModel):
         self.metric_results = {metric: averages[metric] for metric in metrics_opt if metric in averages}
         for metric, value in self.metric_results.items():
             self._update_best_metric_result(dataset_name, metric, value, current_iter)
+        self.last_validation = (dataset_name, dict(self.metric_results))
         self._log_validation(dataset_name, len(rows), averages, current_iter, tb_logger)
         return rows
 

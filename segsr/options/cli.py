@@ -24,7 +24,7 @@ from segsr.radiometry.contract import Radiometry
 from segsr.utils.dist import init_dist
 from segsr.utils.errors import SegSRError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout: experiments/ and results/ go beside segsr/
 
 # Folders the project knows how to build, and the command that builds each.
 DATA_BUILDERS = {
@@ -72,7 +72,9 @@ def check_gpus(num_gpu: int) -> None:
 
 
 def resolve_path(path: str, root: Path) -> str:
-    """Relative paths are taken from the working directory, then from the project root."""
+    """Relative paths are taken from the working directory, then from the project root; URLs stay as written."""
+    if '://' in path:
+        return path
     expanded = Path(os.path.expanduser(path))
     if expanded.is_absolute() or expanded.exists():
         return str(expanded)

@@ -7,6 +7,8 @@ from segsr.data.geotiff import TiffFormat
 from segsr.inference.execution.bands import EACH_BAND, BandRequest
 from segsr.inference.execution.scene_plan import RadiometryOptions, TilingOptions
 from segsr.inference.io.inputs import InputFile, outputs_beside, plan_input
+from segsr.sentinel2.product import is_product
+from segsr.sentinel2.request import ProductInput
 from segsr.utils.errors import SegSRError
 from segsr.utils.limits import CALL_PIXELS, TIFF_BLOCK
 
@@ -35,6 +37,8 @@ class FileOptions:
     overwrite: bool = False
     skip_existing: bool = False
     io_threads: bool = True
+    resample: bool = False
+    mask_classes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.tile < 1 or self.batch < 1:
@@ -59,7 +63,11 @@ class FileOptions:
             raise SegSRError(f'percentiles must satisfy 0 <= low < high <= 100, got {low},{high}')
         if self.overwrite and self.skip_existing:
             raise SegSRError('--overwrite and --skip-existing contradict each other: pass one of them')
-        object.__setattr__(self, 'bands', normalised_bands(self.bands))
+        if self.mask_classes and not all(isinstance(value, int) for value in self.mask_classes):
+            raise SegSRError(f'--mask-classes {self.mask_classes!r}: give SCL class numbers such as 3,8,9,10')
+        names = product_band_names(self.bands)
+        object.__setattr__(self, 'band_names', names)
+        object.__setattr__(self, 'bands', normalised_bands(names_to_positions(self.bands) if names else self.bands))
 
     @classmethod
     def from_keywords(cls, **options) -> 'FileOptions':
@@ -72,12 +80,23 @@ class FileOptions:
 
     def outputs_of(self, source, image: Path) -> InputFile:
         """``source``'s outputs: ``image`` and, beside it, the guidance, spread and report these options ask for."""
+        source = self.as_input(source)
         return outputs_beside(source, image, self.save_guidance, self.uncertainty, self.consistency_report,
                               self.overwrite)
 
     def plan_input(self, source, folder: Path) -> InputFile:
-        """``source``'s outputs in ``folder`` under its own name."""
+        """``source``'s outputs in ``folder`` under its own name; a Sentinel-2 product with the bands named."""
+        source = self.as_input(source)
         return plan_input(source, folder, self.save_guidance, self.uncertainty, self.consistency_report, self.overwrite)
+
+    def as_input(self, source):
+        """A product path becomes the request of its named bands; anything else stays as it is."""
+        if isinstance(source, str | Path) and is_product(source):
+            return ProductInput(Path(source), self.band_names, self.resample, tuple(self.mask_classes))
+        if self.band_names:
+            raise SegSRError(f'{source}: band names ({",".join(self.band_names)}) pick bands of Sentinel-2 '
+                             'products only; give this input 1-based band numbers (e.g. --bands 4,3,2)')
+        return source
 
     @property
     def tiling(self) -> TilingOptions:
@@ -92,11 +111,38 @@ class FileOptions:
         return TiffFormat(cog=self.cog, compress=self.compress, blocksize=self.blocksize)
 
     def bands_text(self) -> str:
+        if self.band_names:
+            return ','.join(self.band_names)
         if self.bands is None:
             return 'all'
         if self.bands == EACH_BAND:
             return EACH_BAND
         return ' '.join(','.join(map(str, group)) for group in self.bands)
+
+
+def product_band_names(bands) -> tuple[str, ...] | None:
+    """The band names of ``--bands B04,B03,B02 B08`` in stacking order; None when the bands are numbers."""
+    if bands is None or bands == EACH_BAND or isinstance(bands, str):
+        return None
+    groups = [bands] if all(isinstance(band, str) for band in bands) else list(bands)
+    flat = [band for group in groups for band in (group if isinstance(group, list | tuple) else [group])]
+    if not any(isinstance(band, str) and band != EACH_BAND for band in flat):
+        return None
+    if not all(isinstance(band, str) for band in flat):
+        raise SegSRError(f'bands {bands!r} mix band names and numbers: name Sentinel-2 bands (B04,B03,B02) '
+                         'or number raster bands (4,3,2), not both')
+    return tuple(flat)
+
+
+def names_to_positions(bands) -> tuple[tuple[int, ...], ...]:
+    """Named groups as 1-based positions in the stack of all the names, in order: (B04,B03,B02) (B08) -> 1,2,3 4."""
+    groups = [bands] if all(isinstance(band, str) for band in bands) else list(bands)
+    positions, start = [], 1
+    for group in groups:
+        group = tuple(group) if isinstance(group, list | tuple) else (group,)
+        positions.append(tuple(range(start, start + len(group))))
+        start += len(group)
+    return tuple(positions)
 
 
 def normalised_bands(bands) -> BandRequest:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from basicsr.utils.registry import ARCH_REGISTRY
 
+from segsr.archs.discriminator_arch import discriminator_problem
 from segsr.archs.lmm_arch import LMM
 from segsr.archs.segsr_arch import SEGSR
 from segsr.archs.sfem_arch import SFEM, clip_bands, display_bounds
@@ -192,3 +193,14 @@ def network_option_problems(opt: dict) -> list[str]:
         if str(key).startswith('network_') and isinstance(section, dict) and 'type' in section:
             _check_arch(section, key, problems)
     return problems
+
+
+def discriminator_problems(opt: dict) -> list[str]:
+    """A ``network_d`` that cannot judge the training crops (``datasets.train.gt_size``), in one line."""
+    network_d = opt.get('network_d')
+    if not isinstance(network_d, dict):
+        return []
+    train = (opt.get('datasets') or {}).get('train')
+    crop = train.get('gt_size') if isinstance(train, dict) and isinstance(train.get('gt_size'), int) else None
+    problem = discriminator_problem(network_d, crop)
+    return [problem] if problem else []

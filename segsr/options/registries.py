@@ -15,18 +15,6 @@ def _check(registry, name: object, where: str) -> None:
                          f'registered types are: {known}')
 
 
-# Published model types segsr refuses, and why (docs/interop.md).
-UNSUPPORTED_MODELS = {
-    name: (f'model_type {name} (Real-HAT) is not supported: it synthesises real-world degradations on the GPU '
-           f'with basicsr\'s {base}, which hard-codes CUDA{extra} and bypasses segsr\'s checkpoints, resume and '
-           'NaN-step handling; train on bicubic pairs with model_type HATModel, or use the HAT repository for Real-HAT')
-    for name, base, extra in (
-        ('RealHATMSEModel', 'RealESRNetModel', ''),
-        ('RealHATGANModel', 'RealESRGANModel', ', needs a discriminator and VGG weights fetched at run time,'),
-    )
-}
-
-
 def _optimizer_refusal(model, optim_type: str, options: dict) -> Exception | None:
     """What the model's ``get_optimizer`` raises for these options on a one-parameter probe, if anything."""
     try:
@@ -62,8 +50,6 @@ def check_optimizers(opt: dict, model_type: str) -> None:
 
 def check_registered_types(opt: dict) -> None:
     """Raise a one-line error naming the option and listing the registered types."""
-    if opt.get('model_type') in UNSUPPORTED_MODELS:
-        raise SegSRError(UNSUPPORTED_MODELS[opt['model_type']])
     _check(MODEL_REGISTRY, opt.get('model_type', 'SRModel'), 'model_type')
     for key, section in opt.items():
         if key.startswith('network_') and isinstance(section, dict):

@@ -11,7 +11,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from segsr.options.network import network_option_problems
+from segsr.options.degradation import degradation_problems
+from segsr.options.network import discriminator_problems, network_option_problems
 from segsr.radiometry.contract import Radiometry
 from segsr.utils.errors import SegSRError
 from segsr.utils.limits import BATCH_PIXELS, CALL_PIXELS, LimitExceeded
@@ -42,21 +43,48 @@ def _f(*kinds: str, required: bool = False, check: Callable[[object], str | None
     return Field(kinds, required, check=check)
 
 
+def described(check: Callable[[object], str | None], **json_schema) -> Callable[[object], str | None]:
+    """``check``, carrying the JSON-schema keywords that say the same (see :mod:`segsr.options.json_schema`)."""
+    check.json_schema = json_schema
+    return check
+
+
 def at_least(minimum: int) -> Callable[[object], str | None]:
     """A number (or null, where the kinds allow it) of at least ``minimum``."""
-    return lambda value: None if value is None or value >= minimum else f'must be at least {minimum}, got {value}'
+    return described(lambda value: None if value is None or value >= minimum else
+                     f'must be at least {minimum}, got {value}', minimum=minimum)
 
 
-def positive(value: object) -> str | None:
-    return None if value > 0 else f'must be greater than 0, got {value}'
+def greater_than(bound: float) -> Callable[[object], str | None]:
+    """A number (or null, where the kinds allow it) greater than ``bound``."""
+    return described(lambda value: None if value is None or value > bound else
+                     f'must be greater than {bound}, got {value}', exclusiveMinimum=bound)
+
+
+positive = greater_than(0)
+
+
+def one_of(names: tuple[str, ...], what: str) -> Callable[[object], str | None]:
+    """One of ``names``; anything else is named with the closest of them."""
+    def check(value: object) -> str | None:
+        if value in names:
+            return None
+        lowered = {name.lower(): name for name in names}  # a wrong case is the likeliest slip
+        close = difflib.get_close_matches(str(value).lower(), lowered, n=1, cutoff=0.5)
+        hint = f'did you mean "{lowered[close[0]]}"? ' if close else ''
+        return f'unknown {what} {value!r}; {hint}known: {", ".join(names)}'
+    return described(check, enum=list(names))
 
 
 SEED_RANGE = (0, 2**32 - 1)  # what numpy's and torch's generators accept
 
 
-def seed_value(value: object) -> str | None:
+def _seed_value(value: object) -> str | None:
     low, high = SEED_RANGE
     return None if value is None or low <= value <= high else f'must lie between {low} and {high}, got {value}'
+
+
+seed_value = described(_seed_value, minimum=SEED_RANGE[0], maximum=SEED_RANGE[1])
 
 
 def gpu_count(value: object) -> str | None:
@@ -65,16 +93,23 @@ def gpu_count(value: object) -> str | None:
     return f'must be a number of GPUs (0 for the CPU) or auto, got {value!r}'
 
 
-def plain_folder_name(value: object) -> str | None:
+def _plain_folder_name(value: object) -> str | None:
     """``name`` becomes experiments/<name> and results/<name>: it must stay inside them."""
     if value in ('', '.', '..') or '/' in value or '\\' in value or '\0' in value:
         return f'must be a plain folder name (no path separator, not "." or ".."), got {value!r}'
     return None
 
 
+plain_folder_name = described(_plain_folder_name, pattern=r'^(?!\.\.?$)[^/\\\x00]+$')
+
+
 TYPED = Field(('dict',), keys={'type': _f('str', required=True)})  # a registered type and its free-form kwargs
 OPTIONAL_TYPED = Field(('dict', 'none'), keys={'type': _f('str', required=True)})
-OPTIM = Field(('dict',), keys={'type': _f('str', required=True), 'lr': _f('float', check=positive)})
+# Optimiser types of ``optim_<net>.type`` and the class each names (imported by segsr.models.optimizers when used).
+OPTIMIZERS = {'Adam': 'torch.optim.Adam', 'AdamW': 'torch.optim.AdamW', 'SGD': 'torch.optim.SGD',
+              'AdamWScheduleFree': 'schedulefree.AdamWScheduleFree'}
+OPTIM = Field(('dict',), keys={'type': _f('str', required=True, check=one_of(tuple(OPTIMIZERS), 'optimiser')),
+                               'lr': _f('float', check=positive)})
 
 POSITIVE_INT = _f('int', check=at_least(1))
 DATASET_KEYS = {
@@ -85,6 +120,7 @@ DATASET_KEYS = {
     'batch_size_per_gpu': POSITIVE_INT, 'dataset_enlarge_ratio': POSITIVE_INT, 'prefetch_mode': _f('str', 'none'),
     'pin_memory': _f('bool'), 'persistent_workers': _f('bool'), 'num_prefetch_queue': POSITIVE_INT,
     'color': _f('str', 'none'), 'mean': _f('list', 'none'), 'std': _f('list', 'none'),
+    'product_bands': _f('list'), 'resample': _f('bool'),
 }
 TRAIN_DATASET = Field(('dict',), keys={**DATASET_KEYS, 'batch_size_per_gpu': replace(POSITIVE_INT, required=True)})
 EVAL_DATASET = Field(('dict',), keys=DATASET_KEYS)
@@ -100,8 +136,10 @@ PATH = Field(('dict',), closed=True, keys={
 TRAIN = Field(('dict',), closed=True, keys={
     'total_iter': replace(POSITIVE_INT, required=True), 'optim_g': OPTIM, 'scheduler': TYPED,
     'warmup_iter': _f('int'), 'ema_decay': _f('float'), 'max_nonfinite_steps': POSITIVE_INT, 'amp': _f('str', 'bool'),
-    'net_d_iters': _f('int'),
-    'net_d_init_iters': _f('int'), 'use_grad_clip': _f('bool'), 'r1_reg_weight': _f('float'),
+    'accum_iter': POSITIVE_INT, 'grad_clip_max_norm': _f('float', 'none', check=positive),
+    'ema_start_iter': _f('int', check=at_least(0)), 'rgb_bands': _f('int', 'list', 'none'),
+    'net_d_iters': _f('int', check=at_least(1)), 'net_d_init_iters': _f('int', check=at_least(0)),
+    'use_grad_clip': _f('bool'), 'r1_reg_weight': _f('float'),
     'path_reg_weight': _f('float'), 'path_batch_shrink': _f('int'), 'net_g_reg_every': _f('int'),
     'net_d_reg_every': _f('int'), 'mixing_prob': _f('float'), 'fix_flow': _f('int', 'none'),
     'flow_lr_mul': _f('float'), 'dcn_lr_mul': _f('float'), 'lr_flow': _f('float'),
@@ -118,6 +156,8 @@ VAL = Field(('dict',), closed=True, keys={
 LOGGER = Field(('dict',), closed=True, keys={
     'print_freq': FREQUENCY, 'save_checkpoint_freq': FREQUENCY, 'use_tb_logger': _f('bool'),
     'wandb': Field(('dict', 'none'), keys={'project': _f('str', 'none'), 'resume_id': _f('str', 'none')}),
+    'save_checkpoint_format': _f('str', check=one_of(('safetensors', 'pth'), 'weights format')),  # default safetensors
+    'card': Field(('dict',), closed=True, keys={'license': _f('str', 'none')}),
 })
 DIST_PARAMS = Field(('dict',), closed=True, keys={'backend': _f('str'), 'port': _f('int')})
 PERFORMANCE = Field(('dict',), closed=True, keys={
@@ -272,7 +312,10 @@ def validate_options(opt: dict, source: str, is_train: bool) -> None:
     _check(opt, TRAIN_TOP if is_train else EVAL_TOP, '', problems, top_level=True)
     if not problems:
         problems = _scale_problems(opt) + size_problems(opt)
-    problems += network_option_problems(opt) + wandb_problems(opt) + radiometry_problems(opt)
+    problems += network_option_problems(opt) + discriminator_problems(opt) + wandb_problems(opt) + \
+        radiometry_problems(opt)
+    if is_train:
+        problems += degradation_problems(opt)
     if problems:
         count = f'{len(problems)} problem{"s" if len(problems) > 1 else ""}'
         raise SegSRError(f'{count} in option file {source}: ' + '; '.join(problems))

@@ -16,8 +16,16 @@ from basicsr.models import build_model
 from basicsr.utils import AvgTimer, MessageLogger, init_tb_logger
 
 from segsr.data.loaders import build_checked_dataset, build_eval_loader, build_train_loader
+from segsr.models.step_options import StepOptions
 from segsr.options.cli import parse_command_line, setup_options
 from segsr.training.experiment import open_experiment, run_logger, saved_checkpoints
+from segsr.training.iteration import (
+    check_batches_per_epoch,
+    check_finite_step,
+    micro_batches,
+    report_clipping,
+    train_iteration,
+)
 from segsr.training.resume import Progress, load_resume_state, restore_rng
 from segsr.utils.errors import SegSRError
 from segsr.utils.fresh_folder import FreshFolder
@@ -25,6 +33,7 @@ from segsr.utils.loss_log import LossLog
 from segsr.utils.rng import all_ranks_rng_state, isolated_rng
 from segsr.utils.run_lock import refuse_if_locked
 from segsr.utils.signals import StopRequest
+from segsr.weights.files import weights_suffix
 
 # Log records kept in memory until the run's log file exists (a start that fails writes none).
 EARLY_LOG_CAPACITY = 100_000
@@ -32,8 +41,10 @@ EARLY_LOG_CAPACITY = 100_000
 
 def build_loaders(opt: dict, logger: logging.Logger):
     train_loader, train_sampler = build_train_loader(opt['datasets']['train'], opt, logger)
-    logger.info(f'Training on {len(train_loader.dataset)} images, {len(train_loader)} iterations per epoch, '
-                f'batch {opt["datasets"]["train"]["batch_size_per_gpu"]} per process x {opt["world_size"]} processes.')
+    accum = StepOptions.from_options(opt['train']).accum_iter
+    logger.info(f'Training on {len(train_loader.dataset)} images, {len(train_loader) // accum} iterations per epoch, '
+                f'batch {opt["datasets"]["train"]["batch_size_per_gpu"]} per process x {opt["world_size"]} processes'
+                + (f' x {accum} accumulated batches per iteration.' if accum > 1 else '.'))
     val_loaders = []
     for phase, dataset_opt in opt['datasets'].items():
         if phase != 'train':  # the option schema admits only train, val and val_<n>
@@ -70,7 +81,8 @@ def naming_last_checkpoint(opt: dict, last_saved: int | None) -> Iterator[None]:
         yield
     except SegSRError as err:
         models = Path(opt['path']['models'])
-        last = (f'the last complete checkpoint is {models / f"net_g_{last_saved}.pth"} with its training state'
+        last = (f'the last complete checkpoint is {models / f"net_g_{last_saved}{weights_suffix(opt)}"} with its '
+                'training state'
                 if last_saved else 'no checkpoint of this run was complete yet')
         raise SegSRError(f'{err}; {last}; free space, then continue with --auto_resume') from None
 
@@ -81,26 +93,10 @@ def save_state(model, opt: dict, progress: Progress, last_saved: int | None) -> 
         'rng': all_ranks_rng_state(opt['num_gpu'] > 0),
         'sampler': {'epoch_samples': progress.epoch_samples},
         'nonfinite_steps': progress.nonfinite_total,
+        'clipped_steps': progress.clipped_total,
     }
     with naming_last_checkpoint(opt, last_saved):
         model.save(progress.epoch, progress.iteration, extra_state=extra)
-
-
-def check_finite_step(model, progress: Progress, max_in_row: int, logger: logging.Logger) -> None:
-    """Count a skipped non-finite step; stop the run (without saving) after ``max_in_row`` in a row."""
-    if not model.last_step_skipped:
-        progress.nonfinite_in_row = 0
-        return
-    progress.nonfinite_in_row += 1
-    progress.nonfinite_total += 1
-    losses = ', '.join(f'{name}={value}' for name, value in model.get_current_log().items())
-    logger.warning(f'Iteration {progress.iteration}: non-finite loss ({losses}); step skipped '
-                   f'({progress.nonfinite_in_row} in a row, {progress.nonfinite_total} in total).')
-    if progress.nonfinite_in_row >= max_in_row:
-        raise SegSRError(
-            f'training stopped at iteration {progress.iteration}: the loss was NaN or infinite for {max_in_row} '
-            f'iterations in a row (train.max_nonfinite_steps); the last good checkpoint is kept in '
-            f'{model.opt["path"]["models"]}; lower the learning rate or check the data, then resume with --auto_resume')
 
 
 @dataclass
@@ -167,6 +163,8 @@ def run_training(opt: dict, run: Run, logger: logging.Logger) -> None:
     train_loader, train_sampler, val_loaders, model, progress = (
         run.train_loader, run.train_sampler, run.val_loaders, run.model, run.progress)
     total_iters = int(opt['train']['total_iter'])
+    steps = StepOptions.from_options(opt['train'])
+    check_batches_per_epoch(len(train_loader), steps.accum_iter)
     global_batch = train_loader.batch_size * opt['world_size']
     max_nonfinite = int(opt['train']['max_nonfinite_steps'])
     loss_log = LossLog(Path(opt['path']['experiments_root']) / 'losses.jsonl', enabled=opt['rank'] == 0,
@@ -188,16 +186,21 @@ def run_training(opt: dict, run: Run, logger: logging.Logger) -> None:
             prefetcher.reset()
             train_data = prefetcher.next()
             while train_data is not None and progress.iteration < total_iters:
+                batches = micro_batches(prefetcher, train_data, steps.accum_iter)
+                if batches is None:
+                    train_data = None
+                    break
                 data_timer.record()
                 progress.iteration += 1
                 current_iter = progress.iteration
                 model.update_learning_rate(current_iter, warmup_iter=opt['train'].get('warmup_iter', -1))
-                model.feed_data(train_data)
-                model.optimize_parameters(current_iter)
-                progress.epoch_samples += global_batch
+                train_iteration(model, batches, current_iter)
+                progress.epoch_samples += global_batch * len(batches)
+                progress.clipped_total += model.last_step_clipped
                 iter_timer.record()
                 loss_log.write(current_iter, progress.epoch, model.get_current_learning_rate()[0],
-                               model.get_current_log(), model.last_step_skipped)
+                               model.get_current_log(), model.last_step_skipped,
+                               clipped=model.last_step_clipped if steps.grad_clip_max_norm else None)
                 check_finite_step(model, progress, max_nonfinite, logger)
                 if current_iter == 1:
                     msg_logger.reset_start_time()
@@ -205,6 +208,8 @@ def run_training(opt: dict, run: Run, logger: logging.Logger) -> None:
                     msg_logger({'epoch': progress.epoch, 'iter': current_iter,
                                 'lrs': model.get_current_learning_rate(), 'time': iter_timer.get_avg_time(),
                                 'data_time': data_timer.get_avg_time(), **model.get_current_log()})
+                    if steps.grad_clip_max_norm:
+                        report_clipping(progress, steps.grad_clip_max_norm, logger)
                 stopping = stop.agreed()
                 if (save_freq and current_iter % save_freq == 0) or stopping:
                     logger.info(f'Saving models and training state of iteration {current_iter}.')

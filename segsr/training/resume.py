@@ -10,7 +10,7 @@ from basicsr.utils import check_resume
 from segsr.utils.errors import SegSRError
 from segsr.utils.rng import restore_rng_state
 from segsr.utils.training_state import check_state_layout
-from segsr.weights.files import load_checkpoint
+from segsr.weights.files import existing_weights, load_checkpoint
 
 
 def candidate_states(states_dir: Path) -> list[Path]:
@@ -19,14 +19,17 @@ def candidate_states(states_dir: Path) -> list[Path]:
     return sorted(states, key=lambda path: int(path.stem), reverse=True)
 
 
-def newest_state(states_dir: Path, models_dir: Path, logger: logging.Logger) -> tuple[Path, dict] | None:
-    """The newest state that loads and whose ``net_g_<iter>.pth`` loads, with its content; unreadable ones are
+def newest_state(states_dir: Path, models_dir: Path, logger: logging.Logger,
+                 networks: tuple[str, ...] = ('g',)) -> tuple[Path, dict] | None:
+    """The newest state that loads and whose ``net_<x>_<iter>`` weights (safetensors or .pth) load for every
+    network ``x`` of the run (the generator, and a GAN's discriminator), with its content; unreadable ones are
     skipped with a warning."""
     for path in candidate_states(states_dir):
         try:
             state = load_checkpoint(path)
             check_state_layout(state, str(path))
-            load_checkpoint(models_dir / f'net_g_{path.stem}.pth')
+            for network in networks:
+                load_checkpoint(models_dir / f'net_{network}_{path.stem}.pth')
         except SegSRError as err:
             logger.warning(f'Skipping training state {path.name}: {err}')
             continue
@@ -41,7 +44,8 @@ def agreed_resume_state(opt: dict, logger: logging.Logger) -> tuple[str | None, 
     """
     path, state = opt['path'].get('resume_state'), None
     if opt['auto_resume'] and opt['rank'] == 0:
-        newest = newest_state(Path(opt['path']['training_states']), Path(opt['path']['models']), logger)
+        networks = tuple(key.removeprefix('network_') for key in opt if key.startswith('network_'))
+        newest = newest_state(Path(opt['path']['training_states']), Path(opt['path']['models']), logger, networks)
         if newest is not None:
             path, state = str(newest[0]), newest[1]
         elif not path:
@@ -71,6 +75,9 @@ def load_resume_state(opt: dict, logger: logging.Logger) -> dict | None:
         state = load_checkpoint(path)
     check_state_layout(state, path)
     check_resume(opt, state['iter'])
+    for key, value in opt['path'].items():  # basicsr names .pth weights; a run may have written safetensors
+        if key.startswith('pretrain_network_') and value:
+            opt['path'][key] = str(existing_weights(value))
     return state
 
 
@@ -83,6 +90,8 @@ class Progress:
     epoch_samples: int = 0
     nonfinite_in_row: int = 0
     nonfinite_total: int = 0
+    clipped_total: int = 0
+    clipped_reported: int = 0
 
     @classmethod
     def from_state(cls, state: dict, logger: logging.Logger) -> 'Progress':
@@ -90,9 +99,10 @@ class Progress:
         if sampler is None:
             logger.warning(f'The training state of iteration {state["iter"]} has no data-sampler position; '
                            f'epoch {state["epoch"]} restarts from its first batch.')
+        clipped = state.get('clipped_steps', 0)
         return cls(iteration=state['iter'], epoch=state['epoch'],
                    epoch_samples=sampler['epoch_samples'] if sampler else 0,
-                   nonfinite_total=state.get('nonfinite_steps', 0))
+                   nonfinite_total=state.get('nonfinite_steps', 0), clipped_total=clipped, clipped_reported=clipped)
 
 
 def restore_rng(state: dict, opt: dict, logger: logging.Logger) -> None:

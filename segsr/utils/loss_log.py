@@ -17,7 +17,8 @@ def _parse(line: str) -> dict | None:
 
 
 class LossLog:
-    """Appends ``{"iter", "epoch", "lr", <loss>..., "skipped"}`` lines; non-finite losses are written as null.
+    """Appends ``{"iter", "epoch", "lr", <loss>..., "skipped"}`` lines (with ``grad_norm`` and ``clipped`` where
+    ``train.grad_clip_max_norm`` is set); non-finite values are written as null.
 
     A resumed run first drops the records after its resume iteration, so the file always describes the
     steps that produced the current weights.
@@ -31,12 +32,14 @@ class LossLog:
             kept = [json.dumps(record) + '\n' for record in records if record and record['iter'] <= resume_iter]
             atomic_write_bytes(self.path, ''.join(kept).encode('utf-8'))
 
-    def write(self, iteration: int, epoch: int, lr: float, losses: dict[str, float], skipped: bool) -> None:
+    def write(self, iteration: int, epoch: int, lr: float, losses: dict[str, float], skipped: bool,
+              clipped: bool | None = None) -> None:
+        """One step's record; ``clipped`` (whether its gradient norm was clipped) where clipping is on."""
         if not self.enabled:
             return
         record = {'iter': iteration, 'epoch': epoch, 'lr': lr,
                   **{name: value if math.isfinite(value) else None for name, value in losses.items()},
-                  'skipped': skipped}
+                  'skipped': skipped, **({} if clipped is None else {'clipped': clipped})}
         try:
             with self.path.open('a', encoding='utf-8') as handle:
                 handle.write(json.dumps(record) + '\n')

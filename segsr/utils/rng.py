@@ -12,14 +12,24 @@ import torch
 import torch.distributed as dist
 
 
+def numpy_state_tensors(numpy_state: tuple) -> dict:
+    """A numpy ``RandomState`` state tuple as tensors and numbers, which a weights-only load accepts."""
+    name, key, pos, has_gauss, gauss = numpy_state
+    return {'name': name, 'key': torch.from_numpy(key.astype(np.int64)), 'pos': int(pos),
+            'has_gauss': int(has_gauss), 'gauss': float(gauss)}
+
+
+def numpy_state_tuple(state: dict) -> tuple:
+    """The inverse of :func:`numpy_state_tensors`."""
+    return state['name'], state['key'].numpy().astype(np.uint32), state['pos'], state['has_gauss'], state['gauss']
+
+
 def capture_rng_state(use_cuda: bool) -> dict:
     """The python, numpy, torch CPU and (when ``use_cuda``) CUDA generator states of this process."""
     version, mt_state, gauss = random.getstate()
-    np_name, np_key, np_pos, np_has_gauss, np_gauss = np.random.get_state()
     state = {
         'python': {'version': version, 'state': torch.tensor(mt_state, dtype=torch.int64), 'gauss': gauss},
-        'numpy': {'name': np_name, 'key': torch.from_numpy(np_key.astype(np.int64)), 'pos': int(np_pos),
-                  'has_gauss': int(np_has_gauss), 'gauss': float(np_gauss)},
+        'numpy': numpy_state_tensors(np.random.get_state()),
         'torch': torch.get_rng_state(),
     }
     if use_cuda:
@@ -31,9 +41,7 @@ def restore_rng_state(state: dict) -> None:
     """Put back the generator states that :func:`capture_rng_state` returned."""
     python = state['python']
     random.setstate((python['version'], tuple(python['state'].tolist()), python['gauss']))
-    numpy = state['numpy']
-    np.random.set_state((numpy['name'], numpy['key'].numpy().astype(np.uint32), numpy['pos'], numpy['has_gauss'],
-                         numpy['gauss']))
+    np.random.set_state(numpy_state_tuple(state['numpy']))
     torch.set_rng_state(state['torch'])
     if 'cuda' in state:
         torch.cuda.set_rng_state_all(state['cuda'])

@@ -11,6 +11,11 @@ import torch
 
 from segsr.utils.errors import SegSRError
 from segsr.utils.files import atomic_open, write_failure
+from segsr.weights.safetensors_files import SUFFIX as SAFETENSORS
+from segsr.weights.safetensors_files import is_safetensors, load_safetensors, save_safetensors
+
+WEIGHTS_FORMATS = {'safetensors': SAFETENSORS, 'pth': '.pth'}
+DEFAULT_FORMAT = 'safetensors'
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
@@ -26,11 +31,37 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
         raise write_failure(path, err, 'checkpoint') from None
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 'cpu') -> dict:
-    """Load a checkpoint with torch's safe (weights-only) unpickler and a one-line error when unreadable."""
+def weights_suffix(opt: dict) -> str:
+    """The suffix of the weights a run writes: ``logger.save_checkpoint_format`` (safetensors unless pth)."""
+    return WEIGHTS_FORMATS[(opt.get('logger') or {}).get('save_checkpoint_format') or DEFAULT_FORMAT]
+
+
+def save_weights(checkpoint: dict, path: str | os.PathLike) -> None:
+    """Write a weights checkpoint atomically, as safetensors or a torch file by the suffix of ``path``."""
+    if Path(path).suffix == SAFETENSORS:
+        save_safetensors(checkpoint, path)
+    else:
+        atomic_torch_save(checkpoint, path)
+
+
+def existing_weights(path: str | os.PathLike) -> Path:
+    """``path``, or where it does not exist its twin in the other weights format (``net_g_latest.pth`` named in
+    an option file finds the ``net_g_latest.safetensors`` a run now writes, and the reverse)."""
     path = Path(path)
+    if path.is_file() or path.suffix not in WEIGHTS_FORMATS.values():
+        return path
+    twins = [path.with_suffix(suffix) for suffix in WEIGHTS_FORMATS.values() if suffix != path.suffix]
+    return next((twin for twin in twins if twin.is_file()), path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 'cpu') -> dict:
+    """Load a checkpoint without running code from it: safetensors (by extension or content) with safetensors'
+    reader, anything else with torch's weights-only unpickler; a one-line error when unreadable."""
+    path = existing_weights(path)
     if not path.is_file():
         raise SegSRError(f'checkpoint {path} does not exist; check the path in your options or on the command line')
+    if is_safetensors(path):
+        return load_safetensors(path, map_location)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='Detected pickle protocol')
@@ -69,13 +100,13 @@ def refusal(path: Path, error: pickle.UnpicklingError) -> str:
 
 
 def select_state_dict(checkpoint: dict, param_key: str | None, path: str | os.PathLike) -> dict:
-    """Pick ``params_ema``/``params`` from a basicsr checkpoint, falling back to ``params``."""
+    """Pick ``params_ema``/``params`` from a basicsr checkpoint, falling back to ``params``, then to
+    ``params_ema`` (the one state dict of a run's final safetensors file)."""
     if param_key is None:
         return checkpoint
-    if param_key in checkpoint:
-        return checkpoint[param_key]
-    if 'params' in checkpoint:
-        return checkpoint['params']
+    for key in (param_key, 'params', 'params_ema'):
+        if key in checkpoint:
+            return checkpoint[key]
     if all(isinstance(value, torch.Tensor) for value in checkpoint.values()):
         return checkpoint
     raise SegSRError(

@@ -39,9 +39,17 @@ def load_network(
 def load_network_and_contract(
     weights: str | Path, options: str | Path | None = None, param_key: str = 'params_ema'
 ) -> tuple[nn.Module, dict, Radiometry | None]:
+    """The network, its options and contract of :func:`load_network_contract_card`."""
+    return load_network_contract_card(weights, options, param_key)[:3]
+
+
+def load_network_contract_card(
+    weights: str | Path, options: str | Path | None = None, param_key: str = 'params_ema'
+) -> tuple[nn.Module, dict, Radiometry | None, dict | None]:
     """Build the network, load its weights strictly and fold any LoRA adapters into the frozen weights
-    (no adapter matmuls at inference); return it (eval mode, CPU) with its options and the radiometric
-    contract it was trained with (:func:`inference_contract`), read from the same file.
+    (no adapter matmuls at inference); return it (eval mode, CPU) with its options, the radiometric
+    contract it was trained with (:func:`inference_contract`) and its model card (None for a file without one),
+    read from the same file (safetensors or torch).
 
     Options given in a YAML file win over the ones stored in the checkpoint, so an old or
     foreign checkpoint (basicsr, HAT) can be used with an explicit configuration. ``param_key``
@@ -75,7 +83,8 @@ def load_network_and_contract(
     fix = f'pass --opt with the {network_options["type"]} options these weights were trained with'
     load_state_dict_checked(network, state, strict=True, source=str(weights), fix=fix)
     merge_lora(network)
-    return network.eval(), network_options, inference_contract(content, weights)
+    card = content.get('card') if isinstance(content.get('card'), dict) else None
+    return network.eval(), network_options, inference_contract(content, weights), card
 
 
 def contract_of(content: dict, weights: Path) -> Radiometry | None:

@@ -32,8 +32,9 @@ class TileUpscaler:
     """
 
     def __init__(self, network: nn.Module, device: torch.device, bf16: bool, guidance: bool,
-                 uncertainty: bool = False):
+                 uncertainty: bool = False, card: dict | None = None):
         self.network = network.to(device)
+        self.card = card  # the model card of the weights: what an input must look like
         info = describe(self.network)
         if guidance and not info.map_channels:
             name = type(network).__name__

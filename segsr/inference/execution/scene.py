@@ -11,13 +11,22 @@ import cv2
 import numpy as np
 
 from segsr.data.geotiff import DEFAULT_BLOCK, GDAL_ERRORS, PLAIN_TIFF, RasterSource, TiffFormat, block_side
+from segsr.data.product_source import ProductSource
 from segsr.inference.execution.engine import TileUpscaler
 from segsr.inference.execution.pipeline import BackgroundWriter, InlineWriter
 from segsr.inference.execution.scene_plan import RadiometryOptions, ScenePlan, TilingOptions, plan_scene, scene_tiles
 from segsr.inference.execution.tiling import band_extent, upscale_tiled
 from segsr.inference.io.image_io import ImageSource
 from segsr.inference.io.inputs import InputFile, open_source, plan_input
-from segsr.inference.io.scene_sinks import guidance_names, open_image_sink, open_maps_sink, publish_last, spread_names
+from segsr.inference.io.qa_output import write_scene_classes
+from segsr.inference.io.scene_sinks import (
+    band_georeference,
+    guidance_names,
+    open_image_sink,
+    open_maps_sink,
+    publish_last,
+    spread_names,
+)
 from segsr.radiometry.nodata import fill_from_nearest_valid
 from segsr.radiometry.stretch import BandStretch
 from segsr.utils.errors import SegSRError
@@ -227,6 +236,9 @@ def upscale_input(
             stack.callback(write_source.close)
         run_scene(stack, source, plan, upscaler, tiling, image_sink, maps, spread_sink=spread, band=band,
                   on_tiles=on_tiles, write_source=write_source)
+        if planned.qa is not None and isinstance(source, ProductSource):
+            write_scene_classes(stack, source, planned.qa, scale, band_georeference(source, scale, rows), block,
+                                tiff_format, {**source.dataset_tags(), **tags}, rows, planned.overwrite).commit()
         if isinstance(source, ImageSource) and source.alpha_band is not None:
             image_sink.write_band(len(plan.bands), upscaled_alpha(source, scale))
         publish_last(planned, [maps, spread], image_sink, plan.bands, scale)

@@ -7,7 +7,9 @@ import numpy as np
 from tqdm import tqdm
 
 from segsr.data.geotiff import RasterSource
+from segsr.data.product_source import ProductSource, check_product_contract
 from segsr.inference.execution.bands import BandRequest, band_groups, output_bands
+from segsr.inference.execution.card_check import check_band_count, warn_if_far
 from segsr.inference.execution.engine import TileUpscaler
 from segsr.inference.execution.tiling import count_tiles, tile_rows
 from segsr.inference.io.arrays import ArraySource
@@ -76,6 +78,8 @@ def contract_stretch(source: ImageSource | RasterSource | ArraySource, bands: li
     """The contract's map of 0-based ``bands``: its scale/offset, or the file's own metadata (``from_metadata``)."""
     contract = contract.for_bands([band + 1 for band in bands])
     metadata = calibration_from_metadata(source.dataset, bands) if isinstance(source, RasterSource) else None
+    if isinstance(source, ProductSource):
+        check_product_contract(source, bands, contract)
     return contract.stretch(contract.calibration(metadata, str(name)), len(bands))
 
 
@@ -94,6 +98,9 @@ class ScenePlan:
 
 def plan_scene(source: ImageSource | RasterSource, upscaler: TileUpscaler, radiometry: RadiometryOptions,
                name) -> ScenePlan:
+    card = getattr(upscaler, 'card', None)  # an ONNX graph carries none
+    check_band_count(card, source.band_count, source.alpha_band, radiometry.bands is not None, name)
+    warn_if_far(card, source.dtype, getattr(source, 'pixels', None))
     groups = band_groups(radiometry.bands, source.band_count, source.alpha_band, upscaler.in_channels, name)
     bands = output_bands(groups)
     return ScenePlan(groups, bands, choose_stretch(source, bands, radiometry, name))

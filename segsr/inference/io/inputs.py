@@ -5,10 +5,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from segsr.data.geotiff import RasterSource
+from segsr.data.product_source import ProductSource
 from segsr.degradations.bicubic import MIN_LR_SIDE
 from segsr.inference.execution.bands import BandRequest, check_band_numbers
 from segsr.inference.io.arrays import ArraySource, read_npy
 from segsr.inference.io.image_io import ImageSource
+from segsr.sentinel2.product import SAFE_SUFFIX, is_product
+from segsr.sentinel2.request import QA_SUFFIX, ProductInput
 from segsr.utils.errors import SegSRError
 from segsr.utils.walk import glob_files, walk_files
 
@@ -34,10 +37,11 @@ class InputFile:
     report: Path | None = None  # --consistency-report: the JSON
     overwrite: bool = False
     """Whether the outputs may replace files of those names; without it they are published only under free names."""
+    qa: Path | None = None  # a Sentinel-2 L2A product: its SCL on the output grid
 
     @property
     def outputs(self) -> list[Path]:
-        return [p for p in (self.image, self.maps, self.spread, self.report) if p is not None]
+        return [p for p in (self.image, self.maps, self.spread, self.report, self.qa) if p is not None]
 
     @property
     def name(self) -> str:
@@ -49,8 +53,14 @@ def is_gdal_path(pattern: str) -> bool:
 
 
 def is_raster(source: Path | str) -> bool:
-    """GDAL reads it by window: TIFF, VRT and other raster formats, and anything under a virtual path."""
-    return is_gdal_path(str(source)) or Path(source).suffix.lower() in RASTER_SUFFIXES
+    """GDAL reads it by window: TIFF, VRT and other raster formats, anything under a virtual path, products."""
+    return isinstance(source, ProductInput) or is_gdal_path(str(source)) or \
+        Path(source).suffix.lower() in RASTER_SUFFIXES
+
+
+def in_product(path: Path, root: Path) -> bool:
+    """A file inside a .SAFE folder belongs to that product, not to the inputs."""
+    return any(part.upper().endswith(SAFE_SUFFIX) for part in path.relative_to(root).parts[:-1])
 
 
 def is_hidden(path: Path, root: Path) -> bool:
@@ -69,25 +79,42 @@ def collect_inputs(pattern: str, recursive: bool = False, output: Path | None = 
     if is_gdal_path(pattern):
         return [(pattern, Path())]
     path = Path(pattern)
-    if path.is_file():
+    if path.is_file() or is_product(path):
         return [(path, Path())]
     results = output.resolve() if output is not None else None
     if path.is_dir():
         results = results if results is not None and results != path.resolve() else None
         candidates = walk_files(path) if recursive else path.iterdir()
-        found = [(p, p.parent.relative_to(path)) for p in candidates if not is_hidden(p, path)]
+        found = [(p, p.parent.relative_to(path)) for p in candidates if p.is_file() and not is_hidden(p, path)
+                 and not in_product(p, path)]
+        found += [(p, p.parent.relative_to(path)) for p in product_folders(path, recursive)
+                  if not is_hidden(p, path) and not inside(p, results)]
     else:
         found = [(Path(p), Path()) for p in glob_files(pattern, recursive) if not Path(p).name.startswith('.')]
     suffixes = (*IMAGE_SUFFIXES, *RASTER_SUFFIXES, ARRAY_SUFFIX)
     files = sorted((p, folder) for p, folder in found
-                   if p.is_file() and p.suffix.lower() in suffixes and not inside(p, results))
+                   if (p.is_file() and p.suffix.lower() in suffixes or is_product(p)) and not inside(p, results))
     if not files:
         raise SegSRError(f'no input images at {pattern}: pass an image file, a folder of images or a glob')
     return files
 
 
+def product_folders(folder: Path, recursive: bool) -> list[Path]:
+    """The .SAFE folders in ``folder`` (at any depth with ``recursive``), never looking inside one."""
+    found, pending = [], [folder]
+    while pending:
+        for entry in sorted(pending.pop().iterdir()):
+            if entry.is_dir() and is_product(entry):
+                found.append(entry)
+            elif recursive and entry.is_dir() and not entry.is_symlink():
+                pending.append(entry)
+    return found
+
+
 def output_name(source: Path | str) -> str:
-    """The input's name; rasters that are not TIFFs (VRT, JP2, ...) are written as GeoTIFF."""
+    """The input's name; rasters that are not TIFFs (VRT, JP2, ...) and products are written as GeoTIFF."""
+    if isinstance(source, ProductInput):
+        return f'{source.stem}.tif'
     name = Path(source).name
     if is_raster(source) and Path(name).suffix.lower() not in TIFF_SUFFIXES:
         return f'{Path(name).stem}.tif'
@@ -100,9 +127,11 @@ def outputs_beside(source: Path | str, image: Path, guidance: bool = False, unce
     (``<stem>_guidance.tif``), the self-ensemble spread (``<stem>_uncertainty.tif``) and the consistency
     report (``<stem>_consistency.json``); ``overwrite`` lets them replace files of those names."""
     stem = image.with_suffix('')
+    qa = isinstance(source, ProductInput) and source.has_scene_classes
     return InputFile(source, image, Path(f'{stem}{GUIDANCE_SUFFIX}') if guidance else None,
                      Path(f'{stem}{SPREAD_SUFFIX}') if uncertainty else None,
-                     Path(f'{stem}{REPORT_SUFFIX}') if report else None, overwrite)
+                     Path(f'{stem}{REPORT_SUFFIX}') if report else None, overwrite,
+                     Path(f'{stem}{QA_SUFFIX}') if qa else None)
 
 
 def plan_input(source: Path | str, folder: Path, guidance: bool = False, uncertainty: bool = False,
@@ -111,8 +140,11 @@ def plan_input(source: Path | str, folder: Path, guidance: bool = False, uncerta
     return outputs_beside(source, folder / output_name(source), guidance, uncertainty, report, overwrite)
 
 
-def open_source(source: Path | str) -> ImageSource | RasterSource | ArraySource:
-    """Rasters (geo or not) go through rasterio and stream; PNG, JPEG and ``.npy`` arrays are read whole."""
+def open_source(source: Path | str | ProductInput) -> ImageSource | RasterSource | ArraySource:
+    """Rasters (geo or not) and products go through rasterio and stream; PNG, JPEG and ``.npy`` arrays are read
+    whole."""
+    if isinstance(source, ProductInput):
+        return ProductSource(source)
     if is_raster(source):
         return RasterSource(source)
     if Path(source).suffix.lower() == ARRAY_SUFFIX:

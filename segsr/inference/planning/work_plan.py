@@ -7,10 +7,13 @@ from dataclasses import dataclass
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
+from segsr.data.product_source import ProductSource
 from segsr.inference.execution.bands import EACH_BAND, BandRequest
 from segsr.inference.execution.scene_plan import TilingOptions, scene_tiles
 from segsr.inference.execution.tiling import tile_rows
 from segsr.inference.io.inputs import is_raster
+from segsr.sentinel2.request import ProductInput
+from segsr.utils.errors import SegSRError
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,18 @@ def band_passes(bands: BandRequest, band_count: int) -> int:
 
 
 def read_header(source, bands: BandRequest) -> SceneHeader | None:
-    """GDAL reads the header of rasters and images alike; None for a file it cannot open (its check says why)."""
+    """GDAL reads the header of rasters and images alike; None for a file it cannot open (its check says why).
+
+    A Sentinel-2 product is its band stack, run whole by one process (its SCL is written beside it whole)."""
+    if isinstance(source, ProductInput):
+        try:
+            stack = ProductSource(source)
+        except SegSRError:
+            return None
+        try:
+            return SceneHeader(stack.height, stack.width, band_passes(bands, stack.band_count), raster=False)
+        finally:
+            stack.close()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', NotGeoreferencedWarning)

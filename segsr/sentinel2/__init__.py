@@ -1,0 +1,1 @@
+"""Sentinel-2 products (.SAFE folders and zips) as inputs and dataset sources."""

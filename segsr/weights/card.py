@@ -1,0 +1,166 @@
+"""The model card: what a weights file was trained for and how well it did, as a plain dict stored inside it.
+
+A colleague who receives the file alone learns from it the architecture, scale, input and output bands, the
+radiometric contract, the degradation, the training data (with the hashes of its split files), the validation
+metrics with their protocol, and the segsr version and commit that made it.
+"""
+
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from torch import nn
+
+from segsr.nn.info import DescribedNetwork
+from segsr.radiometry.contract import Radiometry
+from segsr.weights.download import file_sha256
+
+CARD_VERSION = 1
+IN_CHANNEL_KEYS = ('num_in_ch', 'in_chans', 'in_channels', 'n_colors')
+OUT_CHANNEL_KEYS = ('num_out_ch', 'out_chans', 'out_channels')
+RGB_NAMES = ('red', 'green', 'blue')
+RASTER_SUFFIXES = ('.tif', '.tiff', '.vrt', '.jp2')
+
+
+def channel_count(network_opt: dict, keys: tuple[str, ...], default: int | None) -> int | None:
+    return next((int(network_opt[key]) for key in keys if key in network_opt), default)
+
+
+def band_names(contract: Radiometry, count: int | None) -> list[str]:
+    """Source band numbers of a multispectral contract, else red/green/blue for an 8-bit RGB network."""
+    if contract.bands:
+        return [f'band_{band}' for band in contract.bands]
+    if count == len(RGB_NAMES):
+        return list(RGB_NAMES)
+    return [f'band_{band}' for band in range(1, (count or 0) + 1)]
+
+
+def file_digest(path: str | Path) -> str | None:
+    try:
+        return file_sha256(Path(path))
+    except OSError:
+        return None
+
+
+def count_samples(dataset_opt: dict) -> int | None:
+    """Lines of the split file, else the files of the ground-truth folder; None where neither is readable."""
+    meta = dataset_opt.get('meta_info_file')
+    try:
+        if meta:
+            return sum(1 for line in Path(meta).read_text().splitlines() if line.strip())
+        root = Path(dataset_opt['dataroot_gt'])
+        return sum(1 for path in root.rglob('*') if path.is_file() and not path.name.startswith('.'))
+    except (KeyError, OSError, TypeError):
+        return None
+
+
+def raster_dtype(dataset_opt: dict) -> str | None:
+    """The dtype of the first raster under ``dataroot_gt`` (every raster of a contract shares its units)."""
+    root = dataset_opt.get('dataroot_gt')
+    first = next((path for path in sorted(Path(root).rglob('*')) if path.suffix.lower() in RASTER_SUFFIXES),
+                 None) if root and Path(root).is_dir() else None
+    if first is None:
+        return None
+    import rasterio
+
+    with rasterio.open(first) as raster:
+        return str(raster.dtypes[0])
+
+
+def describe_dataset(dataset_opt: dict) -> dict:
+    meta = dataset_opt.get('meta_info_file')
+    return {
+        'name': dataset_opt.get('name'), 'type': dataset_opt.get('type'),
+        'meta_info_file': {'path': str(meta), 'sha256': file_digest(meta)} if meta else None,
+        'count': count_samples(dataset_opt),
+    }
+
+
+def degradation_of(dataset_opt: dict, scale: int) -> dict:
+    """The dataset's ``degradation`` options; LR files given beside HR; else MATLAB-style bicubic downscaling."""
+    if dataset_opt.get('degradation') is not None:
+        return dataset_opt['degradation']
+    if dataset_opt.get('dataroot_lq'):
+        return {'type': 'paired', 'dataroot_lq': str(dataset_opt['dataroot_lq']), 'scale': scale}
+    return {'type': 'bicubic', 'scale': scale}
+
+
+def validation_protocol(val_opt: dict) -> dict:
+    metrics = val_opt.get('metrics') or {}
+    return {
+        'metrics': {name: {'type': metric.get('type'), 'crop_border': metric.get('crop_border', 0),
+                           'test_y_channel': bool(metric.get('test_y_channel', False))}
+                    for name, metric in metrics.items()},
+        'self_ensemble': bool(val_opt.get('self_ensemble', False)),
+        'enforce_consistency': bool(val_opt.get('enforce_consistency', False)),
+    }
+
+
+def validation_results(best: dict | None, last: dict | None, last_dataset: str | None) -> dict:
+    """Per validation dataset and metric: the best value and its iteration, and the last value measured."""
+    results = {}
+    for dataset, metrics in (best or {}).items():
+        results[dataset] = {
+            metric: {'best': float(record['val']), 'best_iter': int(record['iter']),
+                     'last': plain_number((last or {}).get(metric)) if dataset == last_dataset else None}
+            for metric, record in metrics.items() if record['iter'] != -1
+        }
+    return results
+
+
+def plain_number(value: object) -> float | None:
+    """A float a weights-only reader and JSON both take (numpy scalars are neither)."""
+    return None if value is None else float(value)
+
+
+def installed_version() -> str | None:
+    """segsr's version as installed (``pip install -e .``); None when run from a source tree never installed."""
+    try:
+        return metadata.version('segsr')
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def source_commit() -> str | None:
+    """The git commit of segsr's source tree, or None outside a git checkout."""
+    try:
+        found = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=Path(__file__).parent, capture_output=True,
+                               text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return found.stdout.strip() or None
+
+
+def build_card(opt: dict, network: nn.Module, validation: dict | None = None) -> dict:
+    """The card of the network ``opt`` trains, with ``validation`` results (:func:`validation_results`)."""
+    network_opt = opt.get('network_g') or {}
+    contract = Radiometry.from_dict(opt['contract']) if opt.get('contract') else Radiometry.from_options(None)
+    if isinstance(network, DescribedNetwork):  # never measured here: a forward pass would touch training state
+        in_count, out_count = network.network_info.in_chans, network.network_info.out_chans
+    else:
+        in_count = channel_count(network_opt, IN_CHANNEL_KEYS, len(contract.bands) if contract.bands else None)
+        out_count = channel_count(network_opt, OUT_CHANNEL_KEYS, in_count)
+    datasets = opt.get('datasets') or {}
+    train = [dataset for phase, dataset in datasets.items() if phase.startswith('train')]
+    default_images = contract.is_default and not contract.bands
+    dtype = 'uint8' if default_images else next(filter(None, map(raster_dtype, train)), None)
+    scale = opt.get('scale')
+    return {
+        'card_version': CARD_VERSION,
+        'name': opt.get('name'),
+        'architecture': {'type': network_opt.get('type'),
+                         'parameters': sum(parameter.numel() for parameter in network.parameters()),
+                         'network_g': network_opt},
+        'scale': scale,
+        'input': {'count': in_count, 'bands': band_names(contract, in_count), 'dtype': dtype,
+                  'order': 'network channel order'},
+        'output': {'count': out_count, 'bands': band_names(contract, out_count), 'dtype': dtype},
+        'radiometry': contract.to_dict(),
+        'degradation': [degradation_of(dataset, scale) for dataset in train],
+        'training_data': [describe_dataset(dataset) for dataset in train],
+        'validation_data': [describe_dataset(dataset) for phase, dataset in datasets.items()
+                            if not phase.startswith('train')],
+        'validation': {'protocol': validation_protocol(opt.get('val') or {}), 'results': validation or {}},
+        'segsr': {'version': installed_version(), 'commit': source_commit()},
+        'license': ((opt.get('logger') or {}).get('card') or {}).get('license'),
+    }
