@@ -75,3 +75,32 @@ def test_pair_pool_mixes_batches_and_is_restored_with_the_random_state():
     resumed.load_state_dict(state)
     _, gt_again, _ = resumed.degrade(batches[2])
     assert torch.equal(gt_again, gt)
+
+
+def realesrgan_dataset(demo_data: Path, **keys):
+    from segsr.data.realesrgan_dataset import RealESRGANDataset
+
+    opt = real_hat_options()['datasets']['train']
+    for key in ('meta_info_file', 'meta_info'):
+        opt.pop(key, None)
+    return RealESRGANDataset({**opt, 'dataroot_gt': str(demo_data / 'HR' / 'train'), 'phase': 'train', **keys})
+
+
+def test_realesrgan_dataset_reads_either_list_key_or_the_whole_folder(demo_data):
+    listed = (demo_data / 'meta' / 'train.txt').read_text().split()
+    names = lambda dataset: sorted(Path(path).name for path in dataset.paths)  # noqa: E731
+    whole = realesrgan_dataset(demo_data)
+    assert names(whole) == sorted(path.name for path in (demo_data / 'HR' / 'train').iterdir())
+    short_list = demo_data / 'meta' / 'first_two.txt'
+    short_list.write_text('\n'.join(listed[:2]) + '\n')
+    for key in ('meta_info', 'meta_info_file'):
+        assert names(realesrgan_dataset(demo_data, **{key: str(short_list)})) == sorted(listed[:2])
+    item = whole[0]
+    assert item['gt'].shape[0] == 3 and {'kernel1', 'kernel2', 'sinc_kernel'} <= item.keys()
+
+
+def test_realesrgan_dataset_names_a_listed_image_that_is_missing(demo_data, tmp_path):
+    listing = tmp_path / 'listing.txt'
+    listing.write_text('not_there.png\n')
+    with pytest.raises(SegSRError, match=r'1 listed HR images are missing, e\.g\. .*not_there\.png; check dataroot_gt'):
+        realesrgan_dataset(demo_data, meta_info=str(listing))

@@ -23,6 +23,22 @@ def read_meta_info(meta_info_file: str) -> list[str]:
         return [line.split()[0] for line in handle if line.strip()]
 
 
+def hr_paths(gt_folder: str, meta_info_file: str | None) -> list[str]:
+    """The HR images a meta_info_file lists under ``gt_folder``, else every image there; a listed image that is
+    missing stops the run in one line."""
+    if meta_info_file:
+        paths = [os.path.join(gt_folder, name) for name in read_meta_info(meta_info_file)]
+    else:
+        paths = sorted(paths_from_folder(gt_folder))
+    missing = [path for path in paths if not os.path.isfile(path)]
+    if missing:
+        raise SegSRError(f'{len(missing)} listed HR images are missing, e.g. {missing[0]}; '
+                         'check dataroot_gt and meta_info_file, or re-run scripts/prepare_dataset.py')
+    if not paths:
+        raise SegSRError(f'no HR images in {meta_info_file or gt_folder}; check dataroot_gt and meta_info_file')
+    return paths
+
+
 def random_crop(img: np.ndarray, size: int, path: str) -> np.ndarray:
     h, w = img.shape[:2]
     if h < size or w < size:
@@ -50,14 +66,7 @@ class RSOnTheFlyDataset(data.Dataset):
         if self.io_backend_opt['type'] == 'lmdb':
             raise SegSRError('RSOnTheFlyDataset reads image files; set io_backend type to disk')
         gt_folder = opt['dataroot_gt']
-        if opt.get('meta_info_file'):
-            self.paths = [os.path.join(gt_folder, name) for name in read_meta_info(opt['meta_info_file'])]
-        else:
-            self.paths = sorted(paths_from_folder(gt_folder))
-        missing = [path for path in self.paths if not os.path.isfile(path)]
-        if missing:
-            raise SegSRError(f'{len(missing)} listed HR images are missing, e.g. {missing[0]}; '
-                             'check dataroot_gt and meta_info_file, or re-run scripts/prepare_dataset.py')
+        self.paths = hr_paths(gt_folder, opt.get('meta_info_file'))
         if self.is_train and opt['gt_size'] % self.scale:
             raise SegSRError(f'gt_size {opt["gt_size"]} is not a multiple of scale {self.scale}; change gt_size')
         self.manifest = load_manifest(gt_folder)

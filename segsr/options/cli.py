@@ -30,7 +30,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout: experiments/
 DATA_BUILDERS = {
     'demo': 'python scripts/make_demo_data.py',
 }
-DATAROOT_KEYS = ('dataroot_gt', 'dataroot_lq', 'meta_info_file')
+DATAROOT_KEYS = ('dataroot_gt', 'dataroot_lq', 'meta_info_file', 'meta_info')
 
 
 def parse_command_line(is_train: bool, argv: list[str] | None = None) -> argparse.Namespace:
@@ -190,7 +190,9 @@ def complete_options(opt: dict, is_train: bool) -> None:
             raise SegSRError('scale: missing; add the upscaling factor of the network (e.g. scale: 4)')
         val = opt['val'] = opt.get('val') or {}
         val.setdefault('metrics', (spectral_metrics if has_rasters(opt) else default_metrics)(opt['scale']))
-        val.setdefault('save_img', False)
+        # a test set of LR images alone has nothing to score against: its super-resolved images are the result
+        val.setdefault('save_img', not any(isinstance(dataset, dict) and dataset.get('dataroot_gt')
+                                           for dataset in (opt.get('datasets') or {}).values()))
         val.setdefault('pbar', True)
 
 

@@ -115,8 +115,9 @@ POSITIVE_INT = _f('int', check=at_least(1))
 DATASET_KEYS = {
     'name': _f('str', required=True), 'type': _f('str', required=True), 'phase': _f('str'), 'scale': POSITIVE_INT,
     'dataroot_gt': _f('str'), 'dataroot_lq': _f('str'), 'meta_info_file': _f('str', 'none'),
-    'io_backend': _f('dict'), 'filename_tmpl': _f('str'), 'gt_size': POSITIVE_INT, 'use_hflip': _f('bool'),
-    'use_rot': _f('bool'), 'use_shuffle': _f('bool'), 'num_worker_per_gpu': _f('int', check=at_least(0)),
+    'meta_info': _f('str', 'none'), 'io_backend': _f('dict'), 'filename_tmpl': _f('str'), 'gt_size': POSITIVE_INT,
+    'use_hflip': _f('bool'), 'use_rot': _f('bool'), 'use_shuffle': _f('bool'),
+    'num_worker_per_gpu': _f('int', check=at_least(0)),
     'batch_size_per_gpu': POSITIVE_INT, 'dataset_enlarge_ratio': POSITIVE_INT, 'prefetch_mode': _f('str', 'none'),
     'pin_memory': _f('bool'), 'persistent_workers': _f('bool'), 'num_prefetch_queue': POSITIVE_INT,
     'color': _f('str', 'none'), 'mean': _f('list', 'none'), 'std': _f('list', 'none'),
