@@ -266,3 +266,55 @@ def test_two_gloo_processes_train_a_gan(demo_data, vgg_file, tmp_path):
     assert 'x 2 processes' in next(run.glob('train_*.log')).read_text()
     assert (run / 'models' / 'net_d_2.pth').is_file() and (run / 'models' / 'net_g_2.pth').is_file()
     assert np.isfinite(read_loss_log(run / 'losses.jsonl')[1]['l_g_gan'])
+
+
+@pytest.mark.parametrize('gan_gt_usm', [False, True])
+def test_per_loss_usm_keys_choose_each_losss_reference(demo_data, vgg_file, tmp_path, monkeypatch, gan_gt_usm):
+    """Real-ESRGAN's l1_gt_usm / gan_gt_usm: the pixel loss compares with the unsharp-masked HR, the
+    discriminator's real images are the plain or the sharpened HR as gan_gt_usm says."""
+    from basicsr.losses.basic_loss import L1Loss
+
+    from segsr.degradations.sharpen import UnsharpMask
+    from segsr.models.gan_model import SegSRGANModel
+
+    seen = {'pixel_targets': [], 'real': []}
+    pixel_forward, discriminator_step = L1Loss.forward, SegSRGANModel.discriminator_step
+
+    def recording_pixel(self, pred, target, weight=None, **kwargs):
+        seen['pixel_targets'].append(target.detach().clone())
+        return pixel_forward(self, pred, target, weight, **kwargs)
+
+    def recording_step(self):
+        real = self.target('gan_gt_usm')
+        seen['real'].append((real.clone(), self.gt.clone()))
+        return discriminator_step(self)
+
+    monkeypatch.setattr(L1Loss, 'forward', recording_pixel)
+    monkeypatch.setattr(SegSRGANModel, 'discriminator_step', recording_step)
+    options = gan_options(demo_data, f'usm_{gan_gt_usm}', vgg_file, total_iter=2)
+    del options['train']['ldl_opt']
+    options.update(l1_gt_usm=True, percep_gt_usm=True, gan_gt_usm=gan_gt_usm)
+    train(options, tmp_path)
+
+    (real, gt), *_ = seen['real']
+    sharpened = UnsharpMask(eight_bit=True)(gt)
+    assert not torch.equal(sharpened, gt)
+    assert torch.equal(real, sharpened if gan_gt_usm else gt)
+    assert seen['pixel_targets'] and all(target.shape == gt.shape for target in seen['pixel_targets'])
+    assert torch.equal(seen['pixel_targets'][-1], UnsharpMask(eight_bit=True)(seen['real'][-1][1]))
+
+
+@pytest.mark.parametrize('model_type, value, expected', [
+    ('SegSRModel', True, 'l1_gt_usm: read by the GAN model types'),
+    ('SegSRGANModel', 'yes', "l1_gt_usm: 'yes' is not true or false"),
+])
+def test_per_loss_usm_keys_a_model_cannot_apply_stop_in_one_line(demo_data, vgg_file, tmp_path, capsys, model_type,
+                                                                value, expected):
+    options = gan_options(demo_data, 'usm_misuse', vgg_file, total_iter=2)
+    if model_type == 'SegSRModel':
+        options['model_type'] = model_type
+        del options['network_d']
+        for key in ('optim_d', 'gan_opt', 'ldl_opt', 'net_d_iters', 'net_d_init_iters'):
+            del options['train'][key]
+    options['l1_gt_usm'] = value
+    assert expected in refusal(options, tmp_path, capsys)

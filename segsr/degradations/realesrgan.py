@@ -2,8 +2,8 @@
 
 The order of operations and the option keys are Real-ESRGAN's (see :mod:`segsr.options.degradation`). Two
 departures, both for physical values: 8-bit images (the default radiometric contract) are clamped to [0, 1] and
-rounded to 8-bit levels as Real-ESRGAN does; images in a physical contract are never clamped or rounded, and
-JPEG and grey noise (3-band RGB only) are refused for any other band count.
+rounded to 8-bit levels as Real-ESRGAN does; images in a physical contract are never clamped or rounded (the
+unsharp mask included), and JPEG and grey noise (3-band RGB only) are refused for any other band count.
 """
 
 import math
@@ -18,14 +18,13 @@ from basicsr.data.degradations import (
     random_mixed_kernels,
 )
 from basicsr.utils import DiffJPEG
-from basicsr.utils.img_process_util import USMSharp, filter2D
+from basicsr.utils.img_process_util import filter2D
 
 from segsr.degradations.random_state import DegradationRNG
+from segsr.degradations.sharpen import UnsharpMask
 from segsr.utils.errors import SegSRError
 
 RESIZE_MODES = ('area', 'bilinear', 'bicubic')
-USM_RADIUS = 50
-"""basicsr's unsharp-mask radius; crops smaller than 2 x 50 + 1 pixels use the largest radius that fits."""
 
 
 def odd_sizes(largest: int) -> list[int]:
@@ -65,7 +64,7 @@ class RealESRGANDegradation:
     def __init__(self, settings: dict, scale: int, eight_bit: bool):
         self.settings, self.scale, self.eight_bit = settings, int(scale), eight_bit
         self._jpeg: DiffJPEG | None = None
-        self._usm: dict[tuple, USMSharp] = {}
+        self.sharpen = UnsharpMask(eight_bit)
 
     def draw_kernels(self, batch: int, rng: DegradationRNG) -> dict:
         """``kernel1``, ``kernel2`` and ``sinc_kernel`` (B, k, k) on the RNG's device, as RealESRGANDataset gives."""
@@ -74,13 +73,6 @@ class RealESRGANDegradation:
                       draw_sinc_kernel(self.settings)] for _ in range(batch)]
         return {name: torch.from_numpy(np.stack([item[i] for item in drawn])).float().to(rng.device)
                 for i, name in enumerate(('kernel1', 'kernel2', 'sinc_kernel'))}
-
-    def sharpen(self, image: torch.Tensor) -> torch.Tensor:
-        radius = min(USM_RADIUS, (min(image.shape[-2:]) - 1) // 2)
-        key = (radius, image.device)
-        if key not in self._usm:
-            self._usm[key] = USMSharp(radius).to(image.device)
-        return self._usm[key](image)
 
     def _check_bands(self, bands: int) -> None:
         if bands == 3:

@@ -12,6 +12,9 @@ Options (basicsr's keys; ``train.rgb_bands`` and ``perceptual_opt.vgg_weights`` 
       net_d_iters: 1        # the generator steps every net_d_iters iterations...
       net_d_init_iters: 0   # ...and not before this iteration; the discriminator steps every iteration
       rgb_bands: ~          # bands (from 1) the perceptual and GAN terms see; default network_g.sfem.rgb_bands
+    l1_gt_usm: true         # Real-ESRGAN's top-level keys: the pixel and LDL, perceptual and GAN terms compare
+    percep_gt_usm: true     # with the unsharp-masked HR (unset: true), else the plain HR; where none is set,
+    gan_gt_usm: false       # every term sees the target of the degradation (gt_usm)
 
 On multi-band data the pixel and LDL losses see every band; the perceptual loss and the discriminator see
 the three ``rgb_bands`` only (VGG and the discriminators take three channels). An iteration whose losses
@@ -30,9 +33,12 @@ from basicsr.losses.loss_util import get_refined_artifact_map
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from segsr.archs.sfem_arch import clip_bands
+from segsr.degradations.sharpen import UnsharpMask
 from segsr.models.perceptual import build_perceptual_loss
 from segsr.models.sr_model import SegSRModel
+from segsr.options.degradation import usm_targets
 from segsr.options.network import input_bands
+from segsr.radiometry.contract import Radiometry
 from segsr.utils.errors import SegSRError
 
 LDL_KERNEL = 7  # the local window of LDL's artifact map, as published
@@ -77,6 +83,9 @@ class SegSRGANModel(SegSRModel):
             raise SegSRError(f'model_type {self.opt["model_type"]} does not apply {", ".join(unapplied)} to its '
                              'generator and discriminator steps; remove them, or train a model without a discriminator')
         self.gan_bands = gan_bands(self.opt)
+        self.usm_targets = usm_targets(self.opt)
+        contract = Radiometry.from_dict(self.opt['contract']) if self.opt.get('contract') else None
+        self.sharpen = UnsharpMask(eight_bit=contract is None or contract.is_default)
         self.net_d = self.model_to_device(build_network(self.opt['network_d']))
         self.print_network(self.net_d)
         load_path = self.opt['path'].get('pretrain_network_d')
@@ -120,40 +129,51 @@ class SegSRGANModel(SegSRModel):
         self.optimizer_d = self.get_optimizer(optim_type, self.net_d.parameters(), **optim_opt)
         self.optimizers.append(self.optimizer_d)
 
+    def feed_data(self, data: dict) -> None:
+        """The batch; with per-loss USM keys, also its unsharp-masked HR (made after the pair pool, as Real-ESRGAN
+        does, so each target matches its LR)."""
+        super().feed_data(data)
+        self.gt_usm = self.sharpen(self.gt) if self.usm_targets else None
+
+    def target(self, key: str) -> torch.Tensor:
+        """The reference of one loss: the unsharp-masked HR where ``key`` (e.g. ``l1_gt_usm``) says so."""
+        return self.gt_usm if self.usm_targets and self.usm_targets[key] else self.gt
+
     def seen(self, images: torch.Tensor) -> torch.Tensor:
         """The bands the perceptual and GAN terms see."""
         return images if self.gan_bands is None else images[:, list(self.gan_bands)]
 
-    def masked(self, output: torch.Tensor) -> torch.Tensor:
+    def masked(self, output: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """Pixels without data (``self.mask`` 0) take the reference's value: no error, no gradient, nothing to
         tell the discriminator."""
         if getattr(self, 'mask', None) is None:
             return output
-        return torch.where(self.mask > 0, output, self.gt.to(output.dtype))
+        return torch.where(self.mask > 0, output, reference.to(output.dtype))
 
     def discriminate(self, net: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
         with self.performance.autocast(images, training=True):
             return net(self.seen(images)).float()
 
     def generator_losses(self, output: torch.Tensor) -> OrderedDict:
-        fake = self.masked(output)
+        l1_gt, percep_gt, gan_gt = (self.target(key) for key in ('l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm'))
         losses = OrderedDict()
+        fake = self.masked(output, l1_gt)
         if self.cri_pix:
-            losses['l_g_pix'] = self.cri_pix(fake, self.gt)
+            losses['l_g_pix'] = self.cri_pix(fake, l1_gt)
         if self.cri_ldl:
             with torch.no_grad(), self.performance.autocast(self.lq, training=True):
-                ema_output = self.masked(self.net_g_ema(self.lq).float())
-            weight = get_refined_artifact_map(self.gt, fake, ema_output, LDL_KERNEL)
-            losses['l_g_ldl'] = self.cri_ldl(weight * fake, weight * self.gt)
+                ema_output = self.masked(self.net_g_ema(self.lq).float(), l1_gt)
+            weight = get_refined_artifact_map(l1_gt, fake, ema_output, LDL_KERNEL)
+            losses['l_g_ldl'] = self.cri_ldl(weight * fake, weight * l1_gt)
         if self.cri_perceptual:
-            l_percep, l_style = self.cri_perceptual(self.seen(fake), self.seen(self.gt))
+            l_percep, l_style = self.cri_perceptual(self.seen(self.masked(output, percep_gt)), self.seen(percep_gt))
             if l_percep is not None:
                 losses['l_g_percep'] = l_percep
             if l_style is not None:
                 losses['l_g_style'] = l_style
         # the bare discriminator: its weights take no gradient here, so DDP has nothing to exchange
-        losses['l_g_gan'] = self.cri_gan(self.discriminate(self.get_bare_model(self.net_d), fake), True,
-                                         is_disc=False)
+        losses['l_g_gan'] = self.cri_gan(self.discriminate(self.get_bare_model(self.net_d),
+                                                           self.masked(output, gan_gt)), True, is_disc=False)
         return losses
 
     def optimize_parameters(self, current_iter: int) -> None:
@@ -186,10 +206,11 @@ class SegSRGANModel(SegSRModel):
         """Real and fake judged one after the other (the discriminator's batch norm sees each alone); the step
         is taken only when both losses are finite on every process. Returns the averaged losses."""
         self.optimizer_d.zero_grad(set_to_none=True)
-        real_pred = self.discriminate(self.net_d, self.gt)
+        gan_gt = self.target('gan_gt_usm')
+        real_pred = self.discriminate(self.net_d, gan_gt)
         l_d_real = self.cri_gan(real_pred, True, is_disc=True)
         self.performance.backward(l_d_real)
-        fake_pred = self.discriminate(self.net_d, self.masked(self.output.detach()))
+        fake_pred = self.discriminate(self.net_d, self.masked(self.output.detach(), gan_gt))
         l_d_fake = self.cri_gan(fake_pred, False, is_disc=True)
         self.performance.backward(l_d_fake)
         log = self.reduce_loss_dict(OrderedDict(l_d_real=l_d_real, l_d_fake=l_d_fake,

@@ -25,6 +25,7 @@ from segsr.models.precision import MicroStep, Performance
 from segsr.models.step_options import StepOptions
 from segsr.models.tiled_forward import check_tile_options, tiled_forward
 from segsr.models.validation_rows import add_metric, bicubic_upscale, check_metric_inputs, dataset_classes
+from segsr.options.degradation import USM_LOSS_KEYS
 from segsr.radiometry.contract import Radiometry
 from segsr.self_ensemble import ensemble_mean_and_spread
 from segsr.utils.errors import SegSRError
@@ -81,6 +82,11 @@ class SegSRModel(SRModel):
         """basicsr's settings, with ``train.perceptual_opt`` built on a local VGG file (basicsr's would fetch one
         or unpickle it in full; see :mod:`segsr.models.perceptual`)."""
         train_opt = self.opt['train']
+        per_loss = [key for key in USM_LOSS_KEYS if key in self.opt]
+        if per_loss:
+            raise SegSRError(f'{", ".join(per_loss)}: read by the GAN model types (SegSRGANModel, RealESRGANModel, '
+                             f'RealHATGANModel); model_type {self.opt["model_type"]} sharpens its target by gt_usm: '
+                             'drop them or use gt_usm')
         self.step_options = StepOptions.from_options(train_opt)
         perceptual_opt = train_opt.get('perceptual_opt')
         train_opt['perceptual_opt'] = None

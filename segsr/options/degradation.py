@@ -25,6 +25,9 @@ STAGE_DEFAULTS = {
     'gray_noise_prob2': 0.4, 'jpeg_range2': [30, 95], 'queue_size': 180,
 }
 REALESRGAN_DEFAULTS = {**KERNEL_DEFAULTS, **STAGE_DEFAULTS}
+USM_LOSS_KEYS = ('l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm')
+"""Real-ESRGAN's GAN-model keys: which losses compare with the unsharp-masked HR (unset: True), the others
+with the plain HR. Where a file sets any, they take over from ``gt_usm``."""
 SENSOR_KEYS = ('mtf', 'snr', 'reference', 'read_fraction', 'shift', 'shift_range', 'bits')
 
 PROBABILITIES = ('sinc_prob', 'sinc_prob2', 'final_sinc_prob', 'gaussian_noise_prob', 'gaussian_noise_prob2',
@@ -43,11 +46,20 @@ def degradation_names(dataset: dict) -> list[str]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
+def usm_targets(opt: dict) -> dict[str, bool] | None:
+    """Whether each loss sees the unsharp-masked HR (see USM_LOSS_KEYS), or None where no key is set."""
+    if not any(key in opt for key in USM_LOSS_KEYS):
+        return None
+    return {key: opt.get(key, True) for key in USM_LOSS_KEYS}
+
+
 def realesrgan_settings(opt: dict, dataset: dict) -> dict:
-    """Real-ESRGAN's settings: the defaults, then the top-level keys, then the dataset's own and its mapping."""
+    """Real-ESRGAN's settings: the defaults, then the top-level keys, then the dataset's own and its mapping.
+    With per-loss USM keys the degradation hands on the plain HR, which the model sharpens per loss."""
     top = {key: opt[key] for key in STAGE_DEFAULTS if key in opt}
     own = {key: dataset[key] for key in REALESRGAN_DEFAULTS if key in dataset}
-    return {**REALESRGAN_DEFAULTS, **top, **own, **(dataset.get('realesrgan') or {})}
+    per_loss = {'gt_usm': False} if usm_targets(opt) is not None else {}
+    return {**REALESRGAN_DEFAULTS, **top, **own, **(dataset.get('realesrgan') or {}), **per_loss}
 
 
 def _unknown(keys, known, where: str) -> list[str]:
@@ -138,7 +150,8 @@ def sensor_problems(sensor: dict, where: str) -> list[str]:
 
 def degradation_problems(opt: dict) -> list[str]:
     """Every problem of the training dataset's degradation chain and settings, one line each."""
-    problems = []
+    problems = [f'{key}: {opt[key]!r} is not true or false; write True or False' for key in USM_LOSS_KEYS
+                if key in opt and not isinstance(opt[key], bool)]
     dataset = ((opt.get('datasets') or {}).get('train')) or {}
     names = degradation_names(dataset)
     for name in names:
