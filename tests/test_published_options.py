@@ -8,6 +8,7 @@ network, two iterations), as a user would on a laptop.
 import json
 from pathlib import Path
 
+import cv2
 import pytest
 import torch
 from basicsr.archs import build_network
@@ -17,6 +18,7 @@ from segsr import evaluation
 from segsr.clip.tiny import write_tiny_clip_checkpoint
 from segsr.models import tiled_forward
 from segsr.training import main as train_main
+from segsr.utils.loss_log import read_loss_log
 
 PUBLISHED = Path(__file__).resolve().parent / 'published_options'
 TINY_NETWORK = ['num_gpu=0', 'network_g:embed_dim=12', 'network_g:depths=[1,1]', 'network_g:num_heads=[2,2]',
@@ -85,49 +87,64 @@ def test_published_segsr_files_train_flat_network_g_and_test(demo_data, clip_fil
     assert result['trainable_params'] < result['params']  # the CLIP tower is there, frozen
 
 
-# The published Real-HAT file trained on the demo pairs; its LR synthesis (RealESRGANDataset) is a separate stage.
-PAIRED_DEMO = ['datasets:train:type=RSPairedImageDataset', 'datasets:train:dataroot_lq=DEMO_DATA/LR_x4/train']
-NO_VAL = [entry for entry in TWO_ITERATIONS if not entry.startswith('val:')]  # the file validates nothing
+# The published Real-HAT files make their pairs from the demo HR images (RealESRGANDataset and the degradation on
+# the model's device); 96-pixel crops keep the LR crop (24) above the files' 21-pixel kernels.
+REAL_WORLD_SHRINK = ['datasets:train:gt_size=96', 'gt_size=96', 'datasets:train:num_worker_per_gpu=0',
+                     'train:total_iter=2', 'logger:save_checkpoint_freq=2', 'logger:print_freq=1']
 TORCH_FILES = ['logger:save_checkpoint_format=pth']  # the checks below read the files with torch.load
+VGG19_AT_HOME = Path('experiments') / 'pretrained_models' / 'vgg19-dcbb9e9d.pth'  # basicsr's conventional file
 
 
-def test_real_hat_mse_file_trains_on_pairs_with_hats_test_padding(demo_data, tmp_path):
-    opt = published('train_Real_HAT_SRx4_mse_model.yml', tmp_path, DEMO_DATA=demo_data)
-    paired = [entry.replace('DEMO_DATA', str(demo_data)) for entry in PAIRED_DEMO]
-    models = train(opt, tmp_path, TINY_NETWORK + NO_VAL + TORCH_FILES + paired) / 'train_Real_HAT_mse_model' / 'models'
+def train_real_hat_mse(demo_data: Path, root: Path) -> Path:
+    opt = published('train_Real_HAT_SRx4_mse_model.yml', root, DEMO_DATA=demo_data)
+    return train(opt, root, TINY_NETWORK + REAL_WORLD_SHRINK + TORCH_FILES) / 'train_Real_HAT_mse_model' / 'models'
+
+
+def test_real_hat_mse_file_trains_from_hr_images_alone(demo_data, tmp_path):
+    models = train_real_hat_mse(demo_data, tmp_path)
     checkpoint = torch.load(models / 'net_g_latest.pth', weights_only=True)
     assert checkpoint['network_g']['type'] == 'HAT' and {'params', 'params_ema'} <= checkpoint.keys()
+    state = torch.load(models.parent / 'training_states' / '2.state', weights_only=True)
+    assert 'pool' in state['degradation']  # the pair pool of queue_size 180 is part of the training state
 
 
-def test_real_hat_gan_fine_tunes_from_the_real_hat_mse_checkpoint(demo_data, tmp_path, tmp_path_factory):
-    """The MSE file trains; the same file as RealHATGANModel, given a discriminator and the GAN losses on the
-    command line, starts from the MSE model's EMA weights."""
+def test_real_hat_gan_file_fine_tunes_from_the_real_hat_mse_checkpoint(demo_data, tmp_path):
+    """The published GAN file, given the MSE model as its pretrain_network_g, starts from its EMA weights; its
+    perceptual loss reads VGG19 (random here) from basicsr's conventional path."""
     from torchvision.models.vgg import cfgs, make_layers
 
-    vgg = tmp_path_factory.mktemp('vgg') / 'vgg19_early.pth'
-    torch.save({f'features.{key}': value for key, value in make_layers(cfgs['E'])[:4].state_dict().items()}, vgg)
-    opt = published('train_Real_HAT_SRx4_mse_model.yml', tmp_path, DEMO_DATA=demo_data)
-    paired = [entry.replace('DEMO_DATA', str(demo_data)) for entry in PAIRED_DEMO]
-    mse = train(opt, tmp_path, TINY_NETWORK + NO_VAL + TORCH_FILES + paired) / 'train_Real_HAT_mse_model' / 'models'
-    gan = ['model_type=RealHATGANModel', 'name=train_Real_HAT_GAN',
-           f'path:pretrain_network_g={mse / "net_g_latest.pth"}',
-           'network_d={type: UNetDiscriminatorSN, num_in_ch: 3, num_feat: 4, skip_connection: true}',
-           f'train:perceptual_opt={{type: PerceptualLoss, layer_weights: {{conv1_2: 1.0}}, vgg_weights: {vgg}}}',
-           'train:gan_opt={type: GANLoss, gan_type: vanilla, loss_weight: 0.1}']
-    models = train(opt, tmp_path, TINY_NETWORK + NO_VAL + TORCH_FILES + paired + gan) / 'train_Real_HAT_GAN' / 'models'
-    assert (models / 'net_d_2.pth').is_file()
-    log = next(models.parent.glob('train_*.log')).read_text()
+    mse = train_real_hat_mse(demo_data, tmp_path)
+    (tmp_path / VGG19_AT_HOME).parent.mkdir(parents=True, exist_ok=True)
+    torch.save({f'features.{key}': value for key, value in make_layers(cfgs['E']).state_dict().items()},
+               tmp_path / VGG19_AT_HOME)
+    opt = published('train_Real_HAT_GAN_SRx4_finetune_from_mse_model.yml', tmp_path, DEMO_DATA=demo_data,
+                    WEIGHTS_FILE=mse / 'net_g_latest.pth')
+    run = train(opt, tmp_path, TINY_NETWORK + REAL_WORLD_SHRINK + TORCH_FILES) / opt.stem
+    assert (run / 'models' / 'net_d_2.pth').is_file()
+    log = next(run.glob('train_*.log')).read_text()
     assert f'Loading HAT from {mse / "net_g_latest.pth"} [params_ema]' in log
+    losses = read_loss_log(run / 'losses.jsonl')
+    assert {'l_g_pix', 'l_g_percep', 'l_g_gan', 'l_d_real', 'l_d_fake'} <= losses[-1].keys()
     start = torch.load(mse / 'net_g_latest.pth', weights_only=True)['params_ema']
-    tuned = torch.load(models / 'net_g_2.pth', weights_only=True)['params']
+    tuned = torch.load(run / 'models' / 'net_g_2.pth', weights_only=True)['params']
     assert start.keys() == tuned.keys() and any(not torch.equal(start[k], tuned[k]) for k in start)
+
+    # HAT's test file for the GAN model: LR images alone, no metrics; the super-resolved images are the result
+    test_file = published('HAT_GAN_Real_SRx4.yml', tmp_path, DEMO_DATA=demo_data,
+                          WEIGHTS_FILE=run / 'models' / 'net_g_latest.pth')
+    evaluate(test_file, tmp_path, TINY_NETWORK + ['tile:tile_size=8', 'tile:tile_pad=4'])
+    written = sorted((tmp_path / 'results' / 'HAT_GAN_Real_SRx4' / 'visualization' / 'custom').glob('*.png'))
+    inputs = sorted((demo_data / 'LR_x4' / 'val').iterdir())
+    assert len(written) == len(inputs) > 0
+    for lr, sr in zip(inputs, written, strict=True):
+        assert sr.name.startswith(lr.stem)
+        assert cv2.imread(str(sr)).shape[:2] == tuple(4 * n for n in cv2.imread(str(lr)).shape[:2])
 
 
 def test_real_hat_gan_model_without_a_discriminator_stops_in_one_line(demo_data, tmp_path, capsys):
     opt = published('train_Real_HAT_SRx4_mse_model.yml', tmp_path, DEMO_DATA=demo_data)
-    paired = [entry.replace('DEMO_DATA', str(demo_data)) for entry in PAIRED_DEMO]
     with pytest.raises(SystemExit) as stop:
-        train(opt, tmp_path, TINY_NETWORK + NO_VAL + paired + ['model_type=RealHATGANModel'])
+        train(opt, tmp_path, TINY_NETWORK + REAL_WORLD_SHRINK + ['model_type=RealHATGANModel'])
     message = str(stop.value.code)
     assert message.startswith('error: model_type RealHATGANModel trains a discriminator: network_d, train.gan_opt')
     assert '\n' not in message and 'Traceback' not in capsys.readouterr().err
