@@ -54,6 +54,8 @@ def test_uint16_raster_run_with_the_sensor_model_resumes_bitwise(tmp_path):
         assert torch.equal(first[key], second[key]), key
     fresh = weights(tmp_path / 'experiments' / 'straight' / 'models' / 'net_g_2.pth')
     assert any(not torch.equal(fresh[key], first[key]) for key in first), 'it trained'
+    card = load_checkpoint(existing_weights(tmp_path / 'experiments' / 'straight' / 'models' / 'net_g_4.pth'))['card']
+    assert card['degradation'] == [{'type': 'sensor', **SENSOR, 'scale': SCALE}]  # the card says how LR was made
 
 
 @pytest.mark.filterwarnings('ignore::rasterio.errors.NotGeoreferencedWarning')

@@ -104,6 +104,9 @@ def test_real_hat_mse_file_trains_from_hr_images_alone(demo_data, tmp_path):
     models = train_real_hat_mse(demo_data, tmp_path)
     checkpoint = torch.load(models / 'net_g_latest.pth', weights_only=True)
     assert checkpoint['network_g']['type'] == 'HAT' and {'params', 'params_ema'} <= checkpoint.keys()
+    (degradation,) = checkpoint['card']['degradation']  # RealESRGANDataset: Real-ESRGAN's, with the file's settings
+    assert degradation['type'] == 'realesrgan' and degradation['queue_size'] == 180
+    assert degradation['noise_range2'] == [1, 25] and degradation['blur_kernel_size'] == 21
     state = torch.load(models.parent / 'training_states' / '2.state', weights_only=True)
     assert 'pool' in state['degradation']  # the pair pool of queue_size 180 is part of the training state
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from torch import nn
 
 from segsr.nn.info import DescribedNetwork
+from segsr.options.degradation import degradation_names, realesrgan_settings
 from segsr.radiometry.contract import Radiometry
 from segsr.weights.download import file_sha256
 
@@ -76,13 +77,27 @@ def describe_dataset(dataset_opt: dict) -> dict:
     }
 
 
-def degradation_of(dataset_opt: dict, scale: int) -> dict:
-    """The dataset's ``degradation`` options; LR files given beside HR; else MATLAB-style bicubic downscaling."""
-    if dataset_opt.get('degradation') is not None:
-        return dataset_opt['degradation']
-    if dataset_opt.get('dataroot_lq'):
-        return {'type': 'paired', 'dataroot_lq': str(dataset_opt['dataroot_lq']), 'scale': scale}
-    return {'type': 'bicubic', 'scale': scale}
+def degradation_step(name: str, dataset_opt: dict, opt: dict) -> dict:
+    if name == 'realesrgan':
+        return {'type': name, **realesrgan_settings(opt, dataset_opt)}
+    if name == 'sensor':
+        return {'type': name, **(dataset_opt.get('sensor') or {})}
+    return {'type': name}
+
+
+def degradation_of(dataset_opt: dict, opt: dict) -> dict:
+    """How the training LR was made: the degradation the dataset names (RealESRGANDataset implies Real-ESRGAN's)
+    with every setting it used, a chain as its ``steps``; LR files given beside HR; else MATLAB-style bicubic."""
+    scale = opt.get('scale')
+    names = degradation_names(dataset_opt)
+    if names == ['bicubic']:
+        if dataset_opt.get('dataroot_lq'):
+            return {'type': 'paired', 'dataroot_lq': str(dataset_opt['dataroot_lq']), 'scale': scale}
+        return {'type': 'bicubic', 'scale': scale}
+    steps = [degradation_step(name, dataset_opt, opt) for name in names]
+    if len(steps) == 1:
+        return {**steps[0], 'scale': scale}
+    return {'type': 'chain', 'scale': scale, 'steps': steps}
 
 
 def validation_protocol(val_opt: dict) -> dict:
@@ -156,7 +171,7 @@ def build_card(opt: dict, network: nn.Module, validation: dict | None = None) ->
                   'order': 'network channel order'},
         'output': {'count': out_count, 'bands': band_names(contract, out_count), 'dtype': dtype},
         'radiometry': contract.to_dict(),
-        'degradation': [degradation_of(dataset, scale) for dataset in train],
+        'degradation': [degradation_of(dataset, opt) for dataset in train],
         'training_data': [describe_dataset(dataset) for dataset in train],
         'validation_data': [describe_dataset(dataset) for phase, dataset in datasets.items()
                             if not phase.startswith('train')],
