@@ -20,10 +20,9 @@ KERNEL_KEYS = ('kernel1', 'kernel2', 'sinc_kernel')
 
 
 class DegradationChain:
-    """HR batches -> (LR, target, mask) through the named degradations; ``stages`` of the last call kept for a
-    picture when ``keep_stages``."""
+    """HR batches -> (LR, target, mask) through the named degradations."""
 
-    def __init__(self, opt: dict, dataset: dict, device: torch.device, seed: int = 0, keep_stages: bool = False):
+    def __init__(self, opt: dict, dataset: dict, device: torch.device, seed: int = 0):
         self.names = degradation_names(dataset)
         self.scale = int(opt['scale'])
         contract = Radiometry.from_dict(opt['contract']) if opt.get('contract') else Radiometry.from_options(None)
@@ -41,10 +40,18 @@ class DegradationChain:
         self.rng = DegradationRNG(seed, device)
         queue = settings['queue_size'] if 'realesrgan' in self.names else 0
         self.pool = TrainingPairPool(queue, self.rng) if queue else None
-        self.keep_stages, self.stages = keep_stages, {}
 
     def degrade(self, gt: torch.Tensor, mask: torch.Tensor | None = None, kernels: dict | None = None) -> tuple:
         """``(lq, target, mask)`` for a batch of HR ``gt`` (B, C, H, W) in network values."""
+        image, target, _ = self.degrade_whole(gt, mask, kernels)
+        target, image, mask = self._crop(target, image, mask)
+        if self.pool is not None:
+            image, target, mask = self.pool.exchange(image, target, mask)
+        return image, target, mask
+
+    def degrade_whole(self, gt: torch.Tensor, mask: torch.Tensor | None = None, kernels: dict | None = None) -> tuple:
+        """``(lq, target, stages)`` of whole images, without the training crop and pair pool: each image's own
+        degradation, for pictures of the stages and for held-out LR sets."""
         image, target, stages = gt, gt, {'hr': gt}
         for position, (name, step) in enumerate(self.steps):
             if name == 'realesrgan':
@@ -57,12 +64,7 @@ class DegradationChain:
                 image, named = bicubic_batch(image, step), {}
             stages |= {f'{position + 1}_{name}_{key}': value for key, value in named.items()}
         stages['lr'] = image
-        if self.keep_stages:
-            self.stages = stages
-        target, image, mask = self._crop(target, image, mask)
-        if self.pool is not None:
-            image, target, mask = self.pool.exchange(image, target, mask)
-        return image, target, mask
+        return image, target, stages
 
     def _crop(self, target: torch.Tensor, image: torch.Tensor, mask: torch.Tensor | None) -> tuple:
         """A ``gt_size`` crop on the LR grid where the HR is larger (RealESRGANDataset gives 400-pixel crops)."""
