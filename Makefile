@@ -11,7 +11,7 @@ TORCH_PAIR := "torch>=2.14,<2.15" "torchvision>=0.29,<0.30"
 # generated option schema, huggingface_hub (the hub extra) loading by hf:// reference
 TEST_DEPS := pytest ruff import-linter spandrel onnx onnxscript onnxruntime xarray rioxarray jsonschema huggingface_hub
 
-.PHONY: install lock demo test lint
+.PHONY: install lock demo realworld test lint
 
 install: $(STAMP)
 
@@ -64,6 +64,27 @@ demo: $(STAMP) $(DEMO_DATA)
 	$(BIN)/python segsr/test.py -opt options/test/demo_SEGSR_SRx4.yml --force_yml name=demo_SEGSR_SRx4_plus $(PLUS)
 	$(BIN)/python scripts/demo_table.py --hat results/demo_HAT_SRx4 --segsr results/demo_SEGSR_SRx4 \
 		--hat-plus results/demo_HAT_SRx4_plus --segsr-plus results/demo_SEGSR_SRx4_plus --out results/demo.md
+
+# docs/realworld.md: the demo HAT trained on bicubic and on sensor-degraded LR (side by side, one thread each),
+# both tested on bicubic LR and on held-out LR made by the sensor model, one table and one picture.
+SENSOR_LR := datasets/demo/LR_x4_sensor/val
+TEST_HAT := $(BIN)/python segsr/test.py -opt options/test/demo_HAT_SRx4.yml --force_yml val:save_img=true
+realworld: $(STAMP) $(DEMO_DATA)
+	$(TRAIN_1T) options/train/demo_HAT_SRx4.yml --force_yml name=rw_bicubic & bicubic=$$!; \
+	$(TRAIN_1T) options/train/demo_HAT_SRx4_sensor.yml --force_yml name=rw_sensor; sensor=$$?; \
+	wait $$bicubic && test $$sensor -eq 0
+	test -d $(SENSOR_LR) || $(BIN)/python scripts/make_degraded_lr.py -opt options/train/demo_HAT_SRx4_sensor.yml \
+		--hr datasets/demo/HR/val --out $(SENSOR_LR)
+	for model in bicubic sensor; do \
+		$(TEST_HAT) name=rw_$${model}_on_bicubic path:pretrain_network_g=experiments/rw_$$model/models/net_g_latest.safetensors && \
+		$(TEST_HAT) name=rw_$${model}_on_sensor path:pretrain_network_g=experiments/rw_$$model/models/net_g_latest.safetensors \
+			datasets:test_1:dataroot_lq=$(SENSOR_LR) || exit 1; \
+	done
+	$(BIN)/python scripts/realworld_table.py --bicubic-model results/rw_bicubic_on_bicubic results/rw_bicubic_on_sensor \
+		--sensor-model results/rw_sensor_on_bicubic results/rw_sensor_on_sensor --out results/realworld.md
+	$(BIN)/python scripts/realworld_crops.py --image camera_00 --hr datasets/demo/HR/val --lr $(SENSOR_LR) \
+		--run "trained on bicubic=results/rw_bicubic_on_sensor" --run "trained on sensor=results/rw_sensor_on_sensor" \
+		--out results/realworld_crops.png
 
 # the layers declared in pyproject.toml are checked before the tests run
 test: $(STAMP)

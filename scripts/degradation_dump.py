@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--num', type=int, default=4, help='training samples to show (default 4)')
     parser.add_argument('--out', default='results/degradation_dump.png', help='PNG to write')
     parser.add_argument('--seed', type=int, default=0, help='seed of the degradation draws')
+    parser.add_argument('--dpi', type=int, default=120, help='resolution of the picture (default 120)')
     parser.add_argument('--force_yml', nargs='+', default=None, metavar='KEY:SUB=VALUE', help='override options')
     args = parser.parse_args(argv)
     try:
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         overrides = ['--force_yml', *args.force_yml] if args.force_yml else []
         opt = setup_options(parse_command_line(True, ['-opt', args.opt, *overrides]), is_train=True)
         samples = sample_stages(opt, args.num, args.seed)
-        save_figure(draw(samples, opt), args.out)
+        save_figure(draw(samples, opt), args.out, dpi=args.dpi)
     except SegSRError as err:
         sys.exit(f'error: {err}')
     stages = dict.fromkeys(name for sample in samples for name in sample)
