@@ -69,3 +69,20 @@ def test_a_metric_the_dataset_cannot_feed_is_one_line_not_a_missing_column(metri
         check_metric_inputs({'m': {'type': metric}}, {}, raster=raster)
     assert '\n' not in str(error.value) and 'val.metrics.m' in str(error.value)
     check_metric_inputs({'m': {'type': 'calculate_psnr'}}, {}, raster=raster)  # plain PSNR serves both
+
+
+def test_bands_limit_a_measure_to_the_bands_named_and_ergas_takes_its_own_ratio():
+    from segsr.metrics.spectral_metric import calculate_band_psnr, calculate_ergas, calculate_sam
+
+    rng = np.random.default_rng(3)
+    reference = rng.uniform(0.1, 0.5, (4, 16, 16))
+    output = reference + rng.normal(0, [[[0.0]], [[0.01]], [[0.02]], [[0.04]]], reference.shape)
+    data_range = np.array([1.0, 1.0, 0.5, 0.5])
+    every = calculate_band_psnr(output, reference, data_range)
+    chosen = calculate_band_psnr(output, reference, data_range, bands=[2, 4])
+    assert np.isinf(every[0]) and np.allclose(chosen, every[[1, 3]])
+    assert calculate_sam(output, reference, data_range, bands=[2, 3]) == calculate_sam(output[1:3], reference[1:3],
+                                                                                        data_range)
+    ergas_x1 = calculate_ergas(output, reference, data_range, scale=1, bands=[2, 3, 4])
+    assert np.isclose(calculate_ergas(output, reference, data_range, scale=1, bands=[2, 3, 4], ergas_scale=2),
+                      ergas_x1 / 2)

@@ -104,7 +104,8 @@ def validation_protocol(val_opt: dict) -> dict:
     metrics = val_opt.get('metrics') or {}
     return {
         'metrics': {name: {'type': metric.get('type'), 'crop_border': metric.get('crop_border', 0),
-                           'test_y_channel': bool(metric.get('test_y_channel', False))}
+                           'test_y_channel': bool(metric.get('test_y_channel', False)),
+                           **({'bands': list(metric['bands'])} if metric.get('bands') else {})}
                     for name, metric in metrics.items()},
         'self_ensemble': bool(val_opt.get('self_ensemble', False)),
         'enforce_consistency': bool(val_opt.get('enforce_consistency', False)),

@@ -122,11 +122,17 @@ def dataset_row(dataset: dict) -> str:
             f'{meta.get("path", "-")} | {meta.get("sha256") or "-"} |')
 
 
+def channels_measured(metric: dict) -> str:
+    if metric['test_y_channel']:
+        return 'Y channel'
+    bands = metric.get('bands')
+    return f'bands {",".join(map(str, bands))}' if bands else 'all channels'
+
+
 def validation_lines(validation: dict) -> list[str]:
     protocol = validation['protocol']
     lines = ['## Validation', '', 'Protocol: ' + '; '.join(
-        f'{name} ({metric["type"]}, crop_border {metric["crop_border"]}, '
-        f'{"Y channel" if metric["test_y_channel"] else "all channels"})'
+        f'{name} ({metric["type"]}, crop_border {metric["crop_border"]}, {channels_measured(metric)})'
         for name, metric in protocol['metrics'].items()) + (', self-ensemble' if protocol['self_ensemble'] else '')
         + (', LR consistency enforced' if protocol['enforce_consistency'] else '') + '.', '']
     results = validation.get('results') or {}
