@@ -11,7 +11,7 @@ TORCH_PAIR := "torch>=2.14,<2.15" "torchvision>=0.29,<0.30"
 # generated option schema, huggingface_hub (the hub extra) loading by hf:// reference
 TEST_DEPS := pytest ruff import-linter spandrel onnx onnxscript onnxruntime xarray rioxarray jsonschema huggingface_hub
 
-.PHONY: install lock demo realworld test lint
+.PHONY: install lock demo realworld sentinel2 test lint
 
 install: $(STAMP)
 
@@ -85,6 +85,17 @@ realworld: $(STAMP) $(DEMO_DATA)
 	$(BIN)/python scripts/realworld_crops.py --image camera_00 --hr datasets/demo/HR/val --lr $(SENSOR_LR) \
 		--run "trained on bicubic=results/rw_bicubic_on_sensor" --run "trained on sensor=results/rw_sensor_on_sensor" \
 		--out results/realworld_crops.png
+
+# docs/sentinel2.md: the reference network (20 m bands to 10 m with the 10 m reference) trained by the Wald
+# protocol on demo L2A products, its Wald table against bicubic, and all bands of the held-out product at 10 m.
+S2_DEMO := datasets/s2_demo
+sentinel2: $(STAMP)
+	test -d $(S2_DEMO) || $(BIN)/python scripts/make_s2_wald_pairs.py --demo $(S2_DEMO)
+	$(BIN)/python segsr/train.py -opt options/train/demo_S2Reference_x2.yml
+	$(BIN)/python segsr/test.py -opt options/test/demo_S2Reference_x2.yml
+	$(BIN)/python scripts/wald_table.py results/demo_S2Reference_x2 --bands B05,B06,B07,B8A,B11,B12
+	$(BIN)/segsr-infer --input $(S2_DEMO)/val --bands B04,B03,B02,B08,B05,B06,B07,B8A,B11,B12 --resample \
+		--weights experiments/demo_S2Reference_x2/models/net_g_latest.safetensors --output results/s2_demo_10m
 
 # the layers declared in pyproject.toml are checked before the tests run
 test: $(STAMP)

@@ -1,0 +1,100 @@
+"""The Sentinel-2 reference network: 20 m bands to 10 m with the 10 m bands as reference, trained by the Wald
+protocol on products laid out like real ones, and run on a product (folder and zip) in one command."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from basicsr.archs import build_network
+from conftest import write_yaml
+from s2_products import make_product, zip_product
+
+from scripts.make_s2_wald_pairs import main as wald_main
+from segsr.data.s2_wald import REFERENCE_BANDS, TARGET_BANDS, wald_pair, write_wald_pairs
+from segsr.infer import main as infer_main
+from segsr.training import main as train_main
+from segsr.utils.errors import SegSRError
+
+ALL_BANDS = ','.join((*REFERENCE_BANDS, *TARGET_BANDS))
+TINY = {'type': 'S2ReferenceNet', 'num_in_ch': 10, 'num_target': 6, 'num_feat': 8, 'num_block': 1, 'upscale': 1}
+
+
+def test_the_network_starts_as_its_input_and_passes_the_reference_through():
+    network = build_network(dict(TINY))
+    stack = torch.rand(2, 10, 12, 12)
+    assert torch.equal(network(stack), stack)  # a zero residual at first: the resampled input
+    torch.nn.init.normal_(network.tail.weight)
+    out = network(stack)
+    assert torch.equal(out[:, :4], stack[:, :4]) and not torch.allclose(out[:, 4:], stack[:, 4:])
+
+
+@pytest.mark.parametrize('options, words', [({'upscale': 2}, 'upscale must be 1'),
+                                             ({'num_target': 10}, '0 < num_target < num_in_ch')])
+def test_a_network_that_cannot_work_is_one_line(options, words):
+    with pytest.raises(SegSRError, match=words):
+        build_network({**TINY, **options})
+
+
+def test_wald_pairs_degrade_both_resolutions_by_two():
+    rng = np.random.default_rng(0)
+    fine, coarse = rng.uniform(0.05, 0.5, (4, 32, 32)), rng.uniform(0.05, 0.5, (6, 16, 16))
+    lr, hr = wald_pair(fine, coarse)
+    assert lr.shape == hr.shape == (10, 16, 16)
+    assert np.array_equal(lr[:4], hr[:4]), 'the reference bands are the same in input and target'
+    assert np.allclose(hr[4:], coarse, atol=1e-6), 'the target is the coarse bands as the product holds them'
+    assert np.abs(lr[4:] - coarse).mean() > 0.01, 'the input lost the detail of a halving'
+    assert abs(hr[:4].mean() - fine.mean()) < 0.01, 'a PSF keeps the mean'
+    with pytest.raises(SegSRError, match='not twice'):
+        wald_pair(fine[:, :30], coarse)
+
+
+def train_options(pairs: Path, name: str) -> dict:
+    dataset = {'type': 'RasterDataset', 'bands': list(range(1, 11))}
+    return {
+        'name': name, 'model_type': 'SegSRModel', 'scale': 1, 'num_gpu': 0, 'manual_seed': 0,
+        'radiometry': {'from_metadata': True, 'range': [0.0, 1.0]},
+        'datasets': {'train': {**dataset, 'name': 'wald_train', 'dataroot_gt': str(pairs / 'hr'),
+                               'dataroot_lq': str(pairs / 'lr'), 'gt_size': 16, 'use_hflip': True, 'use_rot': True,
+                               'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 2}},
+        'network_g': dict(TINY),
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'train': {'optim_g': {'type': 'Adam', 'lr': 1e-3}, 'total_iter': 2, 'warmup_iter': -1,
+                  'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
+                  'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}},
+        'val': {'val_freq': None},
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': False},
+    }
+
+
+@pytest.mark.filterwarnings('ignore::rasterio.errors.NotGeoreferencedWarning')
+@pytest.mark.parametrize('zipped', [False, True])
+def test_trained_by_wald_pairs_of_products_it_brings_every_band_to_10_m_in_one_command(tmp_path, zipped):
+    products = [make_product(tmp_path / 'products', seed=seed) for seed in (0, 1)]
+    hr_files = write_wald_pairs(products, tmp_path / 'wald')
+    with rasterio.open(hr_files[0]) as pair, rasterio.open(next(products[0].rglob('*_B05_20m.jp2'))) as band:
+        assert pair.count == 10 and pair.descriptions == (*REFERENCE_BANDS, *TARGET_BANDS)
+        assert pair.res == band.res == (20.0, 20.0) and pair.transform == band.transform
+        assert np.array_equal(pair.read(5), band.read(1)), 'the target B05 is the product\'s own'
+    opt_file = write_yaml(tmp_path / 'wald.yml', train_options(tmp_path / 'wald', 'wald'))
+    train_main(['-opt', str(opt_file), '--root', str(tmp_path)])
+    weights = tmp_path / 'experiments' / 'wald' / 'models' / 'net_g_latest.safetensors'
+
+    product = zip_product(products[1]) if zipped else products[1]
+    infer_main(['--weights', str(weights), '--input', str(product), '--output', str(tmp_path / 'out'),
+                '--bands', ALL_BANDS, '--resample', '--device', 'cpu'])
+    (output,) = (tmp_path / 'out').glob('*_T33UUP_*[0-9].tif')
+    with rasterio.open(output) as result, rasterio.open(next(products[1].rglob('*_B04_10m.jp2'))) as red:
+        assert result.count == 10 and result.res == (10.0, 10.0) and result.shape == red.shape
+        assert result.descriptions == (*REFERENCE_BANDS, *TARGET_BANDS)
+        assert np.array_equal(result.read(1), red.read(1)), 'the 10 m reference bands pass through exactly'
+        assert result.tags()['S2_BANDS'] == ALL_BANDS
+    assert (tmp_path / 'out' / f'{output.stem}_SCL.tif').is_file()
+
+
+def test_wald_pairs_of_nothing_is_one_line(tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        wald_main([str(tmp_path), '--out', str(tmp_path / 'wald')])
+    assert str(stop.value.code).startswith('error: no Sentinel-2 products in')
+    assert not (tmp_path / 'wald').exists()
