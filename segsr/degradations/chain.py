@@ -13,8 +13,9 @@ from segsr.degradations.pool import TrainingPairPool
 from segsr.degradations.random_state import DegradationRNG
 from segsr.degradations.realesrgan import RealESRGANDegradation
 from segsr.degradations.sensor import SensorDegradation
-from segsr.options.degradation import degradation_names, realesrgan_settings
+from segsr.options.degradation import DEGRADATION_NAMES, degradation_names, realesrgan_settings
 from segsr.radiometry.contract import Radiometry
+from segsr.utils.errors import SegSRError
 
 KERNEL_KEYS = ('kernel1', 'kernel2', 'sinc_kernel')
 
@@ -34,8 +35,11 @@ class DegradationChain:
                 self.steps.append((name, RealESRGANDegradation(settings, scale, contract.is_default)))
             elif name == 'sensor':
                 self.steps.append((name, SensorDegradation(dataset.get('sensor') or {}, scale, contract)))
-            else:
+            elif name == 'bicubic':
                 self.steps.append((name, scale))
+            else:
+                raise SegSRError(f'datasets.train.degradation: {name!r} has no step in the degradation chain; use one '
+                                 f'of {", ".join(DEGRADATION_NAMES)}')
         self.gt_size = dataset.get('gt_size') or opt.get('gt_size')
         self.rng = DegradationRNG(seed, device)
         queue = settings['queue_size'] if 'realesrgan' in self.names else 0
