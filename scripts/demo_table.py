@@ -9,6 +9,7 @@ per image, with a 95 % bootstrap interval over images and a paired Wilcoxon p-va
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,6 +89,18 @@ def demo_table(runs: dict[str, dict]) -> str:
     ]) + '\n'
 
 
+def emit_table(make: Callable[[], str], out: str | None) -> str:
+    """The table ``make`` builds, printed and, with ``out``, written there; a bad input exits in one line."""
+    try:
+        table = make()
+    except SegSRError as err:
+        sys.exit(f'error: {err}')
+    if out:
+        atomic_write_bytes(Path(out), table.encode('utf-8'))
+    print(table)
+    return table
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--hat', required=True, help='HAT results folder or JSON')
@@ -97,14 +110,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument('--out', help='also write the table to this Markdown file')
     args = parser.parse_args(argv)
     sources = {'HAT': args.hat, 'HAT+': args.hat_plus, 'SeG-SR': args.segsr, 'SeG-SR+': args.segsr_plus}
-    try:
-        table = demo_table({label: read_result(source) for label, source in sources.items() if source})
-    except SegSRError as err:
-        sys.exit(f'error: {err}')
-    if args.out:
-        atomic_write_bytes(Path(args.out), table.encode('utf-8'))
-    print(table)
-    return table
+    return emit_table(lambda: demo_table({label: read_result(source) for label, source in sources.items() if source}),
+                      args.out)
 
 
 if __name__ == '__main__':

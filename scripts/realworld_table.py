@@ -17,9 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scripts.demo_table import difference, difference_cell, read_result  # noqa: E402
-from segsr.utils.errors import SegSRError  # noqa: E402
-from segsr.utils.files import atomic_write_bytes  # noqa: E402
+from scripts.demo_table import difference, difference_cell, emit_table, read_result  # noqa: E402
 
 METRICS = (('psnr', 'PSNR (dB)', 3), ('ssim', 'SSIM', 4), ('lr_psnr', 'LR-PSNR (dB)', 2), ('cpsnr', 'cPSNR (dB)', 2))
 TEST_SETS = ('bicubic LR', 'sensor LR')
@@ -55,15 +53,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument('--sensor-model', nargs=2, required=True, metavar=('ON_BICUBIC', 'ON_SENSOR'))
     parser.add_argument('--out', help='also write the table to this Markdown file')
     args = parser.parse_args(argv)
-    try:
-        table = realworld_table({'bicubic model': [read_result(source) for source in args.bicubic_model],
-                                 'sensor model': [read_result(source) for source in args.sensor_model]})
-    except SegSRError as err:
-        sys.exit(f'error: {err}')
-    if args.out:
-        atomic_write_bytes(Path(args.out), table.encode('utf-8'))
-    print(table)
-    return table
+    return emit_table(lambda: realworld_table({'bicubic model': [read_result(source) for source in args.bicubic_model],
+                                               'sensor model': [read_result(source) for source in args.sensor_model]}),
+                      args.out)
 
 
 if __name__ == '__main__':

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scripts.demo_table import read_result  # noqa: E402
+from scripts.demo_table import emit_table, read_result  # noqa: E402
 from segsr.utils.errors import SegSRError  # noqa: E402
 
 
@@ -40,12 +40,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument('result', help='test.py results folder or JSON')
     parser.add_argument('--bands', required=True, help='names of the measured bands, comma-separated')
     args = parser.parse_args(argv)
-    try:
-        table = wald_table(read_result(args.result), args.bands.split(','))
-    except SegSRError as err:
-        sys.exit(f'error: {err}')
-    print(table)
-    return table
+    return emit_table(lambda: wald_table(read_result(args.result), args.bands.split(',')), None)
 
 
 if __name__ == '__main__':
