@@ -57,14 +57,18 @@ def time_pipeline(dataset: dict, batch: int, size: int, iters: int, device: torc
     return (time.perf_counter() - start) / iters
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--size', type=int, default=64, help='HR crop size (a multiple of 4)')
     parser.add_argument('--iters', type=int, default=20)
     parser.add_argument('--json', default=None, help='also write the numbers here')
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     device = torch.device(args.device)
     rows = []
     for name, dataset in PIPELINES.items():

@@ -164,6 +164,15 @@ def rgb_segsr_training_options(demo: Path, device: str, quick: bool) -> dict:
     return options
 
 
+def sensor_training_options(demo: Path, device: str, quick: bool) -> dict:
+    """The demo HAT trained on LR that the sensor model makes on the device (docs/realworld.md)."""
+    options = short_training(yaml.safe_load((ROOT / 'options/train/demo_HAT_SRx4_sensor.yml').read_text()),
+                             'sensor_training', device, quick)
+    options['datasets']['train'].update(dataroot_gt=str(demo / 'HR/train'), meta_info_file=str(demo / 'meta/train.txt'))
+    options['datasets']['val'].update(dataroot_gt=str(demo / 'HR/val'), dataroot_lq=str(demo / 'LR_x4/val'))
+    return options
+
+
 def raster_training_options(raster_demo: Path, device: str, quick: bool) -> dict:
     """The 4-band raster SEGSR demo (uint16 L2A-style rasters, radiometric contract) on the raster demo data."""
     options = short_training(yaml.safe_load((ROOT / 'options/train/demo_rasters_SEGSR_SRx4.yml').read_text()),
@@ -224,6 +233,11 @@ def plan(args: argparse.Namespace, out: Path, work: Path, gpus: int) -> list[Ste
     steps.append(Step('archive inference', script('benchmark_infer.py', '--devices', device, *archive), 150,
                       ('archive',), work / 'archive.json'))
 
+    degradation = ['--batch', '2', '--size', '32', '--iters', '2'] if quick else ['--batch', '4', '--size', '256']
+    steps.append(Step('degradation', script('benchmark_degradation.py', '--device', device, *degradation, '--json',
+                                            str(work / 'degradation.json')), 120, ('degradation',),
+                      work / 'degradation.json'))
+
     demo = work / 'demo'
     steps.append(Step('demo data', script('make_demo_data.py', '--out', str(demo)), 90))
     runs = [('training', 1)] + ([('nccl training', 2)] if device == 'cuda' and gpus >= 2 else [])
@@ -243,7 +257,8 @@ def plan(args: argparse.Namespace, out: Path, work: Path, gpus: int) -> list[Ste
     raster_demo = work / 'raster_demo'
     steps.append(Step('raster demo data', script('make_demo_data.py', '--rasters', '--out', str(raster_demo)), 90))
     for name, options in (('multispectral_training', raster_training_options(raster_demo, device, quick)),
-                          ('rgb_segsr_training', rgb_segsr_training_options(demo, device, quick))):
+                          ('rgb_segsr_training', rgb_segsr_training_options(demo, device, quick)),
+                          ('sensor_training', sensor_training_options(demo, device, quick))):
         options_file = work / f'{name}.yml'
         options_file.write_text(yaml.safe_dump(options, sort_keys=False))
         steps.append(Step(name.replace('_', ' '), [sys.executable, str(ROOT / 'segsr/train.py'), '-opt',
@@ -438,6 +453,11 @@ def summary_text(results: dict) -> str:
         lines.append(f'  {archive["rasters"]} rasters of {archive["side"]} px, {row["run"]} on {row["device"]}: '
                      f'{row["files_per_s"]:.2f} files/s, {row["mp_per_s"]:.3f} MP/s '
                      f'({row["wall"]:.0f} s with start-up)')
+    degradation = results.get('degradation')
+    lines += ['', 'training degradations (ms per batch, segsr.degradations on the device):']
+    for row in degradation['rows'] if degradation else []:
+        lines.append(f'  {row["pipeline"]}: {row["ms_per_batch"]:.2f} ms ({row["vs_bicubic"]:.1f} x bicubic), batch '
+                     f'{degradation["batch"]} x 3 x {degradation["size"]} x {degradation["size"]}')
     lines += ['', 'training:']
     runs = results.get('training', {})
     for name, run in runs.items():

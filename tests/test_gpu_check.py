@@ -50,7 +50,9 @@ def test_quick_cpu_run_writes_summary_results_log_and_plot(tmp_path):
         (4, '2 processes x 1 thread (torchrun)'), (4, '1 process x 1 thread, reader/writer threads'),
         (4, '1 process x 1 thread, no reader/writer threads')]
     assert all(row['files_per_s'] > 0 and row['mp_per_s'] > 0 for row in archive)
-    for name in ('multispectral_training', 'rgb_segsr_training'):
+    assert [row['pipeline'] for row in results['degradation']['rows']] == ['bicubic', 'realesrgan', 'sensor',
+                                                                         'bicubic+sensor']
+    for name in ('multispectral_training', 'rgb_segsr_training', 'sensor_training'):
         assert results['training'][name]['iterations'] == 2
         assert results['training'][name]['seconds_per_iter'] > 0
     tiled = results['tiled']['fp32']
@@ -153,7 +155,7 @@ def test_every_command_of_the_gpu_plan_is_accepted_by_its_script_and_the_trainin
     for step in steps:
         program = Path(step.command[1]).name
         if program in ('benchmark.py', 'compare_loss_curves.py', 'tiled_inference_peak.py', 'benchmark_infer.py',
-                       'benchmark_hat_image.py'):
+                       'benchmark_hat_image.py', 'benchmark_degradation.py'):
             options = importlib.import_module(program.removesuffix('.py')).parse_args(step.command[2:])
             assert getattr(options, 'device', None) == 'cuda' or options.devices == ['cuda']
             parsed.append(program)
@@ -162,6 +164,6 @@ def test_every_command_of_the_gpu_plan_is_accepted_by_its_script_and_the_trainin
             options_file = parse_command_line(True, train_args).opt
             validate_options(yaml.safe_load(Path(options_file).read_text()), options_file, True)
             parsed.append('train.py')
-    assert parsed.count('benchmark.py') == 8 and parsed.count('train.py') == 4
-    assert {'compare_loss_curves.py', 'tiled_inference_peak.py', 'benchmark_infer.py', 'benchmark_hat_image.py'} <= set(
-        parsed)
+    assert parsed.count('benchmark.py') == 8 and parsed.count('train.py') == 5
+    assert {'compare_loss_curves.py', 'tiled_inference_peak.py', 'benchmark_infer.py', 'benchmark_hat_image.py',
+            'benchmark_degradation.py'} <= set(parsed)
