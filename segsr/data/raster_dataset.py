@@ -56,7 +56,7 @@ class RasterDataset(data.Dataset):
         super().__init__()
         self.opt = opt
         self.scale = int(opt['scale'])
-        self.contract = Radiometry.from_dict(opt['contract']) if opt.get('contract') else Radiometry.from_options(None)
+        self.contract = Radiometry.of_options(opt)
         bands = opt.get('bands') or self.contract.bands
         if self.contract.bands and bands and tuple(bands) != self.contract.bands:
             raise SegSRError(f'bands {list(bands)} differ from the radiometric contract\'s '

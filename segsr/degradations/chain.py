@@ -26,7 +26,7 @@ class DegradationChain:
     def __init__(self, opt: dict, dataset: dict, device: torch.device, seed: int = 0):
         self.names = degradation_names(dataset)
         self.scale = int(opt['scale'])
-        contract = Radiometry.from_dict(opt['contract']) if opt.get('contract') else Radiometry.from_options(None)
+        contract = Radiometry.of_options(opt)
         settings = realesrgan_settings(opt, dataset)
         self.steps = []
         for position, name in enumerate(self.names):

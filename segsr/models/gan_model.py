@@ -84,8 +84,7 @@ class SegSRGANModel(SegSRModel):
                              'generator and discriminator steps; remove them, or train a model without a discriminator')
         self.gan_bands = gan_bands(self.opt)
         self.usm_targets = usm_targets(self.opt)
-        contract = Radiometry.from_dict(self.opt['contract']) if self.opt.get('contract') else None
-        self.sharpen = UnsharpMask(eight_bit=contract is None or contract.is_default)
+        self.sharpen = UnsharpMask(eight_bit=Radiometry.of_options(self.opt).is_default)
         self.net_d = self.model_to_device(build_network(self.opt['network_d']))
         self.print_network(self.net_d)
         load_path = self.opt['path'].get('pretrain_network_d')

@@ -137,6 +137,11 @@ class Radiometry:
         }
 
     @classmethod
+    def of_options(cls, opt: dict) -> 'Radiometry':
+        """The contract the resolved options carry (``opt['contract']``), else the 8-bit default."""
+        return cls.from_dict(opt['contract']) if opt.get('contract') else cls.from_options(None)
+
+    @classmethod
     def from_dict(cls, stored: dict) -> 'Radiometry':
         """A contract as :meth:`to_dict` stored it (in a checkpoint or the resolved options), checked exactly as
         an option file's section is: a stored ``scale: NaN`` or a range with high below low is refused."""

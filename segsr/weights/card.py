@@ -150,7 +150,7 @@ def source_commit() -> str | None:
 def build_card(opt: dict, network: nn.Module, validation: dict | None = None) -> dict:
     """The card of the network ``opt`` trains, with ``validation`` results (:func:`validation_results`)."""
     network_opt = opt.get('network_g') or {}
-    contract = Radiometry.from_dict(opt['contract']) if opt.get('contract') else Radiometry.from_options(None)
+    contract = Radiometry.of_options(opt)
     if isinstance(network, DescribedNetwork):  # never measured here: a forward pass would touch training state
         in_count, out_count = network.network_info.in_chans, network.network_info.out_chans
     else:
