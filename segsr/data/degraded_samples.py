@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from segsr.data.loaders import build_checked_dataset
 from segsr.data.prepare.images import encode_png
+from segsr.degradations.bicubic import to_float, to_uint8
 from segsr.degradations.chain import KERNEL_KEYS, DegradationChain
 from segsr.utils.errors import SegSRError
 from segsr.utils.files import atomic_write_bytes
@@ -69,9 +70,9 @@ def degrade_folder(opt: dict, hr_folder: str | Path, out_folder: str | Path, see
         height, width = image.shape[:2]
         if height % scale or width % scale:
             raise SegSRError(f'{path} is {width} x {height}, not a multiple of scale {scale}; crop it first')
-        hr = torch.from_numpy(image[..., ::-1].astype(np.float32) / 255).permute(2, 0, 1)[None]
+        hr = torch.from_numpy(to_float(np.ascontiguousarray(image[..., ::-1]))).permute(2, 0, 1)[None]
         lr, _, _ = chain.degrade_whole(hr)
-        lr_bgr = (lr[0].permute(1, 2, 0).numpy()[..., ::-1] * 255).round().clip(0, 255).astype(np.uint8)
+        lr_bgr = to_uint8(lr[0].permute(1, 2, 0).numpy()[..., ::-1])
         atomic_write_bytes(out_folder / path.name, encode_png(lr_bgr))
         written.append(out_folder / path.name)
     return written

@@ -24,6 +24,7 @@ import torch
 from basicsr.utils.matlab_functions import imresize
 from rasterio.transform import Affine
 
+from segsr.data.product_source import ProductSource
 from segsr.degradations.random_state import DegradationRNG
 from segsr.degradations.sensor import SensorDegradation
 from segsr.radiometry.contract import Radiometry
@@ -63,8 +64,6 @@ def wald_pair(reference: np.ndarray, coarse: np.ndarray, mtf: float = WALD_MTF) 
 
 def read_reflectance(product: Product, bands: tuple[str, ...]) -> tuple[np.ndarray, Affine, object]:
     """(C, H, W) reflectance of ``bands`` (one resolution), with their grid's transform and CRS."""
-    from segsr.data.product_source import ProductSource
-
     source = ProductSource(ProductInput(product.path, bands))
     try:
         raw = source.read(list(range(len(bands))), 0, source.height, 0, source.width).astype(np.float64)
