@@ -73,3 +73,11 @@ def test_held_out_lr_set_is_the_sensor_models_and_reproducible(demo_data, tmp_pa
         degrade(demo_data, first, seed=2)
     assert str(stop.value.code).startswith(f'error: {first} already holds {len(names)} of these LR files')
     assert (first / names[0]).read_bytes() == before
+
+
+def test_a_missing_hr_folder_is_one_line(demo_data, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        degrade_main(['-opt', str(SENSOR_FILE), '--hr', str(tmp_path / 'absent'), '--out', str(tmp_path / 'lr'),
+                      *on_demo_data(demo_data)])
+    assert str(stop.value.code) == f'error: {tmp_path / "absent"} is not a folder; give the folder of HR images'
+    assert not (tmp_path / 'lr').exists()

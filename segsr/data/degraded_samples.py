@@ -51,6 +51,8 @@ def degrade_folder(opt: dict, hr_folder: str | Path, out_folder: str | Path, see
     """Writes the LR of every 8-bit image in ``hr_folder`` under the same name in ``out_folder``, degraded as the
     training set is (a held-out test set for that degradation). The LR is an 8-bit product: values outside the
     8-bit range saturate at 0 and 255, as a camera's do. Existing files are never overwritten."""
+    if not Path(hr_folder).is_dir():
+        raise SegSRError(f'{hr_folder} is not a folder; give the folder of HR images')
     paths = sorted(Path(path) for path in paths_from_folder(str(hr_folder)))
     if not paths:
         raise SegSRError(f'no images in {hr_folder}; give the folder of HR images')
