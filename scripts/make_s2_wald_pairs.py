@@ -6,7 +6,8 @@
 Each product (a ``.SAFE`` folder or its ``.zip``; a folder is searched for them) gives ``OUT/hr/<product>.tif``
 and ``OUT/lr/<product>.tif`` on its 20 m grid, in reflectance: the bands B04, B03, B02, B08 degraded to 20 m,
 then B05, B06, B07, B8A, B11, B12 as the product holds them (HR) or degraded to 40 m and brought back by
-bicubic (LR). ``--demo`` writes demo L2A products under ``DIR/train`` and ``DIR/val`` and their pairs under
+bicubic (LR). A product that cannot be read is named in one line and the others go on; the exit status is
+then non-zero. ``--demo`` writes demo L2A products under ``DIR/train`` and ``DIR/val`` and their pairs under
 ``DIR/wald/train`` and ``DIR/wald/val``. See segsr.data.s2_wald and docs/sentinel2.md.
 """
 
@@ -60,11 +61,18 @@ def main(argv: list[str] | None = None) -> None:
         if not args.products or not args.out:
             raise SegSRError('give products and --out, or --demo DIR')
         products = find_products(args.products)
-        for product in tqdm(products, desc='Wald pairs', unit='product'):
-            write_wald_pairs([product], Path(args.out), args.mtf)
-        print(f'{len(products)} pairs in {args.out}/hr and {args.out}/lr')
     except SegSRError as err:
         sys.exit(f'error: {err}')
+    failed = []
+    for product in tqdm(products, desc='Wald pairs', unit='product'):
+        try:
+            write_wald_pairs([product], Path(args.out), args.mtf)
+        except SegSRError as err:  # one bad product is named; the others still get their pairs
+            failed.append(product)
+            print(f'error: {err}', file=sys.stderr)
+    print(f'{len(products) - len(failed)} pairs in {args.out}/hr and {args.out}/lr')
+    if failed:
+        sys.exit(f'error: {len(failed)} of {len(products)} products failed (named above); fix or remove them')
 
 
 if __name__ == '__main__':

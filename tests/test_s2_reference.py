@@ -98,3 +98,14 @@ def test_wald_pairs_of_nothing_is_one_line(tmp_path):
         wald_main([str(tmp_path), '--out', str(tmp_path / 'wald')])
     assert str(stop.value.code).startswith('error: no Sentinel-2 products in')
     assert not (tmp_path / 'wald').exists()
+
+
+def test_a_damaged_product_is_named_and_the_others_still_get_their_pairs(tmp_path, capsys):
+    good = make_product(tmp_path / 'products', seed=0)
+    damaged = zip_product(make_product(tmp_path / 'products', seed=1), remove=True)
+    damaged.write_bytes(damaged.read_bytes()[:200])
+    with pytest.raises(SystemExit) as stop:
+        wald_main([str(tmp_path / 'products'), '--out', str(tmp_path / 'wald')])
+    assert str(stop.value.code) == 'error: 1 of 2 products failed (named above); fix or remove them'
+    assert f'{damaged} is not a readable zip' in capsys.readouterr().err
+    assert [path.name for path in (tmp_path / 'wald' / 'hr').iterdir()] == [f'{good.name.removesuffix(".SAFE")}.tif']
