@@ -108,4 +108,11 @@ def test_a_damaged_product_is_named_and_the_others_still_get_their_pairs(tmp_pat
         wald_main([str(tmp_path / 'products'), '--out', str(tmp_path / 'wald')])
     assert str(stop.value.code) == 'error: 1 of 2 products failed (named above); fix or remove them'
     assert f'{damaged} is not a readable zip' in capsys.readouterr().err
-    assert [path.name for path in (tmp_path / 'wald' / 'hr').iterdir()] == [f'{good.name.removesuffix(".SAFE")}.tif']
+    written = tmp_path / 'wald' / 'hr' / f'{good.name.removesuffix(".SAFE")}.tif'
+    assert list((tmp_path / 'wald' / 'hr').iterdir()) == [written]
+
+    before = written.read_bytes()
+    with pytest.raises(SystemExit):
+        wald_main([str(good), '--out', str(tmp_path / 'wald')])
+    assert 'already exists; give a new --out folder' in capsys.readouterr().err
+    assert written.read_bytes() == before, 'pairs of an earlier run are never replaced'

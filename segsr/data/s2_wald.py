@@ -93,10 +93,15 @@ def write_reflectance(path: Path, values: np.ndarray, transform: Affine, crs, na
 def write_wald_pairs(products: list[Path], out: Path, mtf: float = WALD_MTF,
                      reference: tuple[str, ...] = REFERENCE_BANDS,
                      target: tuple[str, ...] = TARGET_BANDS) -> list[Path]:
-    """``out/hr/<product>.tif`` and ``out/lr/<product>.tif`` for each product; returns the HR files."""
+    """``out/hr/<product>.tif`` and ``out/lr/<product>.tif`` for each product; returns the HR files. A pair file
+    that already exists is never replaced."""
     written = []
     for path in products:
         product = Product(path)
+        taken = [file for file in (out / 'lr' / f'{product.name}.tif', out / 'hr' / f'{product.name}.tif')
+                 if file.exists()]
+        if taken:
+            raise SegSRError(f'{taken[0]} already exists; give a new --out folder or remove the old pairs first')
         fine, _, _ = read_reflectance(product, reference)
         coarse, transform, crs = read_reflectance(product, target)
         lr, hr = wald_pair(fine, coarse, mtf)
