@@ -11,7 +11,7 @@ from segsr.archs.lmm_arch import LMM
 from segsr.archs.sfem_arch import SFEM
 from segsr.archs.slm_arch import SLM
 from segsr.clip.loader import load_clip
-from segsr.nn.info import DescribedNetwork, NetworkInfo, check_scale
+from segsr.nn.info import GUIDED_SCALES, DescribedNetwork, NetworkInfo, check_scale
 from segsr.nn.padding import PadsInput
 from segsr.nn.published_compat import PublishedCompat
 from segsr.utils.errors import SegSRError
@@ -77,7 +77,7 @@ class SEGSR(PadsInput, nn.Module):
                  lmm: dict | None = None, upscale: int = 4, backbone_checkpoint: str | None = None,
                  final_norm: bool = True, published_compat: dict | None = None, **flat_backbone):
         super().__init__()
-        check_scale(upscale, type(self).__name__)
+        check_scale(upscale, type(self).__name__, GUIDED_SCALES)  # the backbone checks its own
         compat = PublishedCompat.from_options(published_compat)
         self.backbone = build_backbone(self._backbone_options(backbone_section(backbone, flat_backbone)), upscale)
         backbone_info = self.backbone.network_info

@@ -9,7 +9,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from segsr.clip.loader import LoadedCLIP, encode_texts, load_clip
 from segsr.nn.guidance import GatedFusion, GlobalPromptConditioner, MapUpsampler, PerStageFusion, PerStageMapUpsampler
-from segsr.nn.info import check_scale
+from segsr.nn.info import GUIDED_SCALES, check_scale
 from segsr.nn.published_compat import PublishedCompat
 from segsr.utils.errors import SegSRError
 
@@ -36,7 +36,7 @@ class SLM(nn.Module):
                  fusion: str = 'shared', upsampler: str = 'shared', loaded_clip: LoadedCLIP | None = None,
                  compat: PublishedCompat | None = None):
         super().__init__()
-        check_scale(scale, 'SLM')
+        check_scale(scale, 'SLM', GUIDED_SCALES)
         if embed_dim % num_heads:
             raise SegSRError(f'slm.num_heads {num_heads} does not divide the CLIP embedding size {embed_dim}; '
                              'choose a divisor')

@@ -14,6 +14,8 @@ from torch import nn
 from segsr.utils.errors import SegSRError
 
 SUPPORTED_SCALES = (2, 3, 4, 8)
+GUIDED_SCALES = (1, *SUPPORTED_SCALES)
+"""Guidance maps also fit a network that works on one grid (scale 1: the Sentinel-2 reference network)."""
 PROBE_SIZE = 16
 
 
@@ -43,10 +45,10 @@ class DescribedNetwork(Protocol):
     network_info: NetworkInfo
 
 
-def check_scale(scale: int, arch: str) -> None:
+def check_scale(scale: int, arch: str, supported: tuple[int, ...] = SUPPORTED_SCALES) -> None:
     """The scales every network here builds (basicsr's ``Upsample`` and the guidance maps)."""
-    if scale not in SUPPORTED_SCALES:
-        raise SegSRError(f'{arch} upscale {scale} is not supported; use one of {list(SUPPORTED_SCALES)}')
+    if scale not in supported:
+        raise SegSRError(f'{arch} upscale {scale} is not supported; use one of {list(supported)}')
 
 
 def describe(network: nn.Module) -> NetworkInfo:
