@@ -20,18 +20,20 @@ from segsr.inference.execution.scene import GDAL_CACHE_MB, RunReport, run_scene,
 from segsr.inference.execution.scene_plan import RadiometryOptions, apply_contract, check_contract_fits, plan_scene
 from segsr.inference.io.arrays import ArraySource, channels_first, restore_layout
 from segsr.inference.io.image_io import ImageSink
-from segsr.inference.io.inputs import check_input
+from segsr.inference.io.inputs import check_input, collect_inputs
 from segsr.inference.planning.budget import announce, check_budget
 from segsr.inference.planning.distributed import detect_ranks, rank_device
 from segsr.inference.planning.job import run_inputs
 from segsr.metrics.consistency import ConsistentNetwork
 from segsr.nn.info import describe
-from segsr.options.inference import FileOptions
+from segsr.options.inference import FileOptions, with_card_bands
 from segsr.radiometry.contract import Radiometry
 from segsr.radiometry.input_gate import check_pixels
 from segsr.self_ensemble import with_self_ensemble
+from segsr.sentinel2.product import is_product
 from segsr.utils.errors import SegSRError
 from segsr.utils.optional import import_optional
+from segsr.weights.card_formats import read_card
 from segsr.weights.hub import WeightsFile, resolve_weights
 from segsr.weights.network import load_network_contract_card
 
@@ -179,7 +181,7 @@ class Upscaler:
         guidance maps, spread raster and consistency report go beside it as ``<stem>_guidance.tif``,
         ``<stem>_uncertainty.tif`` and ``<stem>_consistency.json``. Returns the files written (none when
         ``skip_existing`` found them done)."""
-        options = FileOptions.from_keywords(**options)
+        options = with_card_bands(FileOptions.from_keywords(**options), self.card)
         dst = Path(dst)
         item = options.plan_input(src, dst) if dst.is_dir() else options.outputs_of(src, dst)
         if options.skip_existing and all(path.exists() for path in item.outputs):
@@ -198,7 +200,7 @@ class Upscaler:
             **options) -> RunReport:
         """Every image under ``input`` (a file, folder or glob) into the folder ``output``, as segsr-infer does;
         under torchrun or srun, or with ``shard='i/n'``, this process's share of them."""
-        options = FileOptions.from_keywords(**options)
+        options = with_card_bands(FileOptions.from_keywords(**options), self.card)
         check_network_options(self.onnx is not None, options=options)
         return run_inputs(input, output, options, lambda: (self.runner(options), self.tags(options), self.contract),
                           recursive=recursive, shard=shard, rank_timeout=rank_timeout)
@@ -238,16 +240,37 @@ def run(input, output, *, weights=None, onnx=None, opt=None, device: str | None 
         self_ensemble: bool = False, recursive: bool = False, shard: str | None = None, rank_timeout: float = 10.0,
         catalogue=None, **options) -> RunReport:
     """segsr-infer as a function: the inputs are checked before the network is loaded (or fetched, for a
-    reference :func:`load` takes), so a mistake in them shows before a large checkpoint is read."""
+    reference :func:`load` takes), so a mistake in them shows before a large checkpoint is read. Only a
+    Sentinel-2 product without ``bands`` has the weights' card read first, for the bands to stack."""
     if (weights is None) == (onnx is None):
         raise SegSRError('give exactly one of weights= (a checkpoint) or onnx= (an exported graph)')
     options = FileOptions.from_keywords(**options)
     check_network_options(onnx is not None, opt, bf16, device, options)
+    resolved = None
+    if weights is not None and not options.band_names and holds_product(input, output, recursive):
+        resolved = resolve_weights(weights, catalogue)
+        options = with_card_bands(options, stored_card(resolved.path))
 
     def load_runner():
-        upscaler = _load(resolve_weights(weights or onnx, catalogue), onnx is not None, opt, device, bf16,
-                         self_ensemble)
+        upscaler = _load(resolved or resolve_weights(weights or onnx, catalogue), onnx is not None, opt, device,
+                         bf16, self_ensemble)
         return upscaler.runner(options), upscaler.tags(options), upscaler.contract
 
     return run_inputs(input, output, options, load_runner, recursive=recursive, shard=shard,
                       rank_timeout=rank_timeout)
+
+
+def holds_product(input, output, recursive: bool) -> bool:
+    """Whether the inputs segsr-infer would read hold a Sentinel-2 product (a listing, nothing opened)."""
+    try:
+        return any(is_product(source) for source, _ in collect_inputs(input, recursive, Path(output)))
+    except SegSRError:  # run_inputs reports the inputs' problem in its own words
+        return False
+
+
+def stored_card(path: Path) -> dict | None:
+    """The card of a weights file, or None where it has none (run_inputs then reports what the file lacks)."""
+    try:
+        return read_card(path)
+    except SegSRError:
+        return None

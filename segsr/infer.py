@@ -15,7 +15,7 @@ if __name__ == '__main__':
 
 from segsr import api  # noqa: E402  (basicsr compat and arch registration first)
 from segsr.inference.execution.bands import EACH_BAND  # noqa: E402
-from segsr.options.inference import COMPRESSIONS, FileOptions  # noqa: E402
+from segsr.options.inference import COMPRESSIONS, FROM_CARD, FileOptions  # noqa: E402
 from segsr.sentinel2.product import band_names  # noqa: E402
 from segsr.sentinel2.qa import mask_classes  # noqa: E402
 from segsr.utils.errors import SegSRError  # noqa: E402
@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> api.RunReport:
     """The command line handed to :func:`segsr.api.run`."""
-    file_options = {name: getattr(args, name) for name in FileOptions.__dataclass_fields__}
+    file_options = {name: getattr(args, name) for name in FileOptions.__dataclass_fields__ if name not in FROM_CARD}
     return api.run(args.input, args.output, weights=args.weights, onnx=args.onnx, opt=args.opt, device=args.device,
                    bf16=args.bf16, self_ensemble=args.self_ensemble, recursive=args.recursive, shard=args.shard,
                    rank_timeout=args.rank_timeout, catalogue=args.catalogue, **file_options)

@@ -1,19 +1,21 @@
 """The per-file options of inference, shared by the Python API and segsr-infer, checked in one place."""
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from segsr.data.geotiff import TiffFormat
 from segsr.inference.execution.bands import EACH_BAND, BandRequest
 from segsr.inference.execution.scene_plan import RadiometryOptions, TilingOptions
 from segsr.inference.io.inputs import InputFile, outputs_beside, plan_input
-from segsr.sentinel2.product import is_product
+from segsr.sentinel2.product import canonical_band, is_band_name, is_product
 from segsr.sentinel2.request import ProductInput
 from segsr.utils.errors import SegSRError
 from segsr.utils.limits import CALL_PIXELS, TIFF_BLOCK
 
 COMPRESSIONS = ('deflate', 'lzw', 'zstd', 'lzma', 'packbits', 'none')
 STRETCHES = ('auto', 'range', 'percentile')
+FROM_CARD = ('card_bands',)
+"""Options the weights' model card sets, never a flag of segsr-infer."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class FileOptions:
     io_threads: bool = True
     resample: bool = False
     mask_classes: tuple[int, ...] = ()
+    card_bands: tuple[str, ...] = ()
+    """The Sentinel-2 bands the weights' card names: a product's stack where ``bands`` names none (set from
+    the card by :func:`with_card_bands`)."""
 
     def __post_init__(self) -> None:
         if self.tile < 1 or self.batch < 1:
@@ -92,7 +97,8 @@ class FileOptions:
     def as_input(self, source):
         """A product path becomes the request of its named bands; anything else stays as it is."""
         if isinstance(source, str | Path) and is_product(source):
-            return ProductInput(Path(source), self.band_names, self.resample, tuple(self.mask_classes))
+            return ProductInput(Path(source), self.band_names or self.card_bands or None, self.resample,
+                                tuple(self.mask_classes))
         if self.band_names:
             raise SegSRError(f'{source}: band names ({",".join(self.band_names)}) pick bands of Sentinel-2 '
                              'products only; give this input 1-based band numbers (e.g. --bands 4,3,2)')
@@ -160,3 +166,12 @@ def normalised_bands(bands) -> BandRequest:
         return tuple(tuple(int(band) for band in group) for group in groups)
     except (TypeError, ValueError):
         raise SegSRError(f'bands {bands!r}: give 1-based band groups such as [(4, 3, 2)] or "each"') from None
+
+
+def with_card_bands(options: FileOptions, card: dict | None) -> FileOptions:
+    """``options`` that stack a product by the bands the model card names, when they are Sentinel-2 bands
+    (a network trained on products or their Wald pairs) and ``--bands`` names none."""
+    names = tuple((card or {}).get('input', {}).get('bands') or ())
+    if options.band_names or not names or not all(map(is_band_name, names)):
+        return options
+    return replace(options, card_bands=tuple(map(canonical_band, names)))

@@ -27,14 +27,25 @@ NATIVE_RESOLUTION = {'B01': 60, 'B02': 10, 'B03': 10, 'B04': 10, 'B05': 20, 'B06
                      'B8A': 20, 'B09': 60, 'B10': 60, 'B11': 20, 'B12': 20, 'SCL': 20}
 
 
+def canonical_band(text: str) -> str:
+    """``B4`` -> ``B04``, ``b8a`` -> ``B8A``; other text upper-cased as it is."""
+    part = text.strip().upper()
+    match = re.fullmatch(r'B(\d{1,2}|8A)', part)
+    return f'B{int(match[1]):02d}' if match and match[1] != '8A' else part
+
+
+def is_band_name(text: object) -> bool:
+    return isinstance(text, str) and canonical_band(text) in BAND_IDS
+
+
 def band_names(text: str) -> tuple[str, ...]:
     """``'B04,B03,B02,B08'`` -> names; ``B4`` is read as ``B04``, case does not matter."""
     names = []
-    for part in (part.strip().upper() for part in text.split(',')):
-        match = re.fullmatch(r'B(\d{1,2}|8A)', part)
-        name = f'B{int(match[1]):02d}' if match and match[1] != '8A' else part
+    for part in text.split(','):
+        name = canonical_band(part)
         if name not in BAND_IDS and name not in QA_LAYERS:
-            raise SegSRError(f'{part!r} is not a Sentinel-2 band: use names among {",".join(BAND_IDS)}')
+            raise SegSRError(f'{part.strip().upper()!r} is not a Sentinel-2 band: use names among '
+                             f'{",".join(BAND_IDS)}')
         names.append(name)
     return tuple(names)
 

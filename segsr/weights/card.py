@@ -27,8 +27,11 @@ def channel_count(network_opt: dict, keys: tuple[str, ...], default: int | None)
     return next((int(network_opt[key]) for key in keys if key in network_opt), default)
 
 
-def band_names(contract: Radiometry, count: int | None) -> list[str]:
-    """Source band numbers of a multispectral contract, else red/green/blue for an 8-bit RGB network."""
+def band_names(contract: Radiometry, count: int | None, named: list[str] | None = None) -> list[str]:
+    """The training rasters' own band names (``named``, one per band), else source band numbers of a
+    multispectral contract, else red/green/blue for an 8-bit RGB network."""
+    if named and len(named) == count:
+        return list(named)
     if contract.bands:
         return [f'band_{band}' for band in contract.bands]
     if count == len(RGB_NAMES):
@@ -55,17 +58,45 @@ def count_samples(dataset_opt: dict) -> int | None:
         return None
 
 
+def first_raster(dataset_opt: dict) -> Path | None:
+    root = dataset_opt.get('dataroot_gt')
+    if not root or not Path(root).is_dir():
+        return None
+    return next((path for path in sorted(Path(root).rglob('*')) if path.suffix.lower() in RASTER_SUFFIXES), None)
+
+
 def raster_dtype(dataset_opt: dict) -> str | None:
     """The dtype of the first raster under ``dataroot_gt`` (every raster of a contract shares its units)."""
-    root = dataset_opt.get('dataroot_gt')
-    first = next((path for path in sorted(Path(root).rglob('*')) if path.suffix.lower() in RASTER_SUFFIXES),
-                 None) if root and Path(root).is_dir() else None
+    first = first_raster(dataset_opt)
     if first is None:
         return None
     import rasterio
 
     with rasterio.open(first) as raster:
         return str(raster.dtypes[0])
+
+
+def raster_band_names(dataset_opt: dict, bands: tuple[int, ...] | None) -> list[str] | None:
+    """What the training data calls the bands the network takes (``bands``: 1-based, None for all): the
+    Sentinel-2 bands a product dataset stacks (``product_bands``), else the first raster's band descriptions
+    (B04, B8A... in the Wald pairs); None unless every band has a name of its own, so that a card never names
+    two bands alike."""
+    stacked = dataset_opt.get('product_bands')
+    if stacked:
+        names = [str(name).upper() for name in stacked]
+    else:
+        first = first_raster(dataset_opt)
+        if first is None:
+            return None
+        import rasterio
+
+        with rasterio.open(first) as raster:
+            names = [description or '' for description in raster.descriptions]
+    try:
+        picked = [names[band - 1] for band in bands] if bands else names
+    except IndexError:
+        return None
+    return picked if all(picked) and len(set(picked)) == len(picked) else None
 
 
 def describe_dataset(dataset_opt: dict) -> dict:
@@ -160,6 +191,8 @@ def build_card(opt: dict, network: nn.Module, validation: dict | None = None) ->
     train = [dataset for phase, dataset in datasets.items() if phase.startswith('train')]
     default_images = contract.is_default and not contract.bands
     dtype = 'uint8' if default_images else next(filter(None, map(raster_dtype, train)), None)
+    named = None if default_images else next(
+        filter(None, (raster_band_names(dataset, contract.bands) for dataset in train)), None)
     scale = opt.get('scale')
     return {
         'card_version': CARD_VERSION,
@@ -168,9 +201,9 @@ def build_card(opt: dict, network: nn.Module, validation: dict | None = None) ->
                          'parameters': sum(parameter.numel() for parameter in network.parameters()),
                          'network_g': network_opt},
         'scale': scale,
-        'input': {'count': in_count, 'bands': band_names(contract, in_count), 'dtype': dtype,
+        'input': {'count': in_count, 'bands': band_names(contract, in_count, named), 'dtype': dtype,
                   'order': 'network channel order'},
-        'output': {'count': out_count, 'bands': band_names(contract, out_count), 'dtype': dtype},
+        'output': {'count': out_count, 'bands': band_names(contract, out_count, named), 'dtype': dtype},
         'radiometry': contract.to_dict(),
         'degradation': [degradation_of(dataset, opt) for dataset in train],
         'training_data': [describe_dataset(dataset) for dataset in train],
