@@ -16,9 +16,20 @@ from segsr.data.s2_wald import REFERENCE_BANDS, TARGET_BANDS, wald_pair, write_w
 from segsr.infer import main as infer_main
 from segsr.training import main as train_main
 from segsr.utils.errors import SegSRError
+from segsr.weights.card_formats import read_card
 
 ALL_BANDS = ','.join((*REFERENCE_BANDS, *TARGET_BANDS))
 TINY = {'type': 'S2ReferenceNet', 'num_in_ch': 10, 'num_target': 6, 'num_feat': 8, 'num_block': 1, 'upscale': 1}
+
+
+def guided(clip_file: Path, **backbone) -> dict:
+    """GuidedS2Reference on a tiny S2ReferenceNet: CLIP sees B04, B03, B02, the stack's first three bands."""
+    return {'type': 'GuidedS2Reference', 'upscale': 1,
+            'backbone': {'num_in_ch': 10, 'num_target': 6, 'num_feat': 8, 'num_block': 2, **backbone},
+            'sfem': {'model': 'segsr-tiny-vit', 'pretrained': str(clip_file), 'quick_gelu': False,
+                     'rgb_bands': [1, 2, 3], 'display_range': [0.0, 0.5],
+                     'lora': {'rank': 2, 'alpha': 2, 'dropout': 0.0}},
+            'slm': {'num_local': 1, 'num_heads': 4}, 'lmm': {'hidden': 8, 'norm': 'none', 'zero_init': True}}
 
 
 def test_the_network_starts_as_its_input_and_passes_the_reference_through():
@@ -28,6 +39,41 @@ def test_the_network_starts_as_its_input_and_passes_the_reference_through():
     torch.nn.init.normal_(network.tail.weight)
     out = network(stack)
     assert torch.equal(out[:, :4], stack[:, :4]) and not torch.allclose(out[:, 4:], stack[:, 4:])
+
+
+def test_the_stage_hook_sees_each_run_of_blocks_and_leaves_the_output_as_it_was():
+    network = build_network({**TINY, 'num_block': 4, 'num_stages': 2})
+    torch.nn.init.normal_(network.tail.weight, std=0.1)
+    stack, seen = torch.rand(1, 10, 12, 12), []
+    hooked = network(stack, stage_hook=lambda stage, feat: seen.append((stage, feat.shape[1])) or feat)
+    assert seen == [(0, 8), (1, 8)] and network.network_info.num_stages == 2
+    assert torch.equal(hooked, network(stack))
+
+
+def test_the_guided_network_starts_as_its_input_and_the_guidance_reaches_the_coarse_bands(clip_file):
+    network = build_network(guided(clip_file))
+    assert network.network_info.scale == 1 and network.network_info.map_stages == (1, 1)
+    stack = torch.rand(2, 10, 24, 20)
+    out, maps = network(stack, return_maps=True)
+    assert torch.equal(out, stack), 'zero tail and zero-init LMMs: the resampled input'
+    assert [tuple(m.shape) for m in maps] == [(2, 1, 24, 20)] * 2, 'one map per stage on the stack\'s grid'
+    torch.nn.init.normal_(network.backbone.tail.weight, std=0.1)
+    unguided = network(stack)
+    for lmm in network.lmm:
+        torch.nn.init.normal_(lmm.beta.weight, std=0.1)
+    out = network(stack)
+    assert torch.equal(out[:, :4], stack[:, :4]), 'the reference bands still pass through exactly'
+    assert not torch.allclose(out[:, 4:], unguided[:, 4:]), 'the modulation changes the sharpened bands'
+    brighter = stack.clone()
+    brighter[:, :3] *= 1.5  # what CLIP sees (B04, B03, B02) changes, so the guidance does
+    assert not torch.allclose(network(brighter, return_maps=True)[1][0], maps[0])
+
+
+def test_guidance_on_one_grid_is_only_for_networks_that_work_on_one(clip_file):
+    with pytest.raises(SegSRError, match='HAT upscale 1 is not supported'):
+        build_network({'type': 'SEGSR', 'upscale': 1, 'backbone': {'type': 'HAT'}, 'sfem': guided(clip_file)['sfem']})
+    with pytest.raises(SegSRError, match='upscale must be 1'):
+        build_network({**guided(clip_file), 'upscale': 2})
 
 
 @pytest.mark.parametrize('options, words', [({'upscale': 2}, 'upscale must be 1'),
@@ -69,21 +115,28 @@ def train_options(pairs: Path, name: str) -> dict:
 
 
 @pytest.mark.filterwarnings('ignore::rasterio.errors.NotGeoreferencedWarning')
-@pytest.mark.parametrize('zipped', [False, True])
-def test_trained_by_wald_pairs_of_products_it_brings_every_band_to_10_m_in_one_command(tmp_path, zipped):
+@pytest.mark.parametrize('kind, zipped', [('plain', False), ('guided', True)])
+def test_trained_by_wald_pairs_of_products_it_brings_every_band_to_10_m_in_one_command(tmp_path, clip_file, kind,
+                                                                                        zipped):
     products = [make_product(tmp_path / 'products', seed=seed) for seed in (0, 1)]
     hr_files = write_wald_pairs(products, tmp_path / 'wald')
     with rasterio.open(hr_files[0]) as pair, rasterio.open(next(products[0].rglob('*_B05_20m.jp2'))) as band:
         assert pair.count == 10 and pair.descriptions == (*REFERENCE_BANDS, *TARGET_BANDS)
         assert pair.res == band.res == (20.0, 20.0) and pair.transform == band.transform
         assert np.array_equal(pair.read(5), band.read(1)), 'the target B05 is the product\'s own'
-    opt_file = write_yaml(tmp_path / 'wald.yml', train_options(tmp_path / 'wald', 'wald'))
-    train_main(['-opt', str(opt_file), '--root', str(tmp_path)])
+    options = train_options(tmp_path / 'wald', 'wald')
+    if kind == 'guided':
+        options['network_g'] = guided(clip_file, num_block=1)
+    train_main(['-opt', str(write_yaml(tmp_path / 'wald.yml', options)), '--root', str(tmp_path)])
     weights = tmp_path / 'experiments' / 'wald' / 'models' / 'net_g_latest.safetensors'
+    card = read_card(weights)
+    assert card['input']['bands'] == card['output']['bands'] == [*REFERENCE_BANDS, *TARGET_BANDS], \
+        'the card names the bands as the pairs do'
 
     product = zip_product(products[1]) if zipped else products[1]
+    named = ['--bands', ALL_BANDS] if kind == 'plain' else []  # else the bands the card names
     infer_main(['--weights', str(weights), '--input', str(product), '--output', str(tmp_path / 'out'),
-                '--bands', ALL_BANDS, '--resample', '--device', 'cpu'])
+                *named, '--resample', '--device', 'cpu'])
     (output,) = (tmp_path / 'out').glob('*_T33UUP_*[0-9].tif')
     with rasterio.open(output) as result, rasterio.open(next(products[1].rglob('*_B04_10m.jp2'))) as red:
         assert result.count == 10 and result.res == (10.0, 10.0) and result.shape == red.shape
