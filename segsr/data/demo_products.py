@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from segsr.clip.tiny import write_tiny_clip_checkpoint
 from segsr.data.demo import four_band_reflectance, read_skimage_photo
 from segsr.data.s2_wald import halve
 from segsr.sentinel2.layout import write_product
@@ -57,7 +58,9 @@ def scene_bands(photo: str, index: int) -> dict[str, dict[int, np.ndarray]]:
 
 
 def build_s2_demo_products(out: Path) -> dict[str, list[Path]]:
-    """``out/train`` and ``out/val`` holding one L2A product per photo."""
+    """``out/train`` and ``out/val`` holding one L2A product per photo, and ``out/tiny_clip.pt`` for the guided
+    network's SFEM (random weights: nothing is downloaded)."""
+    write_tiny_clip_checkpoint(out / 'tiny_clip.pt')
     written = {}
     for split, photos in (('train', TRAIN_PHOTOS), ('val', VAL_PHOTOS)):
         offset = 0 if split == 'train' else len(TRAIN_PHOTOS)
