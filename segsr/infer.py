@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs='+',
         help='1-based band groups, each in network channel order (e.g. 3,2,1 4,5,7), or "each" for every band '
         'on its own; the output holds the bands in the input order. Sentinel-2 products (.SAFE, .zip): band '
-        'names, stacked in the given order (e.g. B04,B03,B02,B08)',
+        'names, stacked in the given order (e.g. B04,B03,B02,B08); left out, the Sentinel-2 bands the '
+        "weights' model card names",
     )
     parser.add_argument('--resample', action='store_true',
                         help='Sentinel-2 products: bring coarser bands (20 m, 60 m) to the finest asked for (cubic)')
