@@ -11,7 +11,7 @@ from segsr.archs.lmm_arch import LMM
 from segsr.archs.sfem_arch import SFEM
 from segsr.archs.slm_arch import SLM
 from segsr.clip.loader import load_clip
-from segsr.nn.info import GUIDED_SCALES, DescribedNetwork, NetworkInfo, check_scale
+from segsr.nn.info import DescribedNetwork, NetworkInfo
 from segsr.nn.padding import PadsInput
 from segsr.nn.published_compat import PublishedCompat
 from segsr.utils.errors import SegSRError
@@ -59,10 +59,11 @@ class SEGSR(PadsInput, nn.Module):
     The LR image is padded once to the backbone's ``pad_multiple``; SFEM and SLM compute one
     guidance map per stage on the padded image; the backbone's ``stage_hook`` applies LMM i with
     map i; the output is cropped back to ``upscale`` times the input size. ``sfem``, ``slm`` and
-    ``lmm`` are option dicts of those modules (see docs/segsr.md); on a backbone of other than 3
-    bands, ``sfem.rgb_bands`` names the three CLIP sees, and the LMMs modulate the features of all
-    bands. ``backbone_checkpoint`` loads published weights of the unguided backbone (strictly, for
-    the backbone's keys). ``final_norm: false`` drops the backbone's norm after its last stage (the
+    ``lmm`` are option dicts of those modules (see docs/segsr.md); ``upscale`` is any scale the
+    backbone builds (it refuses the others). On a backbone of other than 3 bands, ``sfem.rgb_bands``
+    names the three CLIP sees, and the LMMs modulate the features of all bands.
+    ``backbone_checkpoint`` loads published weights of the unguided backbone (strictly, for the
+    backbone's keys). ``final_norm: false`` drops the backbone's norm after its last stage (the
     published SeG-SR code never applies it); ``published_compat`` reproduces other published
     behaviours (:class:`PublishedCompat`).
 
@@ -77,7 +78,6 @@ class SEGSR(PadsInput, nn.Module):
                  lmm: dict | None = None, upscale: int = 4, backbone_checkpoint: str | None = None,
                  final_norm: bool = True, published_compat: dict | None = None, **flat_backbone):
         super().__init__()
-        check_scale(upscale, type(self).__name__, GUIDED_SCALES)  # the backbone checks its own
         compat = PublishedCompat.from_options(published_compat)
         self.backbone = build_backbone(self._backbone_options(backbone_section(backbone, flat_backbone)), upscale)
         backbone_info = self.backbone.network_info
