@@ -55,6 +55,23 @@ def toy_checkpoint(path: Path, channels: int = 3, upscale: int = 2) -> Path:
     return path
 
 
+def contract_toy_checkpoint(path: Path, contract: dict, channels: int = 3, upscale: int = 2) -> Path:
+    """The toy network with a stored radiometric contract (as :meth:`Radiometry.to_dict` writes it, or as a
+    hand-edited file holds it), as training stores one."""
+    register_toy()
+    torch.manual_seed(0)
+    torch.save({'params_ema': BicubicToySR(upscale, channels).state_dict(), 'radiometry': contract,
+                'network_g': {'type': 'BicubicToySR', 'upscale': upscale, 'num_in_ch': channels}}, path)
+    return path
+
+
+def output_reflectance(path: Path) -> np.ndarray:
+    """A raster's values through its own GDAL scales and offsets."""
+    with rasterio.open(path) as dataset:
+        raw = dataset.read().astype(np.float64)
+        return raw * np.array(dataset.scales)[:, None, None] + np.array(dataset.offsets)[:, None, None]
+
+
 def write_raster(path: Path, data: np.ndarray, nodata: float | None = None, **extra) -> Path:
     """A georeferenced GeoTIFF of ``(C, H, W)`` data (10 m pixels, UTM 33N)."""
     profile = {

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import TINY_HAT, write_yaml
-from raster_fakes import BicubicToySR, register_toy, smooth, toy_checkpoint, write_raster
+from raster_fakes import contract_toy_checkpoint, smooth, toy_checkpoint, write_raster
 from test_bad_input import expect_one_line_error
 
 import segsr
@@ -113,11 +113,8 @@ def test_a_complex_geotiff_gets_the_arrays_line_from_segsr_infer_segsr_test_and_
 def contract_checkpoint(path: Path, **stored) -> Path:
     """A toy x2 network whose stored contract is a valid one with ``stored`` entries replaced (as a hand-edited or
     foreign file would hold them)."""
-    register_toy()
     contract = {**Radiometry.from_options({'scale': 1e-4, 'offset': 0.0, 'range': [0.0, 1.0]}).to_dict(), **stored}
-    torch.save({'params_ema': BicubicToySR(2, 3).state_dict(), 'radiometry': contract,
-                'network_g': {'type': 'BicubicToySR', 'upscale': 2, 'num_in_ch': 3}}, path)
-    return path
+    return contract_toy_checkpoint(path, contract)
 
 
 BAD_CONTRACTS = [
@@ -148,11 +145,8 @@ def test_a_stored_contract_is_checked_as_an_option_file_is(tmp_path, capsys, nam
 
 
 def test_a_files_own_scale_metadata_is_checked_as_a_contracts_scale(tmp_path, capsys):
-    register_toy()
-    weights = tmp_path / 'metadata.pth'
     contract = Radiometry.from_options({'from_metadata': True, 'range': [0.0, 1.0]}).to_dict()
-    torch.save({'params_ema': BicubicToySR(2, 3).state_dict(), 'radiometry': contract,
-                'network_g': {'type': 'BicubicToySR', 'upscale': 2, 'num_in_ch': 3}}, weights)
+    weights = contract_toy_checkpoint(tmp_path / 'metadata.pth', contract)
     scene = write_raster(tmp_path / 'scene.tif', np.full((3, 8, 8), 900, np.uint16))
     import rasterio
 

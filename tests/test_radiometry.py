@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from raster_fakes import BicubicToySR, CurvedToySR, register_toy, toy_checkpoint, write_raster
+from raster_fakes import BicubicToySR, CurvedToySR, contract_toy_checkpoint, register_toy, toy_checkpoint, write_raster
 from raster_scenes import L2A_ADD_OFFSET, L2A_QUANTIFICATION, l2a_scene, reflectance, scaled_scene
 
 from segsr.infer import main as infer_main
@@ -83,11 +83,7 @@ def test_bad_sections_are_one_line(section, message):
 
 
 def contract_checkpoint(path, contract: Radiometry, channels: int = 1):
-    toy_checkpoint(path, channels=channels)
-    content = torch.load(path, weights_only=True)
-    content['radiometry'] = contract.to_dict()
-    torch.save(content, path)
-    return path
+    return contract_toy_checkpoint(path, contract.to_dict(), channels=channels)
 
 
 def read(path):

@@ -9,7 +9,7 @@ import rasterio
 import torch
 from basicsr.archs import build_network
 from conftest import write_yaml
-from raster_fakes import BicubicToySR, register_toy
+from raster_fakes import contract_toy_checkpoint, output_reflectance
 from s2_products import make_product, zip_product
 
 from scripts.make_s2_wald_pairs import main as wald_main
@@ -150,26 +150,18 @@ def test_trained_by_wald_pairs_of_products_it_brings_every_band_to_10_m_in_one_c
         chained_to_2_5_m(output, tmp_path)
 
 
-def reflectance_of(path: Path) -> np.ndarray:
-    with rasterio.open(path) as raster:
-        return raster.read() * np.array(raster.scales)[:, None, None] + np.array(raster.offsets)[:, None, None]
-
-
 def chained_to_2_5_m(ten_metre: Path, tmp_path: Path) -> None:
     """Every band at 10 m goes on through a x4 network of ten bands, under the calibration the file carries."""
-    register_toy()
-    torch.manual_seed(0)
     contract = Radiometry.from_options({'from_metadata': True, 'range': [0.0, 1.0]}, list(range(1, 11)))
-    weights = tmp_path / 'x4.pth'
-    torch.save({'params_ema': BicubicToySR(4, 10).state_dict(), 'radiometry': contract.to_dict(),
-                'network_g': {'type': 'BicubicToySR', 'upscale': 4, 'num_in_ch': 10}}, weights)
+    weights = contract_toy_checkpoint(tmp_path / 'x4.pth', contract.to_dict(), channels=10, upscale=4)
     infer_main(['--weights', str(weights), '--input', str(ten_metre), '--output', str(tmp_path / 'x4'),
                 '--device', 'cpu'])
     fine = tmp_path / 'x4' / ten_metre.name
     with rasterio.open(fine) as result, rasterio.open(ten_metre) as source:
         assert result.count == 10 and result.res == (2.5, 2.5) and result.descriptions == source.descriptions
-    coarse = reflectance_of(fine).reshape(10, -1, 4, reflectance_of(ten_metre).shape[2], 4).mean(axis=(2, 4))
-    assert np.abs(coarse - reflectance_of(ten_metre)).mean() < 0.01, 'reflectance survives the chain'
+    source = output_reflectance(ten_metre)
+    coarse = output_reflectance(fine).reshape(10, source.shape[1], 4, source.shape[2], 4).mean(axis=(2, 4))
+    assert np.abs(coarse - source).mean() < 0.01, 'reflectance survives the chain'
 
 
 def test_wald_pairs_of_nothing_is_one_line(tmp_path):

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 import rasterio
-import torch
-from raster_fakes import BicubicToySR, register_toy, toy_checkpoint
+from raster_fakes import contract_toy_checkpoint, output_reflectance, toy_checkpoint
 from s2_products import make_product, reflectance, scl_classes, zip_product
 
 from segsr.infer import main as infer_main
@@ -21,19 +20,7 @@ def toy4(tmp_path_factory):
 
 def contract_checkpoint(path, section: dict):
     """The toy network with a radiometric contract, as training stores it."""
-    register_toy()
-    torch.manual_seed(0)
-    network = BicubicToySR(2, 4)
-    contract = Radiometry.from_options(section, [1, 2, 3, 4])
-    torch.save({'params_ema': network.state_dict(), 'radiometry': contract.to_dict(),
-                'network_g': {'type': 'BicubicToySR', 'upscale': 2, 'num_in_ch': 4}}, path)
-    return path
-
-
-def output_reflectance(path) -> np.ndarray:
-    with rasterio.open(path) as dataset:
-        raw = dataset.read().astype(np.float64)
-        return raw * np.array(dataset.scales)[:, None, None] + np.array(dataset.offsets)[:, None, None]
+    return contract_toy_checkpoint(path, Radiometry.from_options(section, [1, 2, 3, 4]).to_dict(), channels=4)
 
 
 @pytest.mark.parametrize('zipped', [False, True])
