@@ -10,7 +10,7 @@ import rasterio
 from scripts.wald_table import main as wald_table_main
 from segsr.options.inference import FileOptions, with_card_bands
 from segsr.radiometry.contract import Radiometry
-from segsr.weights.card import band_names, raster_band_names
+from segsr.weights.card import band_names, first_raster_header, raster_band_names
 
 
 def write_raster(path, descriptions):
@@ -34,11 +34,13 @@ def write_raster(path, descriptions):
 ])
 def test_the_card_takes_the_names_of_the_training_rasters(tmp_path, descriptions, bands, expected):
     write_raster(tmp_path / 'hr' / 'a.tif', descriptions)
-    assert raster_band_names({'dataroot_gt': str(tmp_path / 'hr')}, bands) == expected
+    dataset = {'dataroot_gt': str(tmp_path / 'hr')}
+    assert first_raster_header(dataset).dtype == 'uint16'
+    assert raster_band_names(dataset, first_raster_header(dataset), bands) == expected
 
 
 def test_a_product_dataset_names_the_bands_it_stacks_and_unnamed_bands_keep_their_numbers():
-    assert raster_band_names({'product_bands': ['b04', 'B03', 'B02', 'B08']}, (2, 1)) == ['B03', 'B04']
+    assert raster_band_names({'product_bands': ['b04', 'B03', 'B02', 'B08']}, None, (2, 1)) == ['B03', 'B04']
     contract = Radiometry.from_dict({'range': [[0.0], [1.0]], 'bands': [4, 3, 2]})
     assert band_names(contract, 3, None) == ['band_4', 'band_3', 'band_2']
     assert band_names(contract, 3, ['B08', 'B04']) == ['band_4', 'band_3', 'band_2'], 'one name per band or none'

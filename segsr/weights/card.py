@@ -6,6 +6,7 @@ metrics with their protocol, and the segsr version and commit that made it.
 """
 
 import subprocess
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -58,40 +59,41 @@ def count_samples(dataset_opt: dict) -> int | None:
         return None
 
 
-def first_raster(dataset_opt: dict) -> Path | None:
+@dataclass(frozen=True)
+class RasterHeader:
+    """What the card reads of the first raster under ``dataroot_gt``: every raster of a contract shares its
+    units, and the band names of a training set are those of its files."""
+
+    dtype: str
+    descriptions: tuple[str, ...]
+
+
+def first_raster_header(dataset_opt: dict) -> RasterHeader | None:
     root = dataset_opt.get('dataroot_gt')
     if not root or not Path(root).is_dir():
         return None
-    return next((path for path in sorted(Path(root).rglob('*')) if path.suffix.lower() in RASTER_SUFFIXES), None)
-
-
-def raster_dtype(dataset_opt: dict) -> str | None:
-    """The dtype of the first raster under ``dataroot_gt`` (every raster of a contract shares its units)."""
-    first = first_raster(dataset_opt)
+    first = next((path for path in sorted(Path(root).rglob('*')) if path.suffix.lower() in RASTER_SUFFIXES), None)
     if first is None:
         return None
     import rasterio
 
     with rasterio.open(first) as raster:
-        return str(raster.dtypes[0])
+        return RasterHeader(str(raster.dtypes[0]), tuple(description or '' for description in raster.descriptions))
 
 
-def raster_band_names(dataset_opt: dict, bands: tuple[int, ...] | None) -> list[str] | None:
+def raster_band_names(dataset_opt: dict, header: RasterHeader | None,
+                      bands: tuple[int, ...] | None) -> list[str] | None:
     """What the training data calls the bands the network takes (``bands``: 1-based, None for all): the
-    Sentinel-2 bands a product dataset stacks (``product_bands``), else the first raster's band descriptions
-    (B04, B8A... in the Wald pairs); None unless every band has a name of its own, so that a card never names
-    two bands alike."""
+    Sentinel-2 bands a product dataset stacks (``product_bands``), else the band descriptions of its first
+    raster (B04, B8A... in the Wald pairs); None unless every band has a name of its own, so that a card never
+    names two bands alike."""
     stacked = dataset_opt.get('product_bands')
     if stacked:
         names = [str(name).upper() for name in stacked]
+    elif header is not None:
+        names = list(header.descriptions)
     else:
-        first = first_raster(dataset_opt)
-        if first is None:
-            return None
-        import rasterio
-
-        with rasterio.open(first) as raster:
-            names = [description or '' for description in raster.descriptions]
+        return None
     try:
         picked = [names[band - 1] for band in bands] if bands else names
     except IndexError:
@@ -190,9 +192,12 @@ def build_card(opt: dict, network: nn.Module, validation: dict | None = None) ->
     datasets = opt.get('datasets') or {}
     train = [dataset for phase, dataset in datasets.items() if phase.startswith('train')]
     default_images = contract.is_default and not contract.bands
-    dtype = 'uint8' if default_images else next(filter(None, map(raster_dtype, train)), None)
-    named = None if default_images else next(
-        filter(None, (raster_band_names(dataset, contract.bands) for dataset in train)), None)
+    dtype, named = 'uint8', None
+    if not default_images:
+        headers = [first_raster_header(dataset) for dataset in train]
+        dtype = next((header.dtype for header in headers if header), None)
+        named = next(filter(None, (raster_band_names(dataset, header, contract.bands)
+                                   for dataset, header in zip(train, headers, strict=True))), None)
     scale = opt.get('scale')
     return {
         'card_version': CARD_VERSION,
