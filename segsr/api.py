@@ -33,7 +33,7 @@ from segsr.self_ensemble import with_self_ensemble
 from segsr.sentinel2.product import is_product
 from segsr.utils.errors import SegSRError
 from segsr.utils.optional import import_optional
-from segsr.weights.card_formats import read_card
+from segsr.weights.card_formats import stored_card
 from segsr.weights.hub import WeightsFile, resolve_weights
 from segsr.weights.network import load_network_contract_card
 
@@ -266,11 +266,3 @@ def holds_product(input, output, recursive: bool) -> bool:
         return any(is_product(source) for source, _ in collect_inputs(input, recursive, Path(output)))
     except SegSRError:  # run_inputs reports the inputs' problem in its own words
         return False
-
-
-def stored_card(path: Path) -> dict | None:
-    """The card of a weights file, or None where it has none (run_inputs then reports what the file lacks)."""
-    try:
-        return read_card(path)
-    except SegSRError:
-        return None

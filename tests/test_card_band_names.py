@@ -6,8 +6,10 @@ import json
 import numpy as np
 import pytest
 import rasterio
+from s2_products import make_product
 
 from scripts.wald_table import main as wald_table_main
+from segsr.infer import main as infer_main
 from segsr.options.inference import FileOptions, with_card_bands
 from segsr.radiometry.contract import Radiometry
 from segsr.weights.card import band_names, first_raster_header, raster_band_names
@@ -85,3 +87,14 @@ def test_the_wald_table_has_bicubic_and_one_row_per_network(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         wald_table_main([plain, '--bands', 'B05'])
     assert 'does not hold 1 measured bands' in str(stop.value.code)
+
+
+def test_unreadable_weights_read_for_their_card_are_one_line_naming_the_file(tmp_path):
+    product = make_product(tmp_path / 'in')
+    weights = tmp_path / 'net.safetensors'
+    weights.write_bytes(b'\x10\x00\x00\x00\x00\x00\x00\x00{"broken')
+    with pytest.raises(SystemExit) as stop:
+        infer_main(['--weights', str(weights), '--input', str(product), '--output', str(tmp_path / 'out'),
+                    '--resample', '--device', 'cpu'])
+    assert str(stop.value.code).startswith(f'error: checkpoint {weights} cannot be read as safetensors')
+    assert not (tmp_path / 'out').exists()

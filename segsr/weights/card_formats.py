@@ -16,17 +16,24 @@ MLM_REQUIRED = ('mlm:name', 'mlm:architecture', 'mlm:tasks', 'mlm:input', 'mlm:o
 """The Item properties the MLM extension requires (its JSON schema is not shipped by any installed library)."""
 
 
-def read_card(weights: str | os.PathLike) -> dict:
-    """The card stored in a weights file (safetensors: from its header alone, no tensor read)."""
+def stored_card(weights: str | os.PathLike) -> dict | None:
+    """The card stored in a weights file (safetensors: from its header alone, no tensor read), None for a file
+    saved without one; a missing or unreadable file is a one-line error."""
     path = existing_weights(weights)
     if path.is_file() and is_safetensors(path):
         card = load_safetensors_entry(path, 'card')
     else:
         content = load_checkpoint(path)
         card = content.get('card') if isinstance(content, dict) else None
-    if not isinstance(card, dict):
-        raise SegSRError(f'weights file {path} holds no model card (it was saved before cards existed or by '
-                         'another tool): train or fine-tune it with segsr to get one')
+    return card if isinstance(card, dict) else None
+
+
+def read_card(weights: str | os.PathLike) -> dict:
+    """The card stored in a weights file; one without a card is a one-line error."""
+    card = stored_card(weights)
+    if card is None:
+        raise SegSRError(f'weights file {existing_weights(weights)} holds no model card (it was saved before cards '
+                         'existed or by another tool): train or fine-tune it with segsr to get one')
     return card
 
 
